@@ -1,0 +1,33 @@
+"""``value_and_grad``: a loss and its gradient w.r.t. the logits, on every library, NumPy included."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any, Callable
+
+from ._plan import planner_of
+from .backends._base import Array
+
+
+def value_and_grad(loss_fn: Callable[..., Array]) -> Callable[..., tuple[Array, Array]]:
+    """Wrap a ``focal`` loss to return ``(loss, d loss / d logits)``.
+
+    The gradient is the same analytic one the frameworks' autodiff receives, computed directly by
+    the array-API core, so it works on NumPy, CuPy and any array-API library as well. With
+    ``reduction="none"`` the gradient is that of the summed per-element loss.
+
+    Example::
+
+        value, dlogits = focal.value_and_grad(focal.sigmoid_focal_loss)(logits, targets, gamma=2.0)
+    """
+    planner = planner_of(loss_fn)
+    signature = inspect.signature(loss_fn)
+
+    @functools.wraps(loss_fn)
+    def wrapped(*args: Any, **kwargs: Any) -> tuple[Array, Array]:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return planner(*bound.args, **bound.kwargs).value_and_grad()
+
+    return wrapped

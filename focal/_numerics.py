@@ -1,0 +1,72 @@
+"""Numerically stable building blocks, written once in array-API calls.
+
+The array API standard has no softplus, log-sigmoid or logsumexp, so they are built here from
+``log1p``, ``exp``, ``expm1`` and ``maximum`` in forms that stay finite for logits of any size.
+Every function takes the namespace ``xp`` first and never imports a framework.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+Array = Any
+_LN2 = math.log(2.0)
+
+
+def tiny(xp: Any, x: Array) -> float:
+    """The smallest normal number of ``x``'s dtype: the floor for logs of quantities that underflow."""
+    return float(xp.finfo(x.dtype).smallest_normal)
+
+
+def log_sigmoid_pair(xp: Any, x: Array) -> tuple[Array, Array]:
+    """``(log σ(x), log σ(−x))``, sharing one ``log1p(exp(−|x|))``.
+
+    ``log σ(x) = min(x, 0) − log1p(exp(−|x|))``; ``log σ(−x) = log σ(x) − x``.
+    """
+    softplus_neg_abs = xp.log1p(xp.exp(-xp.abs(x)))
+    log_p = xp.minimum(x, 0.0) - softplus_neg_abs
+    log_q = xp.minimum(-x, 0.0) - softplus_neg_abs
+    return log_p, log_q
+
+
+def log_softmax(xp: Any, z: Array, axis: int) -> Array:
+    """``log softmax(z)`` along ``axis``, accurate even where one class takes almost all the mass.
+
+    With ``m = max(z)``, ``LSE(z) = m + log1p(s)`` where ``s`` sums ``exp(z − m)`` over every
+    entry but one maximum; writing ``log(1 + s)`` as ``log1p(s)`` keeps ``log p`` of the winning
+    class exact when ``s`` is below the dtype's epsilon (plain ``log(sum)`` rounds it to 0).
+    A non-finite maximum (a row of ``-inf``, or a NaN) is replaced by 0 so it does not turn the
+    whole row into ``inf − inf``.
+    """
+    m = xp.max(z, axis=axis, keepdims=True)
+    m = xp.where(xp.isfinite(m), m, 0.0)
+    is_max = z == m
+    others = xp.sum(xp.where(is_max, 0.0, xp.exp(z - m)), axis=axis, keepdims=True)
+    ties = xp.sum(xp.astype(is_max, z.dtype), axis=axis, keepdims=True)
+    rest = others + xp.maximum(ties - 1.0, 0.0)
+    return z - m - xp.log1p(rest)
+
+
+def log1mexp(xp: Any, log_p: Array) -> Array:
+    """``log(1 − exp(l))`` for ``l ≤ 0`` (Mächler 2012), floored at ``log(tiny)`` where it underflows.
+
+    ``log(−expm1(l))`` is accurate for ``l > −ln 2`` and ``log1p(−exp(l))`` below; each branch's
+    argument is clamped so the branch that is not selected never evaluates ``log(0)``.
+    """
+    near_one = log_p > -_LN2
+    upper = xp.log(xp.maximum(-xp.expm1(log_p), tiny(xp, log_p)))
+    lower = xp.log1p(-xp.exp(xp.minimum(log_p, -_LN2)))
+    return xp.where(near_one, upper, lower)
+
+
+def neg_log_over_one_minus(xp: Any, log_p: Array) -> Array:
+    """``−log(p) / (1 − p) = l / expm1(l)`` for ``l = log p ≤ 0``: 1 at ``p = 1``, no ``0/0``.
+
+    This ratio turns the softmax focal gradient's ``γ p (1 − p)^(γ−1) log p`` into
+    ``γ p (1 − p)^γ · ratio``, which stays finite for ``γ < 1`` as ``p → 1``.
+    """
+    small = log_p > -1e-3
+    safe = xp.where(small, -1.0, log_p)
+    series = 1.0 - log_p / 2.0 + log_p * log_p / 12.0
+    return xp.where(small, series, safe / xp.expm1(safe))

@@ -1,0 +1,214 @@
+"""From a public call to its result: the library, the compute dtype, the kernel, the reduction.
+
+Every public loss builds a :class:`LossPlan` (its kernel, the arrays the kernel reads, the loss
+shape) and then asks it for the loss, wired into the framework's autodiff, or for the loss and its
+gradient computed directly (``focal.value_and_grad``, on any library). Both paths run the same
+kernel and the same reduction, so they give the same numbers.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from . import _checks
+from .backends import Backend, backend_for
+from .backends._base import Array, cotangent_times_grad
+
+
+@dataclass(frozen=True)
+class BoundKernel:
+    """A kernel ``fn(xp, logits, *aux, spec)`` with its static parameters bound.
+
+    Frozen and hashable, so JAX can take it as a static argument and nothing recompiles between
+    calls with equal parameters.
+    """
+
+    fn: Callable[..., tuple[Array, Array]]
+    spec: Any
+
+    def __call__(self, xp: Any, logits: Array, *aux: Array) -> tuple[Array, Array]:
+        return self.fn(xp, logits, *aux, self.spec)
+
+
+@dataclass(frozen=True)
+class FromProbabilities:
+    """Run a logit kernel on probabilities (``from_logits=False``).
+
+    The probabilities are clipped to ``[eps, 1 − eps]`` of the compute dtype and mapped to logits
+    (``log p − log(1 − p)`` for sigmoid, ``log p`` for softmax, which renormalises a row that does not
+    sum to 1); the gradient follows by the chain rule and is 0 where the clip is active.
+    """
+
+    kernel: BoundKernel
+    link: str  # "sigmoid" or "softmax"
+
+    def __call__(self, xp: Any, probs: Array, *aux: Array) -> tuple[Array, Array]:
+        eps = float(xp.finfo(probs.dtype).eps)
+        clipped = xp.clip(probs, eps, 1.0 - eps)
+        inside = (probs >= eps) & (probs <= 1.0 - eps)
+        if self.link == "sigmoid":
+            logits = xp.log(clipped) - xp.log1p(-clipped)
+            dlogits_dprobs = 1.0 / (clipped * (1.0 - clipped))
+        else:
+            logits = xp.log(clipped)
+            dlogits_dprobs = 1.0 / clipped
+        loss, dloss = self.kernel(xp, logits, *aux)
+        return loss, xp.where(inside, dloss * dlogits_dprobs, 0.0)
+
+
+def _is_array(value: Any) -> bool:
+    return value is not None and not isinstance(value, (numbers.Number, list, tuple))
+
+
+class Call:
+    """One call of a public loss: its backend, and its arrays checked and cast to the compute dtype.
+
+    float16 and bfloat16 logits are computed in float32 and the results cast back.
+    """
+
+    def __init__(
+        self,
+        logits: Array,
+        *,
+        arrays: dict[str, Any],
+        reduction: str,
+        weight: Any,
+        normalizer: Any,
+    ) -> None:
+        self.backend: Backend = backend_for(logits)
+        self.xp = xp = self.backend.xp
+        for name, value in {**arrays, "weight": weight, "normalizer": normalizer}.items():
+            if _is_array(value) and not self.backend.owns(value):
+                raise TypeError(
+                    f"{name} is a {type(value).__module__}.{type(value).__qualname__} but logits is a "
+                    f"{type(logits).__module__}.{type(logits).__qualname__}: pass arrays of one library"
+                )
+        if not xp.isdtype(logits.dtype, "real floating"):
+            raise TypeError(f"logits must have a real floating dtype, got {logits.dtype}")
+        self.out_dtype = logits.dtype
+        self.dtype = xp.float32 if xp.finfo(logits.dtype).bits < 32 else logits.dtype
+        self.logits = self.cast(logits)
+        self.shape = tuple(logits.shape)
+        self.reduction = _checks.check_reduction(reduction)
+        self.weight = self._check_weight(weight)
+        self.normalizer = self._check_normalizer(normalizer)
+
+    def cast(self, x: Array) -> Array:
+        return x if x.dtype == self.dtype else self.xp.astype(x, self.dtype)
+
+    def read(self, x: Array) -> Array | None:
+        """``x`` if its values can be read now (eager), else None."""
+        return x if self.backend.is_concrete(x) else None
+
+    def _check_weight(self, weight: Any) -> Any:
+        if weight is None or isinstance(weight, numbers.Real) and not isinstance(weight, bool):
+            return None if weight is None else float(weight)
+        if not _is_array(weight) or not self.xp.isdtype(weight.dtype, ("real floating", "integral", "bool")):
+            raise TypeError(f"weight must be None, a number or a real array, got {weight!r}")
+        return self.cast(weight)
+
+    def _check_normalizer(self, normalizer: Any) -> Any:
+        if normalizer is None:
+            return None
+        if self.reduction == "none":
+            raise ValueError("normalizer divides the summed loss: use it with reduction='mean' or 'sum', not 'none'")
+        if _is_array(normalizer):
+            normalizer = self.cast(normalizer)
+            if self.read(normalizer) is not None and normalizer.shape != () and len(normalizer.shape) > 0:
+                size = 1
+                for s in normalizer.shape:
+                    size *= s
+                if size != 1:
+                    raise ValueError(f"normalizer must be a scalar, got an array of shape {tuple(normalizer.shape)}")
+            if self.read(normalizer) is not None and float(self.xp.min(normalizer)) < 0:
+                raise ValueError(f"normalizer must be >= 0, got {float(self.xp.min(normalizer))}")
+            return normalizer
+        return _checks.check_number("normalizer", normalizer, low=0.0, high=float("inf"), high_open=True)
+
+
+@dataclass
+class LossPlan:
+    """A checked call, ready to run: the kernel, what it reads, and how its output is reduced.
+
+    ``expand_axis`` is the class axis of a softmax loss (each loss element depends on one row of
+    logits along it) or None for an elementwise loss. ``valid`` marks the loss elements that count
+    in the mean (None: all of them).
+    """
+
+    call: Call
+    kernel: Callable[..., tuple[Array, Array]]
+    aux: tuple[Array, ...]
+    expand_axis: int | None
+    valid: Array | None = None
+
+    def loss(self) -> Array:
+        c = self.call
+        elements = c.backend.elementwise(self.kernel, c.logits, self.aux, self.expand_axis)
+        return self._out(self._reduce(elements))
+
+    def value_and_grad(self) -> tuple[Array, Array]:
+        c, xp = self.call, self.call.xp
+        logits = c.backend.stop_gradient(c.logits)
+        aux = tuple(c.backend.stop_gradient(a) for a in self.aux)
+        elements, dloss = self.kernel(xp, logits, *aux)
+        cotangent = xp.ones_like(elements)
+        if c.weight is not None:
+            cotangent = cotangent * c.weight
+        if c.reduction != "none":
+            cotangent = cotangent / self._denominator()
+        grad = cotangent_times_grad(xp, cotangent, dloss, self.expand_axis)
+        return self._out(self._reduce(elements)), self._out(grad)
+
+    def _reduce(self, elements: Array) -> Array:
+        c = self.call
+        if c.weight is not None:
+            elements = elements * c.weight
+        if c.reduction == "none":
+            return elements
+        return c.xp.sum(elements) / self._denominator()
+
+    def _denominator(self) -> Any:
+        c, xp = self.call, self.call.xp
+        if c.normalizer is not None:
+            eps = float(xp.finfo(c.dtype).eps)
+            return max(c.normalizer, eps) if isinstance(c.normalizer, float) else xp.maximum(c.normalizer, eps)
+        if c.reduction == "sum":
+            return 1.0
+        if self.valid is None:
+            count = 1
+            for s in self.valid_shape():
+                count *= s
+            return float(max(count, 1))
+        return xp.maximum(xp.sum(xp.astype(self.valid, c.dtype)), 1.0)
+
+    def valid_shape(self) -> tuple[int, ...]:
+        shape = list(self.call.shape)
+        if self.expand_axis is not None:
+            del shape[self.expand_axis]
+        return tuple(shape)
+
+    def _out(self, x: Array) -> Array:
+        c = self.call
+        return x if c.out_dtype == c.dtype else c.xp.astype(x, c.out_dtype)
+
+
+_PLANNERS: dict[Callable[..., Any], Callable[..., LossPlan]] = {}
+
+
+def plans(public: Callable[..., Any]) -> Callable[[Callable[..., LossPlan]], Callable[..., LossPlan]]:
+    """Register the planner behind a public loss, for ``value_and_grad``."""
+
+    def register(planner: Callable[..., LossPlan]) -> Callable[..., LossPlan]:
+        _PLANNERS[public] = planner
+        return planner
+
+    return register
+
+
+def planner_of(loss_fn: Callable[..., Any]) -> Callable[..., LossPlan]:
+    try:
+        return _PLANNERS[loss_fn]
+    except (KeyError, TypeError):
+        raise TypeError(f"value_and_grad takes a focal loss function, got {loss_fn!r}") from None

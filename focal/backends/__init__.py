@@ -1,0 +1,52 @@
+"""Find the backend of an array, einops-style: look only at frameworks already in ``sys.modules``.
+
+Nothing here imports a framework: a backend module (which does import its framework) is loaded
+the first time an array of that framework is seen, and the answer is cached per array type.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+from ._base import Backend
+
+__all__ = ["Backend", "backend_for"]
+
+# (module that must already be imported, focal module holding its backend)
+_FRAMEWORKS = (
+    ("torch", "focal.backends.torch"),
+    ("jax", "focal.backends.jax"),
+    ("tensorflow", "focal.backends.tensorflow"),
+)
+_by_type: dict[type, Backend] = {}
+_generic: dict[int, Backend] = {}
+
+
+def backend_for(x: Any) -> Backend:
+    """The backend that owns ``x``; ``TypeError`` when ``x`` is not an array of a known kind."""
+    kind = type(x)
+    backend = _by_type.get(kind)
+    if backend is None:
+        backend = _detect(x)
+        _by_type[kind] = backend
+    return backend
+
+
+def _detect(x: Any) -> Backend:
+    for framework, module in _FRAMEWORKS:
+        if framework in sys.modules:
+            backend: Backend = importlib.import_module(module).BACKEND
+            if backend.owns(x):
+                return backend
+    import array_api_compat
+
+    try:
+        xp = array_api_compat.array_namespace(x)
+    except TypeError:
+        raise TypeError(
+            f"logits must be an array (NumPy, JAX, PyTorch, TensorFlow or any array-API library), "
+            f"got {type(x).__module__}.{type(x).__qualname__}"
+        ) from None
+    return _generic.setdefault(id(xp), Backend(xp))

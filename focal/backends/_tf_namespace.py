@@ -1,0 +1,155 @@
+"""The subset of the array API standard that the core uses, over TensorFlow.
+
+array-api-compat has no TensorFlow namespace, and ``tf.experimental.numpy`` promotes Python floats
+to float64 unless NumPy behaviour is switched on globally (which would change users' programs).
+So this is our own, small and explicit: each function maps onto ``tf`` ops, and a Python scalar
+operand takes the dtype of the array beside it, as the standard says.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+__array_api_version__ = "2024.12"
+
+Array = Any
+
+bool = tf.bool  # noqa: A001 - the standard's name
+int8, int16, int32, int64 = tf.int8, tf.int16, tf.int32, tf.int64
+uint8, uint16, uint32, uint64 = tf.uint8, tf.uint16, tf.uint32, tf.uint64
+float16, bfloat16, float32, float64 = tf.float16, tf.bfloat16, tf.float32, tf.float64
+inf = float("inf")
+nan = float("nan")
+
+_KINDS = {
+    "bool": lambda d: d == tf.bool,
+    "signed integer": lambda d: d.is_integer and not d.is_unsigned,
+    "unsigned integer": lambda d: d.is_integer and d.is_unsigned,
+    "integral": lambda d: d.is_integer,
+    "real floating": lambda d: d.is_floating,
+    "complex floating": lambda d: d.is_complex,
+    "numeric": lambda d: d.is_integer or d.is_floating or d.is_complex,
+}
+
+
+def _pair(a: Any, b: Any) -> tuple[Array, Array]:
+    """Give a Python scalar the dtype of the tensor beside it."""
+    if not tf.is_tensor(a):
+        a = tf.constant(a, dtype=b.dtype)
+    elif not tf.is_tensor(b):
+        b = tf.constant(b, dtype=a.dtype)
+    return a, b
+
+
+def isdtype(dtype: Any, kind: Any) -> Any:
+    dtype = tf.as_dtype(dtype)
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return builtins.any(_KINDS[k](dtype) if isinstance(k, str) else dtype == k for k in kinds)
+
+
+def finfo(dtype: Any) -> Any:
+    return np.finfo(tf.as_dtype(dtype).as_numpy_dtype)
+
+
+def iinfo(dtype: Any) -> Any:
+    return np.iinfo(tf.as_dtype(dtype).as_numpy_dtype)
+
+
+def asarray(obj: Any, *, dtype: Any = None, device: Any = None, copy: Any = None) -> Array:
+    if tf.is_tensor(obj):
+        return obj if dtype is None else tf.cast(obj, dtype)
+    return tf.convert_to_tensor(obj, dtype=dtype)
+
+
+def astype(x: Array, dtype: Any, /, *, copy: Any = True, device: Any = None) -> Array:
+    return tf.cast(x, dtype)
+
+
+def arange(stop: int, *, dtype: Any = None, device: Any = None) -> Array:
+    return tf.range(stop, dtype=dtype or tf.int64)
+
+
+def reshape(x: Array, shape: tuple[int, ...], /) -> Array:
+    return tf.reshape(x, shape)
+
+
+def expand_dims(x: Array, /, *, axis: int) -> Array:
+    return tf.expand_dims(x, axis)
+
+
+def squeeze(x: Array, /, axis: int) -> Array:
+    return tf.squeeze(x, axis)
+
+
+def broadcast_to(x: Array, /, shape: tuple[int, ...]) -> Array:
+    return tf.broadcast_to(x, shape)
+
+
+def take(x: Array, indices: Array, /, *, axis: int | None = None) -> Array:
+    return tf.gather(x, indices, axis=axis or 0)
+
+
+def take_along_axis(x: Array, indices: Array, /, *, axis: int = -1) -> Array:
+    axis = axis % len(x.shape)
+    moved = [d for d in range(len(x.shape)) if d != axis] + [axis]
+    back = [moved.index(d) for d in range(len(x.shape))]
+    taken = tf.gather(tf.transpose(x, moved), tf.transpose(indices, moved), batch_dims=len(x.shape) - 1)
+    return tf.transpose(taken, back)
+
+
+def where(condition: Array, x1: Any, x2: Any, /) -> Array:
+    x1, x2 = _pair(x1, x2)
+    return tf.where(condition, x1, x2)
+
+
+def maximum(x1: Any, x2: Any, /) -> Array:
+    return tf.maximum(*_pair(x1, x2))
+
+
+def minimum(x1: Any, x2: Any, /) -> Array:
+    return tf.minimum(*_pair(x1, x2))
+
+
+def clip(x: Array, /, min: Any = None, max: Any = None) -> Array:  # noqa: A002 - the standard's names
+    if min is not None:
+        x = maximum(x, min)
+    if max is not None:
+        x = minimum(x, max)
+    return x
+
+
+def sum(x: Array, /, *, axis: Any = None, dtype: Any = None, keepdims: bool = False) -> Array:  # noqa: A001
+    if dtype is not None:
+        x = tf.cast(x, dtype)
+    return tf.reduce_sum(x, axis=axis, keepdims=keepdims)
+
+
+def max(x: Array, /, *, axis: Any = None, keepdims: bool = False) -> Array:  # noqa: A001
+    return tf.reduce_max(x, axis=axis, keepdims=keepdims)
+
+
+def min(x: Array, /, *, axis: Any = None, keepdims: bool = False) -> Array:  # noqa: A001
+    return tf.reduce_min(x, axis=axis, keepdims=keepdims)
+
+
+def any(x: Array, /, *, axis: Any = None, keepdims: bool = False) -> Array:  # noqa: A001
+    return tf.reduce_any(tf.cast(x, tf.bool), axis=axis, keepdims=keepdims)
+
+
+def all(x: Array, /, *, axis: Any = None, keepdims: bool = False) -> Array:  # noqa: A001
+    return tf.reduce_all(tf.cast(x, tf.bool), axis=axis, keepdims=keepdims)
+
+
+abs = tf.abs  # noqa: A001
+exp = tf.exp
+expm1 = tf.math.expm1
+log = tf.math.log
+log1p = tf.math.log1p
+isfinite = tf.math.is_finite
+isnan = tf.math.is_nan
+zeros_like = tf.zeros_like
+ones_like = tf.ones_like
