@@ -8,6 +8,7 @@ kernel and the same reduction, so they give the same numbers.
 
 from __future__ import annotations
 
+import math
 import numbers
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -85,6 +86,7 @@ class Call:
                     f"{name} is a {type(value).__module__}.{type(value).__qualname__} but logits is a "
                     f"{type(logits).__module__}.{type(logits).__qualname__}: pass arrays of one library"
                 )
+        logits = self.backend.array(logits)
         if not xp.isdtype(logits.dtype, "real floating"):
             raise TypeError(f"logits must have a real floating dtype, got {logits.dtype}")
         self.out_dtype = logits.dtype
@@ -98,9 +100,12 @@ class Call:
     def cast(self, x: Array) -> Array:
         return x if x.dtype == self.dtype else self.xp.astype(x, self.dtype)
 
-    def read(self, x: Array) -> Array | None:
-        """``x`` if its values can be read now (eager), else None."""
-        return x if self.backend.is_concrete(x) else None
+    def known(self, check: Array) -> Any:
+        """The Python value of a 0-d check result, or None while tracing (``jit``, ``tf.function``,
+        ``torch.compile``), where values cannot be read and the kernels mark bad elements NaN."""
+        if not self.backend.is_concrete(check):
+            return None
+        return bool(check) if self.xp.isdtype(check.dtype, "bool") else float(check)
 
     def _check_weight(self, weight: Any) -> Any:
         if weight is None or isinstance(weight, numbers.Real) and not isinstance(weight, bool):
@@ -115,15 +120,12 @@ class Call:
         if self.reduction == "none":
             raise ValueError("normalizer divides the summed loss: use it with reduction='mean' or 'sum', not 'none'")
         if _is_array(normalizer):
-            normalizer = self.cast(normalizer)
-            if self.read(normalizer) is not None and normalizer.shape != () and len(normalizer.shape) > 0:
-                size = 1
-                for s in normalizer.shape:
-                    size *= s
-                if size != 1:
-                    raise ValueError(f"normalizer must be a scalar, got an array of shape {tuple(normalizer.shape)}")
-            if self.read(normalizer) is not None and float(self.xp.min(normalizer)) < 0:
-                raise ValueError(f"normalizer must be >= 0, got {float(self.xp.min(normalizer))}")
+            if math.prod(normalizer.shape) != 1:
+                raise ValueError(f"normalizer must be a scalar, got an array of shape {tuple(normalizer.shape)}")
+            normalizer = self.xp.reshape(self.cast(normalizer), ())
+            smallest = self.known(normalizer)
+            if smallest is not None and not smallest >= 0:
+                raise ValueError(f"normalizer must be >= 0, got {smallest}")
             return normalizer
         return _checks.check_number("normalizer", normalizer, low=0.0, high=float("inf"), high_open=True)
 
@@ -142,6 +144,11 @@ class LossPlan:
     aux: tuple[Array, ...]
     expand_axis: int | None
     valid: Array | None = None
+
+    def __post_init__(self) -> None:
+        weight = self.call.weight
+        if weight is not None and not isinstance(weight, float):
+            _checks.broadcast_shape("weight", tuple(weight.shape), self.loss_shape())
 
     def loss(self) -> Array:
         c = self.call
@@ -177,13 +184,10 @@ class LossPlan:
         if c.reduction == "sum":
             return 1.0
         if self.valid is None:
-            count = 1
-            for s in self.valid_shape():
-                count *= s
-            return float(max(count, 1))
+            return float(max(math.prod(self.loss_shape()), 1))
         return xp.maximum(xp.sum(xp.astype(self.valid, c.dtype)), 1.0)
 
-    def valid_shape(self) -> tuple[int, ...]:
+    def loss_shape(self) -> tuple[int, ...]:
         shape = list(self.call.shape)
         if self.expand_axis is not None:
             del shape[self.expand_axis]

@@ -31,7 +31,8 @@ def sigmoid_focal_kernel(xp: Any, x: Array, y: Array, spec: SigmoidFocalSpec) ->
     log_p, log_q = log_sigmoid_pair(xp, x)
     p, q = xp.exp(log_p), xp.exp(log_q)
     bce = -(y * log_p + (1.0 - y) * log_q)
-    loss, grad = bce, p - y
+    # p − y written as (1 − y)p − y(1 − p), with 1 − p = exp(log σ(−x)): no cancellation as p → 1
+    loss, grad = bce, (1.0 - y) * p - y * q
     gamma = spec.gamma
     if gamma != 0.0:
         soft = xp.log(xp.maximum(y * q + (1.0 - y) * p, tiny(xp, x)))
@@ -105,14 +106,12 @@ def _plan_sigmoid_focal(
 ) -> LossPlan:
     call = Call(logits, arrays={"targets": targets}, reduction=reduction, weight=weight, normalizer=normalizer)
     xp = call.xp
-    _checks.check_shape("targets", targets.shape, logits.shape, "sigmoid losses take one target per logit")
+    _checks.check_shape("targets", targets.shape, call.shape, "sigmoid losses take one target per logit")
     if not xp.isdtype(targets.dtype, ("real floating", "bool")):
         raise TypeError(
             f"targets must be floating or bool (hard 0/1 or soft labels in [0, 1]), got {targets.dtype}; "
             "cast integer labels to the logits' dtype"
         )
-    if call.weight is not None and not isinstance(call.weight, float):
-        _checks.broadcast_shape("weight", call.weight.shape, call.shape)
     spec = SigmoidFocalSpec(
         alpha=None if alpha is None else _checks.check_number("alpha", alpha, low=0.0, high=1.0),
         gamma=_checks.check_gamma(gamma),

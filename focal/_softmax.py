@@ -30,14 +30,14 @@ def _along_axis(xp: Any, v: Array, axis: int, ndim: int) -> Array:
     return xp.reshape(v, tuple(shape))
 
 
-def _focal_terms(xp: Any, log_p: Array, gamma: float) -> tuple[Array, Array]:
+def _focal_terms(xp: Any, log_p: Array, log_1m_p: Array, gamma: float) -> tuple[Any, Any]:
     """``(1 − p)^γ`` and ``F = (1 − p)^γ (1 + γ p · (−log p)/(1 − p))``, the factor in the gradient.
 
     ``d/dz_j [−(1 − p_c)^γ log p_c] = F_c (p_j − δ_cj)``; the ratio form keeps F finite for γ < 1.
     """
     if gamma == 0.0:
-        return xp.ones_like(log_p), xp.ones_like(log_p)
-    modulator = xp.exp(gamma * log1mexp(xp, log_p))
+        return 1.0, 1.0
+    modulator = xp.exp(gamma * log_1m_p)
     clamped = xp.maximum(log_p, math.log(tiny(xp, log_p)))
     return modulator, modulator * (1.0 + gamma * xp.exp(clamped) * neg_log_over_one_minus(xp, clamped))
 
@@ -61,14 +61,16 @@ def softmax_focal_labels_kernel(
         loss, grad = _dense(xp, log_p, p, dense, alpha_vec, spec)
     else:
         log_pt = xp.sum(xp.where(onehot, log_p, 0.0), axis=axis)
-        modulator, factor = _focal_terms(xp, log_pt, spec.gamma)
-        loss = -modulator * log_pt
+        log_1m_pt = log1mexp(xp, log_pt)
+        modulator, factor = _focal_terms(xp, log_pt, log_1m_pt, spec.gamma)
         if alpha_vec:
             alpha_t = xp.reshape(xp.take(alpha_vec[0], xp.reshape(safe, (-1,))), safe.shape)
         else:
             alpha_t = 1.0 if spec.alpha is None else spec.alpha
-        loss = alpha_t * loss
-        grad = xp.expand_dims(alpha_t * factor, axis=axis) * (p - xp.astype(onehot, z.dtype))
+        loss = -(alpha_t * modulator) * log_pt
+        # p − onehot, with p_t − 1 taken as −exp(log(1 − p_t)): no cancellation as p_t → 1
+        p_minus_onehot = xp.where(onehot, -xp.expand_dims(xp.exp(log_1m_pt), axis=axis), p)
+        grad = xp.expand_dims(alpha_t * factor * xp.ones_like(log_pt), axis=axis) * p_minus_onehot
     loss = xp.where(in_range, loss, math.nan)
     grad = xp.where(xp.expand_dims(in_range, axis=axis), grad, math.nan)
     if valid is not None:
@@ -89,7 +91,9 @@ def softmax_focal_dense_kernel(xp: Any, z: Array, y: Array, *rest: Any) -> tuple
 def _dense(
     xp: Any, log_p: Array, p: Array, y: Array, alpha_vec: Sequence[Array], spec: SoftmaxFocalSpec
 ) -> tuple[Array, Array]:
-    """``L = −Σ_c w_c (1 − p_c)^γ log p_c`` with ``w = y α``; ``dL/dz = p Σ_c w_c F_c − w F``.
+    """``L = −Σ_c w_c (1 − p_c)^γ log p_c`` with ``w = y α``; with ``v = w F``,
+    ``dL/dz = p Σ_c v_c − v = p (Σ_c v_c − v) − v (1 − p)``, the second form free of the
+    cancellation of ``p_t − 1`` as ``p_t → 1``.
 
     Classes with ``y_c = 0`` contribute exactly 0, even where ``log p_c = −inf`` (masked logits).
     """
@@ -99,10 +103,11 @@ def _dense(
     elif spec.alpha is not None:
         y = y * spec.alpha
     present = y != 0.0
-    modulator, factor = _focal_terms(xp, log_p, spec.gamma)
+    log_1m_p = log1mexp(xp, log_p)
+    modulator, factor = _focal_terms(xp, log_p, log_1m_p, spec.gamma)
     loss = -xp.sum(xp.where(present, y * modulator * log_p, 0.0), axis=axis)
-    w = xp.where(present, y * factor, 0.0)
-    grad = p * xp.sum(w, axis=axis, keepdims=True) - w
+    v = xp.where(present, y * factor, 0.0)
+    grad = p * (xp.sum(v, axis=axis, keepdims=True) - v) - v * xp.exp(log_1m_p)
     return loss, grad
 
 
@@ -172,7 +177,7 @@ def _check_alpha(call: Call, alpha: Any, classes: int) -> tuple[float | None, tu
         vector = call.cast(alpha)
     if tuple(vector.shape) != (classes,):
         raise ValueError(f"alpha has shape {tuple(vector.shape)}, expected ({classes},): one weight per class")
-    if call.read(vector) is not None and not bool(xp.all((vector >= 0.0) & (vector <= 1.0))):
+    if call.known(xp.all((vector >= 0.0) & (vector <= 1.0))) is False:
         raise ValueError(f"alpha must be in [0, 1] for every class, got min {float(xp.min(vector))}, "
                          f"max {float(xp.max(vector))}")
     return None, (vector,)
@@ -194,12 +199,12 @@ def _plan_softmax_focal(
 ) -> LossPlan:
     call = Call(logits, arrays={"targets": targets, "alpha": alpha}, reduction=reduction, weight=weight,
                 normalizer=normalizer)
-    xp = call.xp
-    if logits.ndim < 1:
+    xp, shape = call.xp, call.shape
+    if not shape:
         raise ValueError("logits must have a class axis, got a 0-d array")
-    axis = _checks.check_axis(axis, logits.ndim)
-    classes = int(logits.shape[axis])
-    row_shape = tuple(s for i, s in enumerate(logits.shape) if i != axis)
+    axis = _checks.check_axis(axis, len(shape))
+    classes = int(shape[axis])
+    row_shape = tuple(s for i, s in enumerate(shape) if i != axis)
     scalar_alpha, alpha_vec = _check_alpha(call, alpha, classes)
     if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral)):
         raise TypeError(f"ignore_index must be an int or None, got {ignore_index!r}")
@@ -217,7 +222,7 @@ def _plan_softmax_focal(
         _check_labels(call, targets, valid, classes)
         fn, aux = softmax_focal_labels_kernel, (targets,)
     elif xp.isdtype(targets.dtype, "real floating"):
-        _checks.check_shape("targets", targets.shape, logits.shape, "class probabilities have the logits' shape")
+        _checks.check_shape("targets", targets.shape, shape, "class probabilities have the logits' shape")
         fn, aux = softmax_focal_dense_kernel, (call.cast(targets),)
     else:
         raise TypeError(f"targets must be integer class indices or floating class probabilities, got {targets.dtype}")
@@ -229,13 +234,11 @@ def _plan_softmax_focal(
 
 def _check_labels(call: Call, labels: Array, valid: Array | None, classes: int) -> None:
     """Eagerly, every label not ignored must be in [0, C); under tracing the kernel marks them NaN."""
-    if call.read(labels) is None:
-        return
     xp = call.xp
     bad = (labels < 0) | (labels >= classes)
     if valid is not None:
         bad = bad & valid
-    if bool(xp.any(bad)):
+    if call.known(xp.any(bad)):
         limits = xp.iinfo(labels.dtype)
         low = int(xp.min(xp.where(bad, labels, limits.max)))
         high = int(xp.max(xp.where(bad, labels, limits.min)))

@@ -42,6 +42,10 @@ class Backend:
         except TypeError:
             return False
 
+    def array(self, x: Any) -> Array:
+        """``x`` as this library's array type (a TensorFlow variable becomes a tensor)."""
+        return x
+
     def is_concrete(self, x: Array) -> bool:
         """Whether the values of ``x`` can be read now (False while a function is being traced)."""
         return True

@@ -52,7 +52,9 @@ def isdtype(dtype: Any, kind: Any) -> Any:
 
 
 def finfo(dtype: Any) -> Any:
-    return np.finfo(tf.as_dtype(dtype).as_numpy_dtype)
+    import ml_dtypes  # TensorFlow's own dependency; NumPy's finfo does not know bfloat16
+
+    return ml_dtypes.finfo(tf.as_dtype(dtype).as_numpy_dtype)
 
 
 def iinfo(dtype: Any) -> Any:

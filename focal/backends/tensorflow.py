@@ -16,6 +16,9 @@ class TensorFlowBackend(Backend):
     def owns(self, x: Any) -> bool:
         return tf.is_tensor(x) or isinstance(x, tf.Variable)
 
+    def array(self, x: Any) -> Array:
+        return tf.convert_to_tensor(x)
+
     def is_concrete(self, x: Array) -> bool:
         return tf.executing_eagerly() and hasattr(x, "numpy")
 
@@ -25,7 +28,7 @@ class TensorFlowBackend(Backend):
             loss, dloss = kernel(xp, x, *aux)
             return loss, lambda upstream: cotangent_times_grad(xp, upstream, dloss, expand_axis)
 
-        return loss_with_grad(tf.convert_to_tensor(logits))
+        return loss_with_grad(logits)
 
     def stop_gradient(self, x: Array) -> Array:
         return tf.stop_gradient(x)

@@ -1,0 +1,45 @@
+"""Every library against NumPy on the same inputs: values and gradients, eager and compiled."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cases import CASES, SIGMOID, SOFTMAX, Run
+from helpers import CROSS_RTOL, assert_close
+from libs import LIBS, Lib
+
+NUMPY = Lib()
+# compiling is slow (torch.compile most of all): a few cases per loss cover each compiled path
+COMPILED_CASES = [SIGMOID[0], SIGMOID[2], SIGMOID[8], SOFTMAX[0], SOFTMAX[4], SOFTMAX[6], SOFTMAX[10], SOFTMAX[11]]
+
+
+def _numpy_result(case, dtype):
+    value, grad = Run(case, NUMPY, dtype).value_and_grad()
+    return np.asarray(value, dtype=np.float64), np.asarray(grad, dtype=np.float64)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+@pytest.mark.parametrize("lib", [lib for lib in LIBS if lib.id != "numpy-cpu"], ids=lambda lib: lib.id)
+def test_same_as_numpy(lib, dtype, case):
+    """NumPy itself is checked against the reference in test_values."""
+    expected_value, expected_grad = _numpy_result(case, dtype)
+    run = Run(case, lib, dtype)
+    assert_close(lib.numpy(run.loss()), expected_value, CROSS_RTOL[dtype], f"{case.id} value")
+    value, grad = run.value_and_grad()
+    assert_close(lib.numpy(value), expected_value, CROSS_RTOL[dtype], f"{case.id} value_and_grad value")
+    assert_close(lib.numpy(grad), expected_grad, CROSS_RTOL[dtype], f"{case.id} value_and_grad grad")
+    if lib.autodiff:
+        assert_close(lib.numpy(lib.grad(run.summed, run.x)), expected_grad, CROSS_RTOL[dtype], f"{case.id} autodiff")
+
+
+@pytest.mark.parametrize("case", COMPILED_CASES, ids=lambda c: c.id)
+@pytest.mark.parametrize("lib", [lib for lib in LIBS if lib.autodiff], ids=lambda lib: lib.id)
+def test_compiled_same_as_numpy(lib, dtype, case):
+    """Under ``jax.jit``, ``tf.function(jit_compile=True)`` and ``torch.compile``."""
+    expected_value, expected_grad = _numpy_result(case, dtype)
+    run = Run(case, lib, dtype)
+    value = lib.compile(run.summed)(run.x)
+    grad = lib.compile(lambda x: lib.grad(run.summed, x))(run.x)
+    assert_close(lib.numpy(value), np.sum(expected_value), CROSS_RTOL[dtype], f"{case.id} compiled value")
+    assert_close(lib.numpy(grad), expected_grad, CROSS_RTOL[dtype], f"{case.id} compiled grad")

@@ -1,0 +1,91 @@
+"""Each framework's own transforms over the core's gradient: jax.hessian/vmap, torch.func, tf.function."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import focal
+from helpers import assert_close
+from libs import LIBS
+
+RNG = np.random.default_rng(11)
+X = RNG.normal(size=(3, 4)) * 2
+Y = (RNG.random((3, 4)) > 0.5).astype(np.float64)
+LABELS = np.array([1, 3, 0])
+LOSSES = [(focal.sigmoid_focal_loss, Y, {"gamma": 2.0}), (focal.softmax_focal_loss, LABELS, {"gamma": 2.0, "alpha": 0.5})]
+IDS = ["sigmoid", "softmax"]
+
+
+def _fd_hessian(fn, t, params):
+    """Central differences of the core's gradient (NumPy, float64)."""
+    step = 1e-6
+    vg = focal.value_and_grad(fn)
+    h = np.zeros(X.shape + X.shape)
+    for i in np.ndindex(X.shape):
+        bump = np.zeros(X.shape)
+        bump[i] = step
+        h[(slice(None),) * 0 + i] = (vg(X + bump, t, **params)[1] - vg(X - bump, t, **params)[1]) / (2 * step)
+    return h
+
+
+def _libs(name):
+    return [lib for lib in LIBS if lib.name == name]
+
+
+@pytest.mark.parametrize("fn,t,params", LOSSES, ids=IDS)
+@pytest.mark.parametrize("lib", _libs("jax"), ids=lambda lib: lib.id)
+def test_jax_hessian_vmap_jit(lib, fn, t, params):
+    jax, jnp = lib.jax, lib.jnp
+    x, targets = lib.array(X), lib.array(t)
+    hessian = jax.hessian(lambda v: fn(v, targets, **params))(x)
+    assert_close(np.asarray(hessian).reshape(X.shape + X.shape), _fd_hessian(fn, t, params), 1e-6, "hessian")
+    forward = jax.jacfwd(lambda v: fn(v, targets, **params))(x)
+    reverse = jax.grad(lambda v: fn(v, targets, **params))(x)
+    assert_close(np.asarray(forward), np.asarray(reverse), 1e-12, "jacfwd == grad")
+    per_example = jax.vmap(lambda v, y: fn(v[None], y[None], reduction="sum", **params))(x, targets)
+    whole = fn(x, targets, reduction="none", **params)
+    whole = whole.sum(axis=-1) if fn is focal.sigmoid_focal_loss else whole
+    assert_close(np.asarray(per_example), np.asarray(whole), 1e-12, "vmap")
+    grad_jit = jax.jit(jax.grad(lambda v: fn(v, targets, **params)))(x)
+    assert_close(np.asarray(grad_jit), np.asarray(reverse), 1e-12, "jit(grad)")
+    value = jax.jit(lambda v: fn(v, targets, **params))(x)
+    assert value.dtype == jnp.float64
+
+
+@pytest.mark.parametrize("fn,t,params", LOSSES, ids=IDS)
+@pytest.mark.parametrize("lib", _libs("torch"), ids=lambda lib: lib.id)
+def test_torch_func_grad_and_vmap(lib, fn, t, params):
+    torch = lib.xp
+    x, targets = lib.array(X), lib.array(t)
+    expected = focal.value_and_grad(fn)(X, t, **params)[1]
+    assert_close(lib.numpy(torch.func.grad(lambda v: fn(v, targets, **params))(x)), expected, 1e-12, "func.grad")
+    x_leaf = x.clone().requires_grad_(True)
+    fn(x_leaf, targets, **params).backward()
+    assert_close(lib.numpy(x_leaf.grad), expected, 1e-12, "backward")
+    per_example = torch.func.vmap(lambda v, y: fn(v[None], y[None], reduction="sum", **params))(x, targets)
+    whole = fn(x, targets, reduction="none", **params)
+    whole = whole.sum(dim=-1) if fn is focal.sigmoid_focal_loss else whole
+    assert_close(lib.numpy(per_example), lib.numpy(whole), 1e-12, "vmap")
+
+
+@pytest.mark.parametrize("fn,t,params", LOSSES, ids=IDS)
+@pytest.mark.parametrize("lib", _libs("tensorflow"), ids=lambda lib: lib.id)
+def test_tensorflow_tape_eager_and_in_function(lib, fn, t, params):
+    tf = lib.xp
+    x, targets = lib.array(X), lib.array(t)
+    expected = focal.value_and_grad(fn)(X, t, **params)[1]
+
+    def value_and_tape_grad(v):
+        with tf.GradientTape() as tape:
+            tape.watch(v)
+            loss = fn(v, targets, **params)
+        return loss, tape.gradient(loss, v)
+
+    for mode, run in [("eager", value_and_tape_grad), ("tf.function", tf.function(value_and_tape_grad))]:
+        _, grad = run(x)
+        assert_close(lib.numpy(grad), expected, 1e-12, mode)
+    variable = tf.Variable(X)
+    with tf.GradientTape() as tape:
+        loss = fn(variable, targets, **params)
+    assert_close(lib.numpy(tape.gradient(loss, variable)), expected, 1e-12, "tf.Variable")
