@@ -72,15 +72,18 @@ class Call:
     def __init__(
         self,
         logits: Array,
+        targets: Array,
         *,
-        arrays: dict[str, Any],
         reduction: str,
         weight: Any,
         normalizer: Any,
+        alpha: Any = None,
     ) -> None:
         self.backend: Backend = backend_for(logits)
         self.xp = xp = self.backend.xp
-        for name, value in {**arrays, "weight": weight, "normalizer": normalizer}.items():
+        if not _is_array(targets):
+            raise TypeError(f"targets must be an array of the logits' library, got {type(targets).__name__}")
+        for name, value in {"targets": targets, "weight": weight, "normalizer": normalizer, "alpha": alpha}.items():
             if _is_array(value) and not self.backend.owns(value):
                 raise TypeError(
                     f"{name} is a {type(value).__module__}.{type(value).__qualname__} but logits is a "

@@ -104,7 +104,7 @@ def _plan_sigmoid_focal(
     logits: Array, targets: Array, *, alpha: Any, gamma: Any, reduction: str, weight: Any, normalizer: Any,
     label_smoothing: Any, from_logits: bool,
 ) -> LossPlan:
-    call = Call(logits, arrays={"targets": targets}, reduction=reduction, weight=weight, normalizer=normalizer)
+    call = Call(logits, targets, reduction=reduction, weight=weight, normalizer=normalizer)
     xp = call.xp
     _checks.check_shape("targets", targets.shape, call.shape, "sigmoid losses take one target per logit")
     if not xp.isdtype(targets.dtype, ("real floating", "bool")):

@@ -197,8 +197,7 @@ def _plan_softmax_focal(
     logits: Array, targets: Array, *, alpha: Any, gamma: Any, axis: Any, ignore_index: Any, reduction: str,
     weight: Any, normalizer: Any, label_smoothing: Any, from_logits: bool,
 ) -> LossPlan:
-    call = Call(logits, arrays={"targets": targets, "alpha": alpha}, reduction=reduction, weight=weight,
-                normalizer=normalizer)
+    call = Call(logits, targets, reduction=reduction, weight=weight, normalizer=normalizer, alpha=alpha)
     xp, shape = call.xp, call.shape
     if not shape:
         raise ValueError("logits must have a class axis, got a 0-d array")

@@ -36,6 +36,7 @@ SIGMOID_BAD = [
     (dict(normalizer=2.0, reduction="none"), ValueError, ("normalizer", "reduction")),
     (dict(weight=np.ones((3, 5))), ValueError, ("weight", "(3, 5)", "(4, 5)")),
     (dict(logits=[[0.1, 0.2]]), TypeError, ("logits", "array", "list")),
+    (dict(targets=Y.tolist()), TypeError, ("targets", "array", "list")),
 ]
 
 SOFTMAX_BAD = [
