@@ -15,48 +15,17 @@ from typing import Any, Callable
 
 from . import _checks
 from .backends import Backend, backend_for
-from .backends._base import Array, cotangent_times_grad
+from ._kernel import Kernel
+from .backends._base import Array
 
 
-@dataclass(frozen=True)
-class BoundKernel:
-    """A kernel ``fn(xp, logits, *aux, spec)`` with its static parameters bound.
+def _device(x: Array) -> Any:
+    import array_api_compat
 
-    Frozen and hashable, so JAX can take it as a static argument and nothing recompiles between
-    calls with equal parameters.
-    """
-
-    fn: Callable[..., tuple[Array, Array]]
-    spec: Any
-
-    def __call__(self, xp: Any, logits: Array, *aux: Array) -> tuple[Array, Array]:
-        return self.fn(xp, logits, *aux, self.spec)
-
-
-@dataclass(frozen=True)
-class FromProbabilities:
-    """Run a logit kernel on probabilities (``from_logits=False``).
-
-    The probabilities are clipped to ``[eps, 1 − eps]`` of the compute dtype and mapped to logits
-    (``log p − log(1 − p)`` for sigmoid, ``log p`` for softmax, which renormalises a row that does not
-    sum to 1); the gradient follows by the chain rule and is 0 where the clip is active.
-    """
-
-    kernel: BoundKernel
-    link: str  # "sigmoid" or "softmax"
-
-    def __call__(self, xp: Any, probs: Array, *aux: Array) -> tuple[Array, Array]:
-        eps = float(xp.finfo(probs.dtype).eps)
-        clipped = xp.clip(probs, eps, 1.0 - eps)
-        inside = (probs >= eps) & (probs <= 1.0 - eps)
-        if self.link == "sigmoid":
-            logits = xp.log(clipped) - xp.log1p(-clipped)
-            dlogits_dprobs = 1.0 / (clipped * (1.0 - clipped))
-        else:
-            logits = xp.log(clipped)
-            dlogits_dprobs = 1.0 / clipped
-        loss, dloss = self.kernel(xp, logits, *aux)
-        return loss, xp.where(inside, dloss * dlogits_dprobs, 0.0)
+    try:
+        return array_api_compat.device(x)
+    except Exception:  # libraries without a device notion (our TensorFlow shim ignores it)
+        return None
 
 
 def _is_array(value: Any) -> bool:
@@ -96,6 +65,7 @@ class Call:
         self.dtype = xp.float32 if xp.finfo(logits.dtype).bits < 32 else logits.dtype
         self.logits = self.cast(logits)
         self.shape = tuple(logits.shape)
+        self.device = _device(logits)
         self.reduction = _checks.check_reduction(reduction)
         self.weight = self._check_weight(weight)
         self.normalizer = self._check_normalizer(normalizer)
@@ -137,38 +107,37 @@ class Call:
 class LossPlan:
     """A checked call, ready to run: the kernel, what it reads, and how its output is reduced.
 
-    ``expand_axis`` is the class axis of a softmax loss (each loss element depends on one row of
-    logits along it) or None for an elementwise loss. ``valid`` marks the loss elements that count
-    in the mean (None: all of them).
+    ``loss_shape`` is the shape of the kernel's output; ``valid`` marks the loss elements that
+    count in the mean (None: all of them).
     """
 
     call: Call
-    kernel: Callable[..., tuple[Array, Array]]
+    kernel: Kernel
     aux: tuple[Array, ...]
-    expand_axis: int | None
+    loss_shape: tuple[int, ...]
     valid: Array | None = None
 
     def __post_init__(self) -> None:
         weight = self.call.weight
         if weight is not None and not isinstance(weight, float):
-            _checks.broadcast_shape("weight", tuple(weight.shape), self.loss_shape())
+            _checks.broadcast_shape("weight", tuple(weight.shape), self.loss_shape)
 
     def loss(self) -> Array:
         c = self.call
-        elements = c.backend.elementwise(self.kernel, c.logits, self.aux, self.expand_axis)
+        elements = c.backend.apply(self.kernel, c.logits, self.aux)
         return self._out(self._reduce(elements))
 
     def value_and_grad(self) -> tuple[Array, Array]:
         c, xp = self.call, self.call.xp
         logits = c.backend.stop_gradient(c.logits)
         aux = tuple(c.backend.stop_gradient(a) for a in self.aux)
-        elements, dloss = self.kernel(xp, logits, *aux)
+        elements, residuals = self.kernel.forward(xp, logits, *aux)
         cotangent = xp.ones_like(elements)
         if c.weight is not None:
             cotangent = cotangent * c.weight
         if c.reduction != "none":
             cotangent = cotangent / self._denominator()
-        grad = cotangent_times_grad(xp, cotangent, dloss, self.expand_axis)
+        grad = self.kernel.vjp(xp, residuals, cotangent)
         return self._out(self._reduce(elements)), self._out(grad)
 
     def _reduce(self, elements: Array) -> Array:
@@ -187,14 +156,8 @@ class LossPlan:
         if c.reduction == "sum":
             return 1.0
         if self.valid is None:
-            return float(max(math.prod(self.loss_shape()), 1))
+            return float(max(math.prod(self.loss_shape), 1))
         return xp.maximum(xp.sum(xp.astype(self.valid, c.dtype)), 1.0)
-
-    def loss_shape(self) -> tuple[int, ...]:
-        shape = list(self.call.shape)
-        if self.expand_axis is not None:
-            del shape[self.expand_axis]
-        return tuple(shape)
 
     def _out(self, x: Array) -> Array:
         c = self.call

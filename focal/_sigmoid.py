@@ -1,50 +1,12 @@
-"""Sigmoid focal loss (binary and multi-label): the kernel and its public function."""
+"""Sigmoid focal loss (binary and multi-label): the public function over the binary kernels."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
-from . import _checks
-from ._numerics import log_sigmoid_pair, tiny
-from ._plan import BoundKernel, Call, FromProbabilities, LossPlan, plans
+from ._binary import FocalSpec, check_alpha_scalar, focal_pt_kernel, focal_split_kernel, plan_binary
+from ._plan import LossPlan, plans
 from .backends._base import Array
-
-
-@dataclass(frozen=True)
-class SigmoidFocalSpec:
-    alpha: float | None
-    gamma: float
-    label_smoothing: float
-
-
-def sigmoid_focal_kernel(xp: Any, x: Array, y: Array, spec: SigmoidFocalSpec) -> tuple[Array, Array]:
-    """Per-element loss ``α_t (1 − p_t)^γ BCE(x, y)`` and its derivative w.r.t. ``x``.
-
-    ``log(1 − p_t)`` is exact for hard labels (it is ``log σ(∓x)``) and, for soft ``y``, computed from
-    ``y(1 − p) + (1 − y)p``, which is at least ``min(y, 1 − y)/2`` and so never underflows. The
-    derivative of the modulating factor, ``γ (1 − 2y) (1 − p_t)^(γ−1) p (1 − p)``, is evaluated as
-    one ``exp`` of a sum of logs whose exponent is ≤ 0: finite for γ < 1 at saturated logits.
-    """
-    if spec.label_smoothing:
-        y = y * (1.0 - spec.label_smoothing) + spec.label_smoothing / 2.0
-    log_p, log_q = log_sigmoid_pair(xp, x)
-    p, q = xp.exp(log_p), xp.exp(log_q)
-    bce = -(y * log_p + (1.0 - y) * log_q)
-    # p − y written as (1 − y)p − y(1 − p), with 1 − p = exp(log σ(−x)): no cancellation as p → 1
-    loss, grad = bce, (1.0 - y) * p - y * q
-    gamma = spec.gamma
-    if gamma != 0.0:
-        soft = xp.log(xp.maximum(y * q + (1.0 - y) * p, tiny(xp, x)))
-        log_1m_pt = xp.where(y == 1.0, log_q, xp.where(y == 0.0, log_p, soft))
-        modulator = xp.exp(gamma * log_1m_pt)
-        dmodulator = gamma * (1.0 - 2.0 * y) * xp.exp((gamma - 1.0) * log_1m_pt + log_p + log_q)
-        loss = modulator * bce
-        grad = modulator * grad + bce * dmodulator
-    if spec.alpha is not None:
-        alpha_t = spec.alpha * y + (1.0 - spec.alpha) * (1.0 - y)
-        loss, grad = alpha_t * loss, alpha_t * grad
-    return loss, grad
 
 
 def sigmoid_focal_loss(
@@ -52,12 +14,13 @@ def sigmoid_focal_loss(
     targets: Array,
     *,
     alpha: float | None = 0.25,
-    gamma: float = 2.0,
+    gamma: float | Sequence[float] | Array | Any = 2.0,
     reduction: str = "mean",
     weight: Array | float | None = None,
     normalizer: Array | float | None = None,
     label_smoothing: float = 0.0,
     from_logits: bool = True,
+    form: str = "pt",
 ) -> Array:
     r"""Sigmoid focal loss for binary and multi-label classification (Lin et al., 2017).
 
@@ -65,11 +28,14 @@ def sigmoid_focal_loss(
 
         p = \sigma(x),\quad p_t = y p + (1-y)(1-p),\quad \alpha_t = \alpha y + (1-\alpha)(1-y)
 
-        \mathrm{FL}(x, y) = \alpha_t\,(1-p_t)^\gamma\,\mathrm{BCE}(x, y),\qquad
-        \mathrm{BCE}(x, y) = -y\log p - (1-y)\log(1-p)
+        \text{form="pt"}:\quad \mathrm{FL}(x, y) = \alpha_t\,(1-p_t)^\gamma\,\mathrm{BCE}(x, y)
 
-    For hard labels this is the paper's ``−α_t (1 − p_t)^γ log p_t``; soft targets ``y ∈ [0, 1]``
-    use this "p_t" form (as torchvision and optax), not kornia's split form.
+        \text{form="split"}:\quad \mathrm{FL}(x, y) = -\alpha y (1-p)^\gamma \log p
+            - (1-\alpha)(1-y) p^\gamma \log(1-p)
+
+    The two forms are equal for hard labels (the paper's ``−α_t (1 − p_t)^γ log p_t``). For soft
+    targets ``y ∈ (0, 1)`` "pt" (torchvision, optax) weights the whole BCE by ``(1 − p_t)^γ``, while
+    "split" (seed 003's L_fl, seed 004, kornia's ``binary_focal_loss_with_logits``) weights each side.
 
     Args:
         logits: real floating array of any shape, of any supported library (NumPy, JAX, PyTorch,
@@ -78,6 +44,7 @@ def sigmoid_focal_loss(
         alpha: weight of the positive class in [0, 1]; ``None`` (no weighting) is ``α_t = 1``.
             Default 0.25, the paper's.
         gamma: focusing parameter ``γ ≥ 0``; 0 gives (α-weighted) binary cross entropy. Default 2.
+            Also a per-class vector (along the last axis) or :data:`focal.flsd53`.
         reduction: ``"none"`` (per element), ``"mean"`` (over all elements) or ``"sum"``.
         weight: elementwise weights broadcastable to ``logits`` (multiplied before reducing;
             ``"mean"`` still divides by the number of elements).
@@ -85,6 +52,7 @@ def sigmoid_focal_loss(
             e.g. the number of positive anchors); with ``"mean"`` or ``"sum"``.
         label_smoothing: ``y ← y (1 − ls) + ls / 2``, in [0, 1).
         from_logits: ``False`` takes probabilities, clipped to ``[eps, 1 − eps]``.
+        form: ``"pt"`` (default) or ``"split"``, as above.
 
     Returns:
         An array of the input's library, device and dtype: the reduced loss, or the per-element
@@ -96,28 +64,18 @@ def sigmoid_focal_loss(
         Lin, Goyal, Girshick, He, Dollár. Focal Loss for Dense Object Detection. ICCV 2017.
     """
     return _plan_sigmoid_focal(logits, targets, alpha=alpha, gamma=gamma, reduction=reduction, weight=weight,
-                               normalizer=normalizer, label_smoothing=label_smoothing, from_logits=from_logits).loss()
+                               normalizer=normalizer, label_smoothing=label_smoothing, from_logits=from_logits,
+                               form=form).loss()
 
 
 @plans(sigmoid_focal_loss)
 def _plan_sigmoid_focal(
     logits: Array, targets: Array, *, alpha: Any, gamma: Any, reduction: str, weight: Any, normalizer: Any,
-    label_smoothing: Any, from_logits: bool,
+    label_smoothing: Any, from_logits: bool, form: str,
 ) -> LossPlan:
-    call = Call(logits, targets, reduction=reduction, weight=weight, normalizer=normalizer)
-    xp = call.xp
-    _checks.check_shape("targets", targets.shape, call.shape, "sigmoid losses take one target per logit")
-    if not xp.isdtype(targets.dtype, ("real floating", "bool")):
-        raise TypeError(
-            f"targets must be floating or bool (hard 0/1 or soft labels in [0, 1]), got {targets.dtype}; "
-            "cast integer labels to the logits' dtype"
-        )
-    spec = SigmoidFocalSpec(
-        alpha=None if alpha is None else _checks.check_number("alpha", alpha, low=0.0, high=1.0),
-        gamma=_checks.check_gamma(gamma),
-        label_smoothing=_checks.check_number("label_smoothing", label_smoothing, low=0.0, high=1.0, high_open=True),
-    )
-    kernel: Any = BoundKernel(sigmoid_focal_kernel, spec)
-    if not from_logits:
-        kernel = FromProbabilities(kernel, "sigmoid")
-    return LossPlan(call, kernel, aux=(call.cast(targets),), expand_axis=None)
+    if form not in ("pt", "split"):
+        raise ValueError(f"form must be 'pt' or 'split', got {form!r}")
+    kernel = focal_pt_kernel if form == "pt" else focal_split_kernel
+    return plan_binary(kernel, FocalSpec(alpha=check_alpha_scalar(alpha), gamma=None), logits, targets,
+                       reduction=reduction, weight=weight, normalizer=normalizer, from_logits=from_logits,
+                       label_smoothing=label_smoothing, gamma=gamma)

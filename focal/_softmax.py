@@ -1,114 +1,99 @@
-"""Softmax focal loss (multi-class): the kernels (class indices, dense targets) and the public function."""
+"""Softmax focal loss (multi-class) and the focal terms the other softmax losses reuse."""
 
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 from . import _checks
-from ._numerics import log1mexp, log_softmax, neg_log_over_one_minus, tiny
-from ._plan import BoundKernel, Call, FromProbabilities, LossPlan, plans
+from ._categorical import TargetKernel, Terms, prepare_softmax
+from ._gamma import flsd53
+from ._kernel import expand
+from ._numerics import neg_log_over_one_minus, tiny
+from ._plan import LossPlan, plans
 from .backends._base import Array
 
 
 @dataclass(frozen=True)
-class SoftmaxFocalSpec:
-    gamma: float
-    axis: int
-    num_classes: int
-    alpha: float | None  # a scalar alpha; a per-class alpha vector comes as an array argument
-    ignore_index: int | None
-    label_smoothing: float
+class FocalTerms:
+    """The static parameters of ``f = −w M(p) log p + ε y (1 − p)^(γ+1)``, with M the modulator."""
+
+    epsilon: float = 0.0  # Poly-1
+    reduced_threshold: float | None = None  # M = 1 below th, ((1 − p)/th)^γ above
+    truncate_margin: float | None = None  # hard-truncated: M = [p ≤ m], no gradient through it
 
 
-def _along_axis(xp: Any, v: Array, axis: int, ndim: int) -> Array:
-    """A length-C vector reshaped to broadcast along ``axis`` of an ``ndim``-dimensional array."""
-    shape = [1] * ndim
-    shape[axis] = -1
-    return xp.reshape(v, tuple(shape))
+def _resolve_gamma(xp: Any, t: Terms) -> Any:
+    if t.gamma is flsd53:
+        return 3.0 + 2.0 * xp.astype(t.p < 0.2, t.p.dtype)
+    return t.gamma
 
 
-def _focal_terms(xp: Any, log_p: Array, log_1m_p: Array, gamma: float) -> tuple[Any, Any]:
-    """``(1 − p)^γ`` and ``F = (1 − p)^γ (1 + γ p · (−log p)/(1 − p))``, the factor in the gradient.
+def modulator(xp: Any, t: Terms, params: FocalTerms) -> tuple[Any, Any]:
+    """``M`` and ``dM/d log(1 − p)``: ``(1 − p)^γ`` and ``γ M``, or their reduced/truncated forms."""
+    gamma = _resolve_gamma(xp, t)
+    if params.truncate_margin is not None:
+        return xp.astype(t.p <= params.truncate_margin, t.p.dtype), 0.0
+    if params.reduced_threshold is not None:
+        th = params.reduced_threshold
+        below = t.p < th
+        m = xp.where(below, 1.0, xp.exp(gamma * (t.v - math.log(th))))
+        return m, xp.where(below, 0.0, gamma * m)
+    if isinstance(gamma, float) and gamma == 0.0:
+        return 1.0, 0.0
+    m = xp.exp(gamma * t.v)
+    return m, gamma * m
 
-    ``d/dz_j [−(1 − p_c)^γ log p_c] = F_c (p_j − δ_cj)``; the ratio form keeps F finite for γ < 1.
+
+def focal_terms(xp: Any, t: Terms, params: FocalTerms) -> tuple[Any, Any, Any, Any]:
+    """``f``, ``A = ∂f/∂u``, ``B = ∂f/∂v`` and ``E = B p/(1 − p)`` of the focal family.
+
+    With ``r = −log p/(1 − p)`` (finite as p → 1), ``E = w (dM/dv) p r``; a class with no target
+    weight contributes exactly 0 even where its logit is ``−inf``.
     """
-    if gamma == 0.0:
-        return 1.0, 1.0
-    modulator = xp.exp(gamma * log_1m_p)
-    clamped = xp.maximum(log_p, math.log(tiny(xp, log_p)))
-    return modulator, modulator * (1.0 + gamma * xp.exp(clamped) * neg_log_over_one_minus(xp, clamped))
+    m, dm = modulator(xp, t, params)
+    gamma = _resolve_gamma(xp, t)
+    u_safe = xp.maximum(t.u, math.log(tiny(xp, t.u)))
+    w = t.weight
+    f = -w * m * t.u if isinstance(w, float) else xp.where(w != 0.0, -w * m * t.u, 0.0)
+    a = -w * m
+    b = -w * dm * u_safe
+    e = w * dm * t.p * neg_log_over_one_minus(xp, u_safe)
+    if params.epsilon:
+        eps_y = params.epsilon * t.target
+        f = f + eps_y * xp.exp((gamma + 1.0) * t.v)
+        b = b + eps_y * (gamma + 1.0) * xp.exp((gamma + 1.0) * t.v)
+        e = e + eps_y * (gamma + 1.0) * t.p * xp.exp(gamma * t.v)
+    return f, a, b, e
 
 
-def softmax_focal_labels_kernel(
-    xp: Any, z: Array, labels: Array, *rest: Any
-) -> tuple[Array, Array]:
-    """Per-row loss ``−α_t (1 − p_t)^γ log p_t`` for integer labels, and its gradient
-    ``α_t F_t (p − onehot(t))``. Ignored rows give 0; labels outside [0, C) give NaN (under tracing,
-    where they cannot be checked)."""
-    *alpha_vec, spec = rest
-    axis, classes = spec.axis, spec.num_classes
-    valid = None if spec.ignore_index is None else labels != spec.ignore_index
-    in_range = (labels >= 0) & (labels < classes)
-    safe = xp.where(in_range, labels, 0)
-    onehot = xp.expand_dims(safe, axis=axis) == _along_axis(xp, xp.arange(classes, dtype=safe.dtype), axis, z.ndim)
-    log_p = log_softmax(xp, z, axis)
-    p = xp.exp(log_p)
-    if spec.label_smoothing:
-        dense = xp.astype(onehot, z.dtype) * (1.0 - spec.label_smoothing) + spec.label_smoothing / classes
-        loss, grad = _dense(xp, log_p, p, dense, alpha_vec, spec)
-    else:
-        log_pt = xp.sum(xp.where(onehot, log_p, 0.0), axis=axis)
-        log_1m_pt = log1mexp(xp, log_pt)
-        modulator, factor = _focal_terms(xp, log_pt, log_1m_pt, spec.gamma)
-        if alpha_vec:
-            alpha_t = xp.reshape(xp.take(alpha_vec[0], xp.reshape(safe, (-1,))), safe.shape)
-        else:
-            alpha_t = 1.0 if spec.alpha is None else spec.alpha
-        loss = -(alpha_t * modulator) * log_pt
-        # p − onehot, with p_t − 1 taken as −exp(log(1 − p_t)): no cancellation as p_t → 1
-        p_minus_onehot = xp.where(onehot, -xp.expand_dims(xp.exp(log_1m_pt), axis=axis), p)
-        grad = xp.expand_dims(alpha_t * factor * xp.ones_like(log_pt), axis=axis) * p_minus_onehot
-    loss = xp.where(in_range, loss, math.nan)
-    grad = xp.where(xp.expand_dims(in_range, axis=axis), grad, math.nan)
-    if valid is not None:
-        loss = xp.where(valid, loss, 0.0)
-        grad = xp.where(xp.expand_dims(valid, axis=axis), grad, 0.0)
-    return loss, grad
+@dataclass(frozen=True)
+class NormalizedTargetKernel:
+    """``L_i / max(Σ_j M_j, eps)`` over the rows that are not ignored (smp's ``normalized``).
 
-
-def softmax_focal_dense_kernel(xp: Any, z: Array, y: Array, *rest: Any) -> tuple[Array, Array]:
-    """Per-row loss ``−Σ_c y_c α_c (1 − p_c)^γ log p_c`` for dense (soft or one-hot) targets."""
-    *alpha_vec, spec = rest
-    if spec.label_smoothing:
-        y = y * (1.0 - spec.label_smoothing) + spec.label_smoothing / spec.num_classes
-    log_p = log_softmax(xp, z, spec.axis)
-    return _dense(xp, log_p, xp.exp(log_p), y, alpha_vec, spec)
-
-
-def _dense(
-    xp: Any, log_p: Array, p: Array, y: Array, alpha_vec: Sequence[Array], spec: SoftmaxFocalSpec
-) -> tuple[Array, Array]:
-    """``L = −Σ_c w_c (1 − p_c)^γ log p_c`` with ``w = y α``; with ``v = w F``,
-    ``dL/dz = p Σ_c v_c − v = p (Σ_c v_c − v) − v (1 − p)``, the second form free of the
-    cancellation of ``p_t − 1`` as ``p_t → 1``.
-
-    Classes with ``y_c = 0`` contribute exactly 0, even where ``log p_c = −inf`` (masked logits).
+    The sum couples the rows, so the VJP has a second term:
+    ``d/dz = D_i g_i / S − (Σ_k g_k L_k / S²) dM_i/dz``.
     """
-    axis = spec.axis
-    if alpha_vec:
-        y = y * _along_axis(xp, alpha_vec[0], axis, log_p.ndim)
-    elif spec.alpha is not None:
-        y = y * spec.alpha
-    present = y != 0.0
-    log_1m_p = log1mexp(xp, log_p)
-    modulator, factor = _focal_terms(xp, log_p, log_1m_p, spec.gamma)
-    loss = -xp.sum(xp.where(present, y * modulator * log_p, 0.0), axis=axis)
-    v = xp.where(present, y * factor, 0.0)
-    grad = p * (xp.sum(v, axis=axis, keepdims=True) - v) - v * xp.exp(log_1m_p)
-    return loss, grad
+
+    inner: TargetKernel
+
+    def forward(self, xp: Any, z: Array, labels: Array, *arrays: Array) -> tuple[Array, tuple[Array, ...]]:
+        inner = self.inner
+        t, onehot, p, in_range, labels = inner.parts(xp, z, labels, *arrays)
+        f, a, b, e = focal_terms(xp, t, inner.spec.params)
+        loss, grad = inner.masks(xp, labels, in_range, f, inner.row_grad(xp, t, onehot, p, a, b, e, None))
+        m, dm = modulator(xp, t, inner.spec.params)
+        odds = xp.exp(t.u - t.v)
+        m = xp.ones_like(t.u) * m  # a row array even when M is the constant 1 (γ = 0)
+        m_rows, m_grad = inner.masks(xp, labels, in_range, m, inner.row_grad(xp, t, onehot, p, 0.0, dm, dm * odds, None))
+        total = xp.maximum(xp.sum(m_rows), float(xp.finfo(z.dtype).eps))
+        return loss / total, (grad, m_grad, loss, total)
+
+    def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array) -> Array:
+        grad, m_grad, loss, total = residuals
+        axis = self.inner.spec.axis
+        return expand(xp, cotangent / total, axis) * grad - (xp.sum(cotangent * loss) / (total * total)) * m_grad
 
 
 def softmax_focal_loss(
@@ -116,7 +101,7 @@ def softmax_focal_loss(
     targets: Array,
     *,
     alpha: float | Sequence[float] | Array | None = None,
-    gamma: float = 2.0,
+    gamma: float | Sequence[float] | Array | Any = 2.0,
     axis: int = -1,
     ignore_index: int | None = None,
     reduction: str = "mean",
@@ -124,25 +109,30 @@ def softmax_focal_loss(
     normalizer: Array | float | None = None,
     label_smoothing: float = 0.0,
     from_logits: bool = True,
+    reduced_threshold: float | None = None,
+    normalized: bool = False,
 ) -> Array:
     r"""Softmax focal loss for multi-class classification (Lin et al., 2017).
 
     .. math::
 
         \log p_c = z_c - \operatorname{LSE}(z),\qquad
-        \mathrm{FL}(z, t) = -\alpha_t\,(1-p_t)^\gamma \log p_t
+        \mathrm{FL}(z, t) = -\alpha_t\,(1-p_t)^{\gamma_t} \log p_t
 
     and for dense targets ``y`` (one-hot, soft or label-smoothed)
-    ``FL(z, y) = −Σ_c y_c α_c (1 − p_c)^γ log p_c``. With ``γ = 0`` and no α it is the cross entropy.
+    ``FL(z, y) = −Σ_c y_c α_c (1 − p_c)^γ_c log p_c``. With ``γ = 0`` and no α it is the cross entropy.
 
     Args:
         logits: real floating array with the classes along ``axis``.
         targets: integer class indices of ``logits``' shape without ``axis``, values in [0, C) or
             ``ignore_index``; or floating class probabilities of ``logits``' shape.
         alpha: ``None`` (no weighting; the default), a scalar in [0, 1] that scales every class
-            (Keras' semantics; kornia and MONAI instead read a scalar as ``[1 − α, α, …]``), or a
-            per-class vector of length C (a sequence or an array of the logits' library).
-        gamma: focusing parameter ``γ ≥ 0``. Default 2.
+            (Keras' semantics; kornia and MONAI instead read a scalar as ``[1 − α, α, …]``), or
+            per-class weights ``≥ 0`` of length C (a sequence or an array of the logits' library;
+            e.g. :func:`focal.class_balanced_alpha`).
+        gamma: focusing parameter ``γ ≥ 0`` (default 2); a per-class vector (``γ_t`` of the target
+            class; focal-loss (TF)); or :data:`focal.flsd53` (γ = 5 where p_t < 0.2, else 3,
+            Mukhoti et al. 2020).
         axis: the class axis. Default -1 (``focal.torch`` criteria use 1, as ``nn.CrossEntropyLoss``).
         ignore_index: a label value whose rows are left out of the loss and of the mean's count.
         reduction: ``"none"`` (per row), ``"mean"`` (over rows that are not ignored) or ``"sum"``.
@@ -150,6 +140,10 @@ def softmax_focal_loss(
         normalizer: divide the sum by ``max(normalizer, eps)`` instead (mmdet's ``avg_factor``).
         label_smoothing: ``y ← y (1 − ls) + ls / C``, in [0, 1).
         from_logits: ``False`` takes probabilities, clipped to ``[eps, 1 − eps]`` and renormalised.
+        reduced_threshold: reduced focal loss (segmentation_models_pytorch): the modulator is 1
+            where ``p_t < th`` and ``((1 − p_t)/th)^γ`` above.
+        normalized: divide each row's loss by ``Σ_rows (1 − p_t)^γ`` (smp's ``normalized``;
+            integer labels only); the gradient includes the normaliser's.
 
     Returns:
         An array of the input's library, device and dtype. The gradient w.r.t. ``logits`` is the
@@ -162,86 +156,27 @@ def softmax_focal_loss(
     """
     return _plan_softmax_focal(logits, targets, alpha=alpha, gamma=gamma, axis=axis, ignore_index=ignore_index,
                                reduction=reduction, weight=weight, normalizer=normalizer,
-                               label_smoothing=label_smoothing, from_logits=from_logits).loss()
-
-
-def _check_alpha(call: Call, alpha: Any, classes: int) -> tuple[float | None, tuple[Array, ...]]:
-    """A scalar alpha, or a per-class vector as an array of the logits' library in the compute dtype."""
-    if alpha is None or isinstance(alpha, numbers.Real):
-        return (None if alpha is None else _checks.check_number("alpha", alpha, low=0.0, high=1.0)), ()
-    xp = call.xp
-    if isinstance(alpha, (list, tuple)):
-        values = [_checks.check_number(f"alpha[{i}]", a, low=0.0, high=1.0) for i, a in enumerate(alpha)]
-        vector = xp.asarray(values, dtype=call.dtype, device=_device(call.logits))
-    else:
-        vector = call.cast(alpha)
-    if tuple(vector.shape) != (classes,):
-        raise ValueError(f"alpha has shape {tuple(vector.shape)}, expected ({classes},): one weight per class")
-    if call.known(xp.all((vector >= 0.0) & (vector <= 1.0))) is False:
-        raise ValueError(f"alpha must be in [0, 1] for every class, got min {float(xp.min(vector))}, "
-                         f"max {float(xp.max(vector))}")
-    return None, (vector,)
-
-
-def _device(x: Array) -> Any:
-    import array_api_compat
-
-    try:
-        return array_api_compat.device(x)
-    except Exception:  # libraries without a device notion (our TensorFlow shim ignores it)
-        return None
+                               label_smoothing=label_smoothing, from_logits=from_logits,
+                               reduced_threshold=reduced_threshold, normalized=normalized).loss()
 
 
 @plans(softmax_focal_loss)
 def _plan_softmax_focal(
     logits: Array, targets: Array, *, alpha: Any, gamma: Any, axis: Any, ignore_index: Any, reduction: str,
-    weight: Any, normalizer: Any, label_smoothing: Any, from_logits: bool,
+    weight: Any, normalizer: Any, label_smoothing: Any, from_logits: bool, reduced_threshold: Any, normalized: bool,
 ) -> LossPlan:
-    call = Call(logits, targets, reduction=reduction, weight=weight, normalizer=normalizer, alpha=alpha)
-    xp, shape = call.xp, call.shape
-    if not shape:
-        raise ValueError("logits must have a class axis, got a 0-d array")
-    axis = _checks.check_axis(axis, len(shape))
-    classes = int(shape[axis])
-    row_shape = tuple(s for i, s in enumerate(shape) if i != axis)
-    scalar_alpha, alpha_vec = _check_alpha(call, alpha, classes)
-    if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral)):
-        raise TypeError(f"ignore_index must be an int or None, got {ignore_index!r}")
-    spec = SoftmaxFocalSpec(
-        gamma=_checks.check_gamma(gamma), axis=axis, num_classes=classes, alpha=scalar_alpha,
-        ignore_index=None if ignore_index is None else int(ignore_index),
-        label_smoothing=_checks.check_number("label_smoothing", label_smoothing, low=0.0, high=1.0, high_open=True),
-    )
-    valid = None
-    if xp.isdtype(targets.dtype, "integral"):
-        _checks.check_shape("targets", targets.shape, row_shape,
-                            f"integer class indices have the logits' shape without axis={axis}")
-        if spec.ignore_index is not None:
-            valid = targets != spec.ignore_index
-        _check_labels(call, targets, valid, classes)
-        fn, aux = softmax_focal_labels_kernel, (targets,)
-    elif xp.isdtype(targets.dtype, "real floating"):
-        _checks.check_shape("targets", targets.shape, shape, "class probabilities have the logits' shape")
-        fn, aux = softmax_focal_dense_kernel, (call.cast(targets),)
-    else:
-        raise TypeError(f"targets must be integer class indices or floating class probabilities, got {targets.dtype}")
-    kernel: Any = BoundKernel(fn, spec)
-    if not from_logits:
-        kernel = FromProbabilities(kernel, "softmax")
-    return LossPlan(call, kernel, aux=aux + alpha_vec, expand_axis=axis, valid=valid)
-
-
-def _check_labels(call: Call, labels: Array, valid: Array | None, classes: int) -> None:
-    """Eagerly, every label not ignored must be in [0, C); under tracing the kernel marks them NaN."""
-    xp = call.xp
-    bad = (labels < 0) | (labels >= classes)
-    if valid is not None:
-        bad = bad & valid
-    if call.known(xp.any(bad)):
-        limits = xp.iinfo(labels.dtype)
-        low = int(xp.min(xp.where(bad, labels, limits.max)))
-        high = int(xp.max(xp.where(bad, labels, limits.min)))
-        raise ValueError(
-            f"targets holds class indices outside [0, {classes}) (from {low} to {high}); logits have "
-            f"{classes} classes along the class axis" + ("" if valid is None else " and ignore_index is not one of them")
-        )
+    sc = prepare_softmax(logits, targets, axis=axis, alpha=alpha, gamma=gamma, ignore_index=ignore_index,
+                         label_smoothing=label_smoothing, reduction=reduction, weight=weight, normalizer=normalizer,
+                         labels_only=normalized)
+    th = None if reduced_threshold is None else _checks.check_number(
+        "reduced_threshold", reduced_threshold, low=0.0, high=1.0, high_open=True)
+    if th == 0.0:
+        raise ValueError("reduced_threshold must be in (0, 1), got 0.0")
+    plan = sc.plan(focal_terms, FocalTerms(reduced_threshold=th), from_logits=from_logits)
+    if normalized:
+        if sc.labels is None:
+            raise ValueError("normalized=True takes integer class indices without label smoothing")
+        if not from_logits:
+            raise ValueError("normalized=True takes logits (from_logits=True)")
+        plan.kernel = NormalizedTargetKernel(plan.kernel)
+    return plan

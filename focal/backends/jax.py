@@ -1,7 +1,8 @@
 """JAX: the core's gradient wired in as a ``jax.custom_jvp``.
 
-A JVP rule (rather than a VJP) keeps forward mode working, so ``jax.jacfwd`` and ``jax.hessian``
-compose with ``jax.grad``; reverse mode transposes the rule, which is linear in the tangent.
+The kernel gives a VJP; its JVP is the linear transpose of that VJP. A JVP rule (rather than a
+``custom_vjp``) keeps forward mode working, so ``jax.jacfwd`` and ``jax.hessian`` compose with
+``jax.grad``; reverse mode transposes the rule back into the kernel's VJP.
 """
 
 from __future__ import annotations
@@ -12,22 +13,20 @@ from typing import Any, Sequence
 import jax
 import jax.numpy as jnp
 
-from ._base import Array, Backend, Kernel
+from ._base import Array, Backend
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1))
-def _elementwise(kernel: Kernel, expand_axis: int | None, logits: Array, *aux: Array) -> Array:
-    return kernel(jnp, logits, *aux)[0]
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _apply(kernel: Any, logits: Array, *aux: Array) -> Array:
+    return kernel.forward(jnp, logits, *aux)[0]
 
 
-@_elementwise.defjvp
-def _elementwise_jvp(kernel: Kernel, expand_axis: int | None, primals: Any, tangents: Any) -> Any:
+@_apply.defjvp
+def _apply_jvp(kernel: Any, primals: Any, tangents: Any) -> Any:
     logits, *aux = primals
-    loss, dloss = kernel(jnp, logits, *aux)
-    tangent = dloss * tangents[0]
-    if expand_axis is not None:
-        tangent = jnp.sum(tangent, axis=expand_axis)
-    return loss, tangent
+    out, residuals = kernel.forward(jnp, logits, *aux)
+    (tangent,) = jax.linear_transpose(lambda g: kernel.vjp(jnp, residuals, g), out)(tangents[0])
+    return out, tangent
 
 
 class JaxBackend(Backend):
@@ -39,9 +38,8 @@ class JaxBackend(Backend):
     def is_concrete(self, x: Array) -> bool:
         return not isinstance(x, jax.core.Tracer)
 
-    def elementwise(self, kernel: Kernel, logits: Array, aux: Sequence[Array], expand_axis: int | None) -> Array:
-        aux = tuple(jax.lax.stop_gradient(a) for a in aux)
-        return _elementwise(kernel, expand_axis, logits, *aux)
+    def apply(self, kernel: Any, logits: Array, aux: Sequence[Array]) -> Array:
+        return _apply(kernel, logits, *(jax.lax.stop_gradient(a) for a in aux))
 
     def stop_gradient(self, x: Array) -> Array:
         return jax.lax.stop_gradient(x)

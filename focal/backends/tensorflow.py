@@ -7,7 +7,7 @@ from typing import Any, Sequence
 import tensorflow as tf
 
 from . import _tf_namespace as xp
-from ._base import Array, Backend, Kernel, cotangent_times_grad
+from ._base import Array, Backend
 
 
 class TensorFlowBackend(Backend):
@@ -22,13 +22,13 @@ class TensorFlowBackend(Backend):
     def is_concrete(self, x: Array) -> bool:
         return tf.executing_eagerly() and hasattr(x, "numpy")
 
-    def elementwise(self, kernel: Kernel, logits: Array, aux: Sequence[Array], expand_axis: int | None) -> Array:
+    def apply(self, kernel: Any, logits: Array, aux: Sequence[Array]) -> Array:
         @tf.custom_gradient
-        def loss_with_grad(x: Array) -> Any:
-            loss, dloss = kernel(xp, x, *aux)
-            return loss, lambda upstream: cotangent_times_grad(xp, upstream, dloss, expand_axis)
+        def with_kernel_vjp(x: Array) -> Any:
+            out, residuals = kernel.forward(xp, x, *aux)
+            return out, lambda upstream: kernel.vjp(xp, residuals, upstream)
 
-        return loss_with_grad(logits)
+        return with_kernel_vjp(logits)
 
     def stop_gradient(self, x: Array) -> Array:
         return tf.stop_gradient(x)

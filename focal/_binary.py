@@ -1,0 +1,239 @@
+"""Kernels of the elementwise sigmoid losses, and the planner they share.
+
+Each kernel is ``fn(xp, x, y, *vectors, spec) -> (loss, dloss/dx)``, elementwise in the logit
+``x`` and the (hard or soft) target ``y``. They share one ``log1p(exp(−|x|))`` per element
+(``log σ(±x)``), evaluate every power as ``exp(γ · log …)`` and write ``p − y`` as
+``(1 − y)p − y(1 − p)``, so saturated logits and γ < 1 stay finite.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from . import _checks
+from ._gamma import check_gamma, resolve_binary_gamma
+from ._kernel import Elementwise, FromProbabilities
+from ._numerics import log_sigmoid_pair, neg_log_over_one_minus, tiny
+from ._plan import Call, LossPlan
+from .backends._base import Array
+
+
+def _parts(xp: Any, x: Array) -> tuple[Array, Array, Array, Array]:
+    """``log p, log(1 − p), p, 1 − p`` for ``p = σ(x)``."""
+    log_p, log_q = log_sigmoid_pair(xp, x)
+    return log_p, log_q, xp.exp(log_p), xp.exp(log_q)
+
+
+def _bce(y: Array, log_p: Array, log_q: Array, p: Array, q: Array) -> tuple[Array, Array]:
+    """Binary cross entropy and its derivative ``p − y``, written without cancellation."""
+    return -(y * log_p + (1.0 - y) * log_q), (1.0 - y) * p - y * q
+
+
+def _log_one_minus_pt(xp: Any, y: Array, log_p: Array, log_q: Array, p: Array, q: Array) -> Array:
+    """``log(1 − p_t)``: exact ``log σ(∓x)`` for hard labels; for soft ``y``, ``y(1 − p) + (1 − y)p``
+    is at least ``min(y, 1 − y)/2`` and never underflows."""
+    soft = xp.log(xp.maximum(y * q + (1.0 - y) * p, tiny(xp, p)))
+    return xp.where(y == 1.0, log_q, xp.where(y == 0.0, log_p, soft))
+
+
+@dataclass(frozen=True)
+class FocalSpec:
+    alpha: float | None
+    gamma: Any  # a float, "vector" (a per-class array among the kernel's arrays) or FLSD53
+    epsilon: float = 0.0  # Poly-1: + ε (1 − p_t)^(γ+1)
+
+
+def focal_pt_kernel(xp: Any, x: Array, y: Array, *vectors: Array) -> tuple[Array, Array]:
+    """``α_t (1 − p_t)^γ BCE(x, y) + ε (1 − p_t)^(γ+1)`` (Lin et al.; Poly-1 when ε ≠ 0).
+
+    ``d(1 − p_t)^γ/dx = γ (1 − 2y)(1 − p_t)^(γ−1) p (1 − p)`` is one ``exp`` of a sum of logs whose
+    exponent is ≤ 0, so γ < 1 at saturated logits is finite.
+    """
+    *vectors, spec = vectors
+    log_p, log_q, p, q = _parts(xp, x)
+    loss, grad = _bce(y, log_p, log_q, p, q)
+    log_1m_pt = _log_one_minus_pt(xp, y, log_p, log_q, p, q)
+    gamma = resolve_binary_gamma(xp, spec.gamma, vectors, log_1m_pt)
+    if not (isinstance(gamma, float) and gamma == 0.0):
+        modulator = xp.exp(gamma * log_1m_pt)
+        dmodulator = gamma * (1.0 - 2.0 * y) * xp.exp((gamma - 1.0) * log_1m_pt + log_p + log_q)
+        loss, grad = modulator * loss, modulator * grad + loss * dmodulator
+    if spec.alpha is not None:
+        alpha_t = spec.alpha * y + (1.0 - spec.alpha) * (1.0 - y)
+        loss, grad = alpha_t * loss, alpha_t * grad
+    if spec.epsilon:
+        loss = loss + spec.epsilon * xp.exp((gamma + 1.0) * log_1m_pt)
+        grad = grad + spec.epsilon * (gamma + 1.0) * (1.0 - 2.0 * y) * xp.exp(gamma * log_1m_pt + log_p + log_q)
+    return loss, grad
+
+
+def _positive_term(xp: Any, y: Array, gamma: Any, log_p: Array, log_q: Array) -> tuple[Array, Array]:
+    """``−y (1 − p)^γ log p`` and its derivative ``−y (1 − p)^γ ((1 − p) − γ p log p)``."""
+    loss = -y * xp.exp(gamma * log_q) * log_p
+    grad = -y * (xp.exp((gamma + 1.0) * log_q) - gamma * xp.exp(gamma * log_q + log_p) * log_p)
+    return loss, grad
+
+
+def _negative_term(xp: Any, y: Array, gamma: Any, log_p: Array, log_q: Array) -> tuple[Array, Array]:
+    """``−(1 − y) p^γ log(1 − p)`` and its derivative ``(1 − y) p^γ (p − γ (1 − p) log(1 − p))``."""
+    loss = -(1.0 - y) * xp.exp(gamma * log_p) * log_q
+    grad = (1.0 - y) * (xp.exp((gamma + 1.0) * log_p) - gamma * xp.exp(gamma * log_p + log_q) * log_q)
+    return loss, grad
+
+
+def focal_split_kernel(xp: Any, x: Array, y: Array, *vectors: Array) -> tuple[Array, Array]:
+    """``−α y (1 − p)^γ log p − (1 − α)(1 − y) p^γ log(1 − p)`` (seed 003's L_fl, seed 004, kornia)."""
+    *vectors, spec = vectors
+    log_p, log_q, p, q = _parts(xp, x)
+    gamma = resolve_binary_gamma(xp, spec.gamma, vectors, _log_one_minus_pt(xp, y, log_p, log_q, p, q))
+    pos, dpos = _positive_term(xp, y, gamma, log_p, log_q)
+    neg, dneg = _negative_term(xp, y, gamma, log_p, log_q)
+    if spec.alpha is not None:
+        pos, dpos, neg, dneg = spec.alpha * pos, spec.alpha * dpos, (1 - spec.alpha) * neg, (1 - spec.alpha) * dneg
+    return pos + neg, dpos + dneg
+
+
+@dataclass(frozen=True)
+class StarSpec:
+    gamma: float
+    beta: float
+    alpha: float | None
+
+
+def focal_star_kernel(xp: Any, x: Array, y: Array, spec: StarSpec) -> tuple[Array, Array]:
+    """FL* = ``−log σ(γ x_t + β) / γ`` with ``x_t = x (2y − 1)``, times ``α_t`` if given."""
+    sign = 2.0 * y - 1.0
+    log_s, log_not_s = log_sigmoid_pair(xp, spec.gamma * x * sign + spec.beta)
+    loss, grad = -log_s / spec.gamma, -sign * xp.exp(log_not_s)
+    if spec.alpha is not None:
+        alpha_t = spec.alpha * y + (1.0 - spec.alpha) * (1.0 - y)
+        loss, grad = alpha_t * loss, alpha_t * grad
+    return loss, grad
+
+
+@dataclass(frozen=True)
+class MarginSpec:
+    margin: float
+
+
+def hard_truncated_kernel(xp: Any, x: Array, y: Array, spec: MarginSpec) -> tuple[Array, Array]:
+    """``λ · BCE`` with ``λ = 0`` where ``p_t > m`` (already right by the margin), else 1; no
+    gradient through λ (seed 003's L*)."""
+    log_p, log_q, p, q = _parts(xp, x)
+    loss, grad = _bce(y, log_p, log_q, p, q)
+    keep = (y * p + (1.0 - y) * q) <= spec.margin
+    return xp.where(keep, loss, 0.0), xp.where(keep, grad, 0.0)
+
+
+@dataclass(frozen=True)
+class SoftSpec:
+    k: float
+
+
+def soft_truncated_kernel(xp: Any, x: Array, y: Array, spec: SoftSpec) -> tuple[Array, Array]:
+    """``−y σ(−Kx) log σ(x) − (1 − y) σ(Kx) log σ(−x)`` (seed 003's L**)."""
+    log_p, log_q, p, q = _parts(xp, x)
+    log_a, log_b = log_sigmoid_pair(xp, spec.k * x)  # a = σ(Kx), b = σ(−Kx)
+    a, b = xp.exp(log_a), xp.exp(log_b)
+    kab = spec.k * xp.exp(log_a + log_b)
+    loss = -y * b * log_p - (1.0 - y) * a * log_q
+    grad = y * (kab * log_p - b * q) + (1.0 - y) * (a * p - kab * log_q)
+    return loss, grad
+
+
+@dataclass(frozen=True)
+class AsymmetricSpec:
+    gamma_pos: float
+    gamma_neg: float
+    clip: float
+
+
+def asymmetric_kernel(xp: Any, x: Array, y: Array, spec: AsymmetricSpec) -> tuple[Array, Array]:
+    """ASL: ``−y (1 − p)^γ⁺ log p − (1 − y) p_m^γ⁻ log(1 − p_m)``, ``p_m = max(p − m, 0)``.
+
+    The gradient flows through both focusing weights. ``p_m^(γ−1) log(1 − p_m)`` is evaluated as
+    ``−p_m^γ · (−log(1 − p_m))/p_m``, finite as ``p_m → 0``.
+    """
+    log_p, log_q, p, q = _parts(xp, x)
+    pos, dpos = _positive_term(xp, y, spec.gamma_pos, log_p, log_q)
+    m = spec.clip
+    if m == 0.0:
+        shifted, log_1m_shifted = p, log_q
+    else:
+        shifted = xp.maximum(p - m, 0.0)
+        log_1m_shifted = xp.log(xp.minimum(q + m, 1.0))
+    active = shifted > 0.0
+    safe = xp.where(active, shifted, 1.0)
+    weight = xp.where(active, xp.exp(spec.gamma_neg * xp.log(safe)), 0.0)
+    neg = -(1.0 - y) * weight * log_1m_shifted
+    ratio = neg_log_over_one_minus(xp, xp.where(active, log_1m_shifted, -1.0))
+    dneg = (1.0 - y) * p * q * weight * (spec.gamma_neg * ratio + 1.0 / (1.0 - xp.where(active, shifted, 0.0)))
+    return pos + neg, dpos + xp.where(active, dneg, 0.0)
+
+
+@dataclass(frozen=True)
+class QualitySpec:
+    beta: float
+
+
+def quality_focal_kernel(xp: Any, x: Array, y: Array, spec: QualitySpec) -> tuple[Array, Array]:
+    """QFL: ``|y − σ(x)|^β · BCE(x, y)`` with soft (IoU) targets ``y``."""
+    log_p, log_q, p, q = _parts(xp, x)
+    bce, dbce = _bce(y, log_p, log_q, p, q)
+    log_gap = xp.log(xp.maximum(xp.abs(dbce), tiny(xp, x)))  # |y − p| = |p − y|
+    weight = xp.exp(spec.beta * log_gap)
+    dweight = spec.beta * xp.sign(dbce) * xp.exp((spec.beta - 1.0) * log_gap + log_p + log_q)
+    return weight * bce, weight * dbce + bce * dweight
+
+
+@dataclass(frozen=True)
+class VarifocalSpec:
+    alpha: float
+    gamma: float
+
+
+def varifocal_kernel(xp: Any, x: Array, y: Array, spec: VarifocalSpec) -> tuple[Array, Array]:
+    """VFL: ``q · BCE(x, q)`` where ``q > 0``; ``−α p^γ log(1 − p)`` where ``q = 0``."""
+    log_p, log_q, p, q = _parts(xp, x)
+    bce, dbce = _bce(y, log_p, log_q, p, q)
+    neg, dneg = _negative_term(xp, xp.zeros_like(y), spec.gamma, log_p, log_q)
+    positive = y > 0.0
+    return xp.where(positive, y * bce, spec.alpha * neg), xp.where(positive, y * dbce, spec.alpha * dneg)
+
+
+def plan_binary(
+    kernel_fn: Any, spec: Any, logits: Array, targets: Array, *, reduction: str, weight: Any, normalizer: Any,
+    from_logits: bool = True, label_smoothing: Any = 0.0, gamma: Any = None,
+) -> LossPlan:
+    """The plan of an elementwise sigmoid loss: targets of the logits' shape, floating or bool.
+
+    ``gamma``, where the loss has one, is checked here and set into ``spec``: a number,
+    ``flsd53``, or a per-class vector along the logits' last axis (passed to the kernel as an array).
+    """
+    call = Call(logits, targets, reduction=reduction, weight=weight, normalizer=normalizer)
+    xp = call.xp
+    vectors: tuple[Array, ...] = ()
+    if gamma is not None:
+        gamma_spec, vectors = check_gamma(call, gamma, call.shape[-1] if call.shape else None)
+        spec = dataclasses.replace(spec, gamma=gamma_spec)
+    _checks.check_shape("targets", targets.shape, call.shape, "sigmoid losses take one target per logit")
+    if not xp.isdtype(targets.dtype, ("real floating", "bool")):
+        raise TypeError(
+            f"targets must be floating or bool (hard 0/1 or soft labels in [0, 1]), got {targets.dtype}; "
+            "cast integer labels to the logits' dtype"
+        )
+    y = call.cast(targets)
+    smoothing = _checks.check_number("label_smoothing", label_smoothing, low=0.0, high=1.0, high_open=True)
+    if smoothing:
+        y = y * (1.0 - smoothing) + smoothing / 2.0
+    kernel: Any = Elementwise(kernel_fn, spec)
+    if not from_logits:
+        kernel = FromProbabilities(kernel, "sigmoid")
+    return LossPlan(call, kernel, aux=(y, *vectors), loss_shape=call.shape)
+
+
+def check_alpha_scalar(alpha: Any) -> float | None:
+    return None if alpha is None else _checks.check_number("alpha", alpha, low=0.0, high=1.0)
+

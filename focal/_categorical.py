@@ -1,0 +1,293 @@
+"""Softmax losses: the two kernels every softmax loss runs on, and the planner they share.
+
+A softmax loss is a sum over classes of ``f_c(u_c, v_c)`` with ``u = log p`` and ``v = log(1 − p)``,
+``p = softmax(z)``. A loss gives, per class, ``f`` and its partials ``A = ∂f/∂u``, ``B = ∂f/∂v`` and
+``E = B · p/(1 − p)`` (which it writes in a form that stays finite); the kernels turn them into the
+gradient w.r.t. the logits:
+
+    dL/dz_j = A_j (1 − p_j) − p_j (Σ_c A_c − A_j) + p_j (Σ_{c≠j} E_c − B_j)
+
+(from ``du_c/dz_j = δ_cj − p_j`` and ``dv_c/dz_j = −p_j`` for c = j, ``p_j p_c/(1 − p_c)`` else).
+Each ``1 − p`` is ``exp(log1mexp(u))`` and each "sum over the others" leaves the dominant class out
+rather than subtracting it, so nothing cancels as a probability goes to 1.
+
+:class:`TargetKernel` serves integer labels when only the target class has a term (``f`` per row);
+:class:`ClassKernel` serves dense targets (and label smoothing), ``f`` per class.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+from typing import Any, Callable, NamedTuple
+
+from . import _checks
+from ._gamma import check_gamma
+from ._kernel import FromProbabilities, expand
+from ._numerics import log1mexp, log_softmax
+from ._plan import Call, LossPlan
+from .backends._base import Array
+
+
+class Terms(NamedTuple):
+    """What a softmax loss knows per class (or per row, for the target class): see the module doc."""
+
+    u: Array  # log p
+    v: Array  # log(1 − p), floored at log(tiny)
+    p: Array
+    one_minus_p: Array
+    weight: Any  # target weight times alpha (y_c α_c, or α_t for a label)
+    target: Any  # target weight without alpha (y_c, or 1 for a label)
+    gamma: Any  # a float, a per-class array, or flsd53
+    z: Array  # the logit itself (soft-truncated loss)
+
+
+# terms(xp, Terms, params) -> (f, A, B, E[, D]) with D an extra ∂f/∂z of the target logit (or None)
+TermsFn = Callable[..., tuple[Any, ...]]
+
+
+@dataclass(frozen=True)
+class SoftmaxSpec:
+    axis: int
+    classes: int
+    ignore_index: int | None
+    alpha: float | None  # a scalar; a vector comes as an array
+    vectors: tuple[str, ...]  # names of the per-class arrays that follow the targets: "alpha", "gamma"
+    gamma: Any
+    params: Any  # the loss's own static parameters
+
+
+def _along(xp: Any, v: Array, axis: int, ndim: int) -> Array:
+    shape = [1] * ndim
+    shape[axis] = -1
+    return xp.reshape(v, tuple(shape))
+
+
+def _gather(xp: Any, vector: Array, labels: Array) -> Array:
+    return xp.reshape(xp.take(vector, xp.reshape(labels, (-1,))), labels.shape)
+
+
+def _vectors(spec: SoftmaxSpec, arrays: tuple[Array, ...]) -> dict[str, Array]:
+    return dict(zip(spec.vectors, arrays))
+
+
+def _unpack(result: tuple[Any, ...]) -> tuple[Any, Any, Any, Any, Any]:
+    """``(f, A, B, E, D)`` from a terms function's 4- or 5-tuple (D, a direct ∂f/∂z, is optional)."""
+    f, a, b, e, *direct = result
+    return f, a, b, e, (direct[0] if direct else None)
+
+
+def _absent(x: Any) -> bool:
+    return isinstance(x, float) and x == 0.0
+
+
+@dataclass(frozen=True)
+class TargetKernel:
+    """Integer labels, a loss of the target class only: ``L = f(u_t, v_t, z_t)`` per row.
+
+    ``dL/dz_j = A (1 − p_t) − B p_t + D`` for j = t and ``p_j (E − A)`` otherwise. Rows whose label
+    is ``ignore_index`` give 0; labels outside [0, C) give NaN (where they cannot be checked).
+    """
+
+    terms: TermsFn
+    spec: SoftmaxSpec
+
+    def parts(self, xp: Any, z: Array, labels: Array, *arrays: Array) -> tuple[Any, ...]:
+        spec = self.spec
+        axis, classes = spec.axis, spec.classes
+        vectors = _vectors(spec, arrays)
+        in_range = (labels >= 0) & (labels < classes)
+        safe = xp.where(in_range, labels, 0)
+        onehot = xp.expand_dims(safe, axis=axis) == _along(xp, xp.arange(classes, dtype=safe.dtype), axis, z.ndim)
+        log_p = log_softmax(xp, z, axis)
+        u = xp.sum(xp.where(onehot, log_p, 0.0), axis=axis)
+        v = log1mexp(xp, u)
+        if "alpha" in vectors:
+            alpha_t: Any = _gather(xp, vectors["alpha"], safe)
+        else:
+            alpha_t = 1.0 if spec.alpha is None else spec.alpha
+        gamma = _gather(xp, vectors["gamma"], safe) if "gamma" in vectors else spec.gamma
+        z_t = xp.sum(xp.where(onehot, z, 0.0), axis=axis)
+        t = Terms(u=u, v=v, p=xp.exp(u), one_minus_p=xp.exp(v), weight=alpha_t, target=1.0, gamma=gamma, z=z_t)
+        return t, onehot, xp.exp(log_p), in_range, labels
+
+    def row_grad(self, xp: Any, t: Terms, onehot: Array, p: Array, a: Any, b: Any, e: Any, d: Any) -> Array:
+        axis = self.spec.axis
+        on_target = a * t.one_minus_p - b * t.p
+        if d is not None:
+            on_target = on_target + d
+        return xp.where(onehot, expand(xp, on_target, axis), p * expand(xp, e - a, axis))
+
+    def masks(self, xp: Any, labels: Array, in_range: Array, loss: Array, grad: Array) -> tuple[Array, Array]:
+        axis, ignore = self.spec.axis, self.spec.ignore_index
+        loss = xp.where(in_range, loss, math.nan)
+        grad = xp.where(xp.expand_dims(in_range, axis=axis), grad, math.nan)
+        if ignore is not None:
+            valid = labels != ignore
+            loss = xp.where(valid, loss, 0.0)
+            grad = xp.where(xp.expand_dims(valid, axis=axis), grad, 0.0)
+        return loss, grad
+
+    def loss_and_grad(self, xp: Any, z: Array, labels: Array, *arrays: Array) -> tuple[Array, Array]:
+        t, onehot, p, in_range, labels = self.parts(xp, z, labels, *arrays)
+        f, a, b, e, d = _unpack(self.terms(xp, t, self.spec.params))
+        return self.masks(xp, labels, in_range, f, self.row_grad(xp, t, onehot, p, a, b, e, d))
+
+    def forward(self, xp: Any, z: Array, labels: Array, *arrays: Array) -> tuple[Array, tuple[Array, ...]]:
+        loss, grad = self.loss_and_grad(xp, z, labels, *arrays)
+        return loss, (grad,)
+
+    def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array) -> Array:
+        return expand(xp, cotangent, self.spec.axis) * residuals[0]
+
+
+@dataclass(frozen=True)
+class ClassKernel:
+    """Dense targets (probabilities, one-hot, label-smoothed): ``L = Σ_c f_c(u_c, v_c)`` per row."""
+
+    terms: TermsFn
+    spec: SoftmaxSpec
+
+    def forward(self, xp: Any, z: Array, y: Array, *arrays: Array) -> tuple[Array, tuple[Array, ...]]:
+        spec = self.spec
+        axis = spec.axis
+        vectors = _vectors(spec, arrays)
+        log_p = log_softmax(xp, z, axis)
+        v = log1mexp(xp, log_p)
+        p, one_minus_p = xp.exp(log_p), xp.exp(v)
+        weight = y * (_along(xp, vectors["alpha"], axis, z.ndim) if "alpha" in vectors
+                      else (1.0 if spec.alpha is None else spec.alpha))
+        gamma = _along(xp, vectors["gamma"], axis, z.ndim) if "gamma" in vectors else spec.gamma
+        t = Terms(u=log_p, v=v, p=p, one_minus_p=one_minus_p, weight=weight, target=y, gamma=gamma, z=z)
+        f, a, b, e, d = _unpack(self.terms(xp, t, spec.params))
+        grad = a * one_minus_p - p * (xp.sum(a, axis=axis, keepdims=True) - a)
+        if d is not None:
+            grad = grad + d
+        if not (_absent(b) and _absent(e)):
+            dominant = p > 0.5  # at most one class per row; its "others" are summed without it
+            others = xp.where(dominant, xp.sum(xp.where(dominant, 0.0, e), axis=axis, keepdims=True),
+                              xp.sum(e, axis=axis, keepdims=True) - e)
+            grad = grad + p * (others - b)
+        return xp.sum(f, axis=axis), (grad,)
+
+    def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array) -> Array:
+        return expand(xp, cotangent, self.spec.axis) * residuals[0]
+
+
+@dataclass
+class SoftmaxCall:
+    """A softmax loss call, checked: the class axis, the targets as the kernels take them."""
+
+    call: Call
+    axis: int
+    classes: int
+    labels: Array | None  # integer targets (None when dense)
+    dense: Array | None  # float targets of the logits' shape, label smoothing applied
+    valid: Array | None
+    spec_args: dict[str, Any]
+    arrays: tuple[Array, ...]
+
+    def plan(self, terms: TermsFn, params: Any, *, from_logits: bool = True) -> LossPlan:
+        spec = SoftmaxSpec(axis=self.axis, classes=self.classes, params=params, **self.spec_args)
+        if self.labels is not None:
+            kernel: Any = TargetKernel(terms, spec)
+            aux = (self.labels,)
+        else:
+            kernel = ClassKernel(terms, spec)
+            aux = (self.dense,)
+        if not from_logits:
+            kernel = FromProbabilities(kernel, "softmax")
+        shape = tuple(s for i, s in enumerate(self.call.shape) if i != self.axis)
+        return LossPlan(self.call, kernel, aux=aux + self.arrays, loss_shape=shape, valid=self.valid)
+
+
+def prepare_softmax(
+    logits: Array, targets: Array, *, axis: Any, alpha: Any, gamma: Any = 0.0, ignore_index: Any = None,
+    label_smoothing: Any = 0.0, reduction: str, weight: Any, normalizer: Any, labels_only: bool = False,
+    dense_labels: bool = False,
+) -> SoftmaxCall:
+    """Check a softmax loss's arguments. Integer labels become dense targets with label smoothing, or
+    when the loss has a term for every class (``dense_labels``)."""
+    call = Call(logits, targets, reduction=reduction, weight=weight, normalizer=normalizer, alpha=alpha)
+    xp, shape = call.xp, call.shape
+    if not shape:
+        raise ValueError("logits must have a class axis, got a 0-d array")
+    axis = _checks.check_axis(axis, len(shape))
+    classes = int(shape[axis])
+    row_shape = tuple(s for i, s in enumerate(shape) if i != axis)
+    scalar_alpha, alpha_arrays = _check_alpha(call, alpha, classes)
+    gamma_spec, gamma_arrays = check_gamma(call, gamma, classes)
+    if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral)):
+        raise TypeError(f"ignore_index must be an int or None, got {ignore_index!r}")
+    ignore = None if ignore_index is None else int(ignore_index)
+    smoothing = _checks.check_number("label_smoothing", label_smoothing, low=0.0, high=1.0, high_open=True)
+    labels = dense = valid = None
+    if xp.isdtype(targets.dtype, "integral"):
+        _checks.check_shape("targets", targets.shape, row_shape,
+                            f"integer class indices have the logits' shape without axis={axis}")
+        if ignore is not None:
+            valid = targets != ignore
+        check_labels(call, targets, valid, classes)
+        labels = targets
+        if smoothing or dense_labels:
+            labels, dense = None, _smoothed_onehot(call, targets, valid, axis, classes, smoothing)
+    elif xp.isdtype(targets.dtype, "real floating"):
+        if labels_only:
+            raise TypeError(f"targets must be integer class indices for this loss, got {targets.dtype}")
+        _checks.check_shape("targets", targets.shape, shape, "class probabilities have the logits' shape")
+        dense = call.cast(targets)
+        if smoothing:
+            dense = dense * (1.0 - smoothing) + smoothing / classes
+    else:
+        raise TypeError(f"targets must be integer class indices or floating class probabilities, got {targets.dtype}")
+    names = ("alpha",) * len(alpha_arrays) + ("gamma",) * len(gamma_arrays)
+    spec_args = {"ignore_index": ignore, "alpha": scalar_alpha, "vectors": names, "gamma": gamma_spec}
+    return SoftmaxCall(call, axis, classes, labels, dense, valid, spec_args, alpha_arrays + gamma_arrays)
+
+
+def _smoothed_onehot(call: Call, labels: Array, valid: Array | None, axis: int, classes: int,
+                     smoothing: float) -> Array:
+    """``onehot (1 − ls) + ls / C``; rows of ``ignore_index`` are all 0 (they add nothing)."""
+    xp = call.xp
+    onehot = xp.expand_dims(labels, axis=axis) == _along(xp, xp.arange(classes, dtype=labels.dtype), axis,
+                                                          len(call.shape))
+    dense = xp.astype(onehot, call.dtype) * (1.0 - smoothing) + smoothing / classes
+    if valid is not None:
+        dense = dense * xp.astype(xp.expand_dims(valid, axis=axis), call.dtype)
+    return dense
+
+
+def _check_alpha(call: Call, alpha: Any, classes: int) -> tuple[float | None, tuple[Array, ...]]:
+    """A scalar alpha in [0, 1], or per-class weights (>= 0) as an array of the logits' library."""
+    if alpha is None or isinstance(alpha, numbers.Real):
+        return (None if alpha is None else _checks.check_number("alpha", alpha, low=0.0, high=1.0)), ()
+    xp = call.xp
+    if isinstance(alpha, (list, tuple)):
+        values = [_checks.check_number(f"alpha[{i}]", a, low=0.0, high=math.inf, high_open=True)
+                  for i, a in enumerate(alpha)]
+        vector = xp.asarray(values, dtype=call.dtype, device=call.device)
+    else:
+        vector = call.cast(alpha)
+    if tuple(vector.shape) != (classes,):
+        raise ValueError(f"alpha has shape {tuple(vector.shape)}, expected ({classes},): one weight per class")
+    if call.known(xp.all((vector >= 0.0) & xp.isfinite(vector))) is False:
+        raise ValueError(f"alpha must be finite and >= 0 for every class, got min {float(xp.min(vector))}")
+    return None, (vector,)
+
+
+def check_labels(call: Call, labels: Array, valid: Array | None, classes: int) -> None:
+    """Eagerly, every label not ignored must be in [0, C); under tracing the kernels mark them NaN."""
+    xp = call.xp
+    bad = (labels < 0) | (labels >= classes)
+    if valid is not None:
+        bad = bad & valid
+    if call.known(xp.any(bad)):
+        limits = xp.iinfo(labels.dtype)
+        low = int(xp.min(xp.where(bad, labels, limits.max)))
+        high = int(xp.max(xp.where(bad, labels, limits.min)))
+        raise ValueError(
+            f"targets holds class indices outside [0, {classes}) (from {low} to {high}); logits have "
+            f"{classes} classes along the class axis" + ("" if valid is None else " and ignore_index is not one of them")
+        )
+

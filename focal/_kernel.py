@@ -1,0 +1,79 @@
+"""The contract between a loss and the backends: a forward pass and its vector-Jacobian product.
+
+``kernel.forward(xp, logits, *aux) -> (out, residuals)`` computes the loss elements and whatever
+the gradient needs; ``kernel.vjp(xp, residuals, cotangent) -> d/d logits`` is linear in the
+cotangent. Backends wire exactly these two into their autodiff (JAX derives its JVP by transposing
+the VJP, so forward mode and ``jax.hessian`` work too); ``value_and_grad`` calls them directly.
+Kernels are frozen dataclasses: hashable, so JAX takes them as static arguments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+Array = Any
+
+
+class Kernel(Protocol):
+    def forward(self, xp: Any, logits: Array, *aux: Array) -> tuple[Array, tuple[Array, ...]]: ...
+
+    def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array) -> Array: ...
+
+
+@dataclass(frozen=True)
+class Elementwise:
+    """A loss whose element i depends on logit i only (``axis=None``) or on row i along ``axis``.
+
+    ``fn(xp, logits, *aux, spec) -> (loss, dloss)`` gives each element's loss and its gradient
+    w.r.t. the logits it depends on. The Jacobian is block diagonal, so the VJP is the cotangent,
+    broadcast along ``axis``, times ``dloss``.
+    """
+
+    fn: Callable[..., tuple[Array, Array]]
+    spec: Any
+    axis: int | None = None
+
+    def forward(self, xp: Any, logits: Array, *aux: Array) -> tuple[Array, tuple[Array, ...]]:
+        loss, dloss = self.fn(xp, logits, *aux, self.spec)
+        return loss, (dloss,)
+
+    def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array) -> Array:
+        return expand(xp, cotangent, self.axis) * residuals[0]
+
+
+def expand(xp: Any, x: Any, axis: int | None) -> Any:
+    """``x`` with a length-1 ``axis`` inserted (a no-op for ``axis=None`` or a Python scalar)."""
+    if axis is None or isinstance(x, (int, float)):
+        return x
+    return xp.expand_dims(x, axis=axis)
+
+
+@dataclass(frozen=True)
+class FromProbabilities:
+    """Run a logit kernel on probabilities (``from_logits=False``).
+
+    The probabilities are clipped to ``[eps, 1 − eps]`` of the compute dtype and mapped to logits
+    (``log p − log(1 − p)`` for sigmoid, ``log p`` for softmax, which renormalises a row that does not
+    sum to 1); the gradient follows by the chain rule and is 0 where the clip is active.
+    """
+
+    kernel: Any
+    link: str  # "sigmoid" or "softmax"
+
+    def forward(self, xp: Any, probs: Array, *aux: Array) -> tuple[Array, tuple[Array, ...]]:
+        eps = float(xp.finfo(probs.dtype).eps)
+        clipped = xp.clip(probs, eps, 1.0 - eps)
+        inside = (probs >= eps) & (probs <= 1.0 - eps)
+        if self.link == "sigmoid":
+            logits = xp.log(clipped) - xp.log1p(-clipped)
+            dlogits_dprobs = 1.0 / (clipped * (1.0 - clipped))
+        else:
+            logits = xp.log(clipped)
+            dlogits_dprobs = 1.0 / clipped
+        out, residuals = self.kernel.forward(xp, logits, *aux)
+        return out, residuals + (xp.where(inside, dlogits_dprobs, 0.0),)
+
+    def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array) -> Array:
+        *inner, chain = residuals
+        return self.kernel.vjp(xp, tuple(inner), cotangent) * chain
