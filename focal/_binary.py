@@ -237,3 +237,18 @@ def plan_binary(
 def check_alpha_scalar(alpha: Any) -> float | None:
     return None if alpha is None else _checks.check_number("alpha", alpha, low=0.0, high=1.0)
 
+
+
+@dataclass(frozen=True)
+class RowSumSpec:
+    """An elementwise kernel summed over the class axis: one loss per row (seed 004's per-sample sum)."""
+
+    fn: Any
+    inner: Any
+    axis: int
+
+
+def row_sum_kernel(xp: Any, x: Array, y: Array, *rest: Any) -> tuple[Array, Array]:
+    *vectors, spec = rest
+    loss, grad = spec.fn(xp, x, y, *vectors, spec.inner)
+    return xp.sum(loss, axis=spec.axis), grad

@@ -1,0 +1,116 @@
+"""Dense-detection losses of the GFL/VarifocalNet family: QFL, VFL and DFL."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from . import _checks
+from ._binary import QualitySpec, VarifocalSpec, plan_binary, quality_focal_kernel, varifocal_kernel
+from ._categorical import prepare_softmax
+from ._plan import Call, LossPlan, plans
+from ._softmax import FocalTerms, focal_terms
+from .backends._base import Array
+
+
+def quality_focal_loss(
+    logits: Array, targets: Array, *, beta: float = 2.0, reduction: str = "mean",
+    weight: Array | float | None = None, normalizer: Array | float | None = None, from_logits: bool = True,
+) -> Array:
+    r"""Quality focal loss (GFL, Li et al. 2020): ``|y − σ(x)|^β · BCE(x, y)``.
+
+    ``targets`` are soft quality scores of the logits' shape: the IoU at the positive's class, 0
+    elsewhere (mmdet's ``QualityFocalLoss`` takes (label, score) and builds the same array). β = 2.
+
+    References:
+        Li et al. Generalized Focal Loss. NeurIPS 2020.
+    """
+    return _plan_qfl(logits, targets, beta=beta, reduction=reduction, weight=weight, normalizer=normalizer,
+                     from_logits=from_logits).loss()
+
+
+@plans(quality_focal_loss)
+def _plan_qfl(logits: Array, targets: Array, *, beta: Any, reduction: str, weight: Any, normalizer: Any,
+              from_logits: bool) -> LossPlan:
+    beta = _checks.check_number("beta", beta, low=0.0, high=math.inf, high_open=True)
+    return plan_binary(quality_focal_kernel, QualitySpec(beta), logits, targets, reduction=reduction, weight=weight,
+                       normalizer=normalizer, from_logits=from_logits)
+
+
+def varifocal_loss(
+    logits: Array, targets: Array, *, alpha: float = 0.75, gamma: float = 2.0, reduction: str = "mean",
+    weight: Array | float | None = None, normalizer: Array | float | None = None, from_logits: bool = True,
+) -> Array:
+    r"""Varifocal loss (VarifocalNet, Zhang et al. 2021).
+
+    .. math::
+
+        \mathrm{VFL}(p, q) = \begin{cases} -q\,(q\log p + (1-q)\log(1-p)) & q > 0 \\
+            -\alpha\,p^\gamma \log(1-p) & q = 0 \end{cases}
+
+    ``q`` is the IoU-aware target (mmdet's ``iou_weighted=True``); the gradient flows through
+    ``p^γ`` as in mmdet. α = 0.75, γ = 2.
+
+    References:
+        Zhang et al. VarifocalNet: An IoU-aware Dense Object Detector. CVPR 2021.
+    """
+    return _plan_vfl(logits, targets, alpha=alpha, gamma=gamma, reduction=reduction, weight=weight,
+                     normalizer=normalizer, from_logits=from_logits).loss()
+
+
+@plans(varifocal_loss)
+def _plan_vfl(logits: Array, targets: Array, *, alpha: Any, gamma: Any, reduction: str, weight: Any,
+              normalizer: Any, from_logits: bool) -> LossPlan:
+    spec = VarifocalSpec(_checks.check_number("alpha", alpha, low=0.0, high=1.0), _checks.check_gamma(gamma))
+    return plan_binary(varifocal_kernel, spec, logits, targets, reduction=reduction, weight=weight,
+                       normalizer=normalizer, from_logits=from_logits)
+
+
+def distribution_focal_loss(
+    logits: Array, targets: Array, *, axis: int = -1, reduction: str = "mean", weight: Array | float | None = None,
+    normalizer: Array | float | None = None, from_logits: bool = True,
+) -> Array:
+    r"""Distribution focal loss (GFL, Li et al. 2020) for a distance ``y`` over bins ``0 … n``.
+
+    .. math::
+
+        \mathrm{DFL}(S, y) = -\big[(y_{i+1} - y)\log S_{y_i} + (y - y_i)\log S_{y_{i+1}}\big],\quad
+        y_i = \lfloor y \rfloor,\ y_{i+1} = y_i + 1
+
+    with ``S = softmax(logits)`` over the ``n + 1`` bins on ``axis``: the cross entropy against the
+    two-hot target. ``targets`` are floating distances in ``[0, n]`` of the logits' shape without
+    ``axis``; outside that range they raise eagerly and give NaN under tracing.
+
+    References:
+        Li et al. Generalized Focal Loss. NeurIPS 2020.
+    """
+    return _plan_dfl(logits, targets, axis=axis, reduction=reduction, weight=weight, normalizer=normalizer,
+                     from_logits=from_logits).loss()
+
+
+@plans(distribution_focal_loss)
+def _plan_dfl(logits: Array, targets: Array, *, axis: Any, reduction: str, weight: Any, normalizer: Any,
+              from_logits: bool) -> LossPlan:
+    call = Call(logits, targets, reduction=reduction, weight=weight, normalizer=normalizer)
+    xp = call.xp
+    axis = _checks.check_axis(axis, len(call.shape))
+    bins = int(call.shape[axis])
+    row_shape = tuple(s for i, s in enumerate(call.shape) if i != axis)
+    _checks.check_shape("targets", targets.shape, row_shape, f"one distance per row of bins along axis={axis}")
+    if not xp.isdtype(targets.dtype, "real floating"):
+        raise TypeError(f"targets must be floating distances, got {targets.dtype}")
+    y = call.cast(targets)
+    inside = (y >= 0.0) & (y <= bins - 1.0)
+    if call.known(xp.all(inside)) is False:
+        raise ValueError(f"targets must be distances in [0, {bins - 1}] (logits have {bins} bins along axis={axis}), "
+                         f"got values from {float(xp.min(y))} to {float(xp.max(y))}")
+    y = xp.where(inside, y, math.nan)
+    low = xp.floor(xp.where(inside, y, 0.0))
+    shape = [1] * len(call.shape)
+    shape[axis] = bins
+    grid = xp.reshape(xp.arange(bins, dtype=call.dtype, device=call.device), tuple(shape))
+    low_e, frac = xp.expand_dims(low, axis=axis), xp.expand_dims(y - low, axis=axis)
+    two_hot = xp.where(grid == low_e, 1.0 - frac, 0.0) + xp.where(grid == low_e + 1.0, frac, 0.0)
+    sc = prepare_softmax(logits, two_hot, axis=axis, alpha=None, reduction=reduction, weight=weight,
+                         normalizer=normalizer)
+    return sc.plan(focal_terms, FocalTerms(), from_logits=from_logits)

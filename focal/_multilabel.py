@@ -1,0 +1,46 @@
+"""Asymmetric loss for multi-label classification (ASL, Ridnik et al. 2021)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import _checks
+from ._binary import AsymmetricSpec, asymmetric_kernel, plan_binary
+from ._plan import LossPlan, plans
+from .backends._base import Array
+
+
+def asymmetric_loss(
+    logits: Array, targets: Array, *, gamma_pos: float = 0.0, gamma_neg: float = 4.0, clip: float = 0.05,
+    reduction: str = "mean", weight: Array | float | None = None, normalizer: Array | float | None = None,
+    label_smoothing: float = 0.0, from_logits: bool = True,
+) -> Array:
+    r"""Asymmetric loss (ASL) for multi-label classification.
+
+    .. math::
+
+        p_m = \max(p - m, 0),\qquad
+        L = -y\,(1-p)^{\gamma^+}\log p - (1-y)\,p_m^{\gamma^-}\log(1-p_m)
+
+    Defaults γ⁺ = 0, γ⁻ = 4, m = 0.05 (the paper's). The reference implementation sums the loss
+    (``-loss.sum()``): use ``reduction="sum"`` for its numbers. Its ``disable_torch_grad_focal_loss``
+    detaches the focusing weights; ours differentiates through them (the loss's true gradient).
+
+    References:
+        Ridnik et al. Asymmetric Loss For Multi-Label Classification. ICCV 2021.
+    """
+    return _plan_asl(logits, targets, gamma_pos=gamma_pos, gamma_neg=gamma_neg, clip=clip, reduction=reduction,
+                     weight=weight, normalizer=normalizer, label_smoothing=label_smoothing,
+                     from_logits=from_logits).loss()
+
+
+@plans(asymmetric_loss)
+def _plan_asl(logits: Array, targets: Array, *, gamma_pos: Any, gamma_neg: Any, clip: Any, reduction: str,
+              weight: Any, normalizer: Any, label_smoothing: Any, from_logits: bool) -> LossPlan:
+    spec = AsymmetricSpec(
+        gamma_pos=_checks.check_number("gamma_pos", gamma_pos, low=0.0, high=float("inf"), high_open=True),
+        gamma_neg=_checks.check_number("gamma_neg", gamma_neg, low=0.0, high=float("inf"), high_open=True),
+        clip=_checks.check_number("clip", clip, low=0.0, high=1.0, high_open=True),
+    )
+    return plan_binary(asymmetric_kernel, spec, logits, targets, reduction=reduction, weight=weight,
+                       normalizer=normalizer, from_logits=from_logits, label_smoothing=label_smoothing)

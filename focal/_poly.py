@@ -1,0 +1,81 @@
+"""Poly-1 losses (Leng et al., 2022): the first polynomial coefficient of CE or FL moved by ε."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+from . import _checks
+from ._binary import FocalSpec, check_alpha_scalar, focal_pt_kernel, plan_binary
+from ._categorical import prepare_softmax
+from ._plan import LossPlan, plans
+from ._seed import _check_activation
+from ._softmax import FocalTerms, focal_terms
+from .backends._base import Array
+
+
+def _epsilon(epsilon: Any) -> float:
+    return _checks.check_number("epsilon", epsilon, low=-math.inf, high=math.inf, high_open=True)
+
+
+def poly1_focal_loss(
+    logits: Array, targets: Array, *, epsilon: float = 1.0, gamma: float = 2.0,
+    alpha: float | Sequence[float] | Array | None = 0.25, activation: str = "sigmoid", axis: int = -1,
+    ignore_index: int | None = None, reduction: str = "mean", weight: Array | float | None = None,
+    normalizer: Array | float | None = None, label_smoothing: float = 0.0, from_logits: bool = True,
+) -> Array:
+    r"""Poly-1 focal loss: ``FL + ε (1 − p_t)^(γ+1)`` (PolyLoss, Leng et al. 2022, eq. 4).
+
+    ``activation="sigmoid"``: FL is :func:`sigmoid_focal_loss` (``α_t`` weights FL only, as in the
+    paper's code). ``"softmax"``: FL is :func:`softmax_focal_loss` and dense targets add
+    ``ε Σ_c y_c (1 − p_c)^(γ+1)``. ε = 1 by default; ε = −1 removes the leading term.
+
+    References:
+        Leng et al. PolyLoss: A Polynomial Expansion Perspective of Classification Loss Functions. ICLR 2022.
+    """
+    return _plan_poly1_focal(logits, targets, epsilon=epsilon, gamma=gamma, alpha=alpha, activation=activation,
+                             axis=axis, ignore_index=ignore_index, reduction=reduction, weight=weight,
+                             normalizer=normalizer, label_smoothing=label_smoothing, from_logits=from_logits).loss()
+
+
+@plans(poly1_focal_loss)
+def _plan_poly1_focal(logits: Array, targets: Array, *, epsilon: Any, gamma: Any, alpha: Any, activation: Any,
+                      axis: Any, ignore_index: Any, reduction: str, weight: Any, normalizer: Any,
+                      label_smoothing: Any, from_logits: bool) -> LossPlan:
+    epsilon = _epsilon(epsilon)
+    if _check_activation(activation) == "sigmoid":
+        spec = FocalSpec(alpha=check_alpha_scalar(alpha), gamma=None, epsilon=epsilon)
+        return plan_binary(focal_pt_kernel, spec, logits, targets, reduction=reduction, weight=weight,
+                           normalizer=normalizer, from_logits=from_logits, label_smoothing=label_smoothing,
+                           gamma=gamma)
+    sc = prepare_softmax(logits, targets, axis=axis, alpha=alpha, gamma=gamma, ignore_index=ignore_index,
+                         label_smoothing=label_smoothing, reduction=reduction, weight=weight, normalizer=normalizer)
+    return sc.plan(focal_terms, FocalTerms(epsilon=epsilon), from_logits=from_logits)
+
+
+def poly1_cross_entropy(
+    logits: Array, targets: Array, *, epsilon: float = 1.0, axis: int = -1, ignore_index: int | None = None,
+    alpha: float | Sequence[float] | Array | None = None, reduction: str = "mean",
+    weight: Array | float | None = None, normalizer: Array | float | None = None, label_smoothing: float = 0.0,
+    from_logits: bool = True,
+) -> Array:
+    r"""Poly-1 cross entropy: ``CE + ε (1 − p_t)`` over a softmax (PolyLoss, eq. 3).
+
+    For dense targets ``ε Σ_c y_c (1 − p_c)``, which is optax's ``poly_loss_cross_entropy``
+    ``ε (1 − Σ_c y_c p_c)`` whenever the targets sum to 1. optax defaults to ε = 2; we default to
+    the paper's ε = 1.
+
+    References:
+        Leng et al. PolyLoss. ICLR 2022.
+    """
+    return _plan_poly1_ce(logits, targets, epsilon=epsilon, axis=axis, ignore_index=ignore_index, alpha=alpha,
+                          reduction=reduction, weight=weight, normalizer=normalizer, label_smoothing=label_smoothing,
+                          from_logits=from_logits).loss()
+
+
+@plans(poly1_cross_entropy)
+def _plan_poly1_ce(logits: Array, targets: Array, *, epsilon: Any, axis: Any, ignore_index: Any, alpha: Any,
+                   reduction: str, weight: Any, normalizer: Any, label_smoothing: Any, from_logits: bool) -> LossPlan:
+    sc = prepare_softmax(logits, targets, axis=axis, alpha=alpha, gamma=0.0, ignore_index=ignore_index,
+                         label_smoothing=label_smoothing, reduction=reduction, weight=weight, normalizer=normalizer)
+    return sc.plan(focal_terms, FocalTerms(epsilon=_epsilon(epsilon)), from_logits=from_logits)

@@ -1,0 +1,216 @@
+"""The seeds' losses: focal loss with explicit negative terms (seed 004), the hard- and
+soft-truncated losses (seed 003), and FL* (the RetinaNet paper's appendix)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from . import _checks
+from ._binary import (FocalSpec, MarginSpec, RowSumSpec, SoftSpec, StarSpec, check_alpha_scalar, focal_split_kernel,
+                      focal_star_kernel, hard_truncated_kernel, plan_binary, row_sum_kernel, soft_truncated_kernel)
+from ._categorical import Terms, prepare_softmax
+from ._kernel import Elementwise, FromProbabilities
+from ._numerics import log_sigmoid_pair, neg_log_over_one_minus, tiny
+from ._plan import LossPlan, plans
+from ._softmax import FocalTerms, focal_terms
+from .backends._base import Array
+
+ACTIVATIONS = ("sigmoid", "softmax")
+
+
+def _check_activation(activation: Any) -> str:
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+    return activation
+
+
+@dataclass(frozen=True)
+class NegativesParams:
+    alpha: float | None
+    gamma: float
+
+
+def negatives_terms(xp: Any, t: Terms, params: NegativesParams) -> tuple[Any, Any, Any, Any]:
+    """Per class: ``−α q (1 − p)^γ log p − (1 − α)(1 − q) p^γ log(1 − p)`` with ``p = softmax(z)``."""
+    a_pos, a_neg = (1.0, 1.0) if params.alpha is None else (params.alpha, 1.0 - params.alpha)
+    g, q = params.gamma, t.target
+    u_safe = xp.maximum(t.u, math.log(tiny(xp, t.u)))
+    m, pg = xp.exp(g * t.v), xp.exp(g * u_safe)  # (1 − p)^γ, p^γ
+    wp, wn = a_pos * q, a_neg * (1.0 - q)
+    f = xp.where(wp != 0.0, -wp * m * t.u, 0.0) - wn * pg * t.v
+    a = -wp * m - wn * g * pg * t.v
+    b = -wp * g * m * u_safe - wn * pg
+    e = wp * g * m * t.p * neg_log_over_one_minus(xp, u_safe) - wn * xp.exp((g + 1.0) * u_safe - t.v)
+    return f, a, b, e
+
+
+def focal_loss_with_negatives(
+    logits: Array, targets: Array, *, alpha: float | None = 0.25, gamma: float = 2.0, activation: str = "softmax",
+    axis: int = -1, reduction: str = "mean", weight: Array | float | None = None,
+    normalizer: Array | float | None = None, label_smoothing: float = 0.0, from_logits: bool = True,
+) -> Array:
+    r"""Focal loss with explicit negative terms (seed 004's "Modified CE + FocalLoss").
+
+    .. math::
+
+        L = -\Big[\alpha \sum_c q_c (1-\hat y_c)^\gamma \log \hat y_c
+              + (1-\alpha) \sum_c (1-q_c)\,\hat y_c^\gamma \log(1-\hat y_c)\Big]
+
+    per row, with ``ŷ = softmax(z)`` (``activation="softmax"``) or ``ŷ = σ(z)`` (``"sigmoid"``,
+    which is :func:`sigmoid_focal_loss` with ``form="split"`` summed over the class axis and gave
+    seed 004 its best mAP). ``q`` is the one-hot of integer labels or dense (soft, multi-label)
+    targets of the logits' shape. Seed 004 adds ``eps = 1e-7`` inside its logs; we do not need to.
+
+    Args:
+        alpha: weight of the positive terms in [0, 1] (negatives get ``1 − α``); None: both 1. Default 0.25.
+        gamma: ``γ ≥ 0``, default 2. activation: ``"softmax"`` (default) or ``"sigmoid"``.
+        axis: the class axis (default -1). reduction, weight, normalizer, label_smoothing, from_logits:
+            as in :func:`softmax_focal_loss`; the loss is per row.
+
+    References:
+        Seed 004 (lvsolo, "Focal Loss在分类loss中的应用", 2024); Lin et al., ICCV 2017.
+    """
+    return _plan_negatives(logits, targets, alpha=alpha, gamma=gamma, activation=activation, axis=axis,
+                           reduction=reduction, weight=weight, normalizer=normalizer,
+                           label_smoothing=label_smoothing, from_logits=from_logits).loss()
+
+
+@plans(focal_loss_with_negatives)
+def _plan_negatives(logits: Array, targets: Array, *, alpha: Any, gamma: Any, activation: Any, axis: Any,
+                    reduction: str, weight: Any, normalizer: Any, label_smoothing: Any, from_logits: bool) -> LossPlan:
+    activation = _check_activation(activation)
+    alpha = check_alpha_scalar(alpha)
+    gamma = _checks.check_gamma(gamma)
+    sc = prepare_softmax(logits, targets, axis=axis, alpha=None, label_smoothing=label_smoothing,
+                         reduction=reduction, weight=weight, normalizer=normalizer, dense_labels=True)
+    if activation == "softmax":
+        return sc.plan(negatives_terms, NegativesParams(alpha, gamma), from_logits=from_logits)
+    spec = RowSumSpec(focal_split_kernel, FocalSpec(alpha=alpha, gamma=gamma), sc.axis)
+    kernel: Any = Elementwise(row_sum_kernel, spec, axis=sc.axis)
+    if not from_logits:
+        kernel = FromProbabilities(kernel, "sigmoid")
+    shape = tuple(s for i, s in enumerate(sc.call.shape) if i != sc.axis)
+    return LossPlan(sc.call, kernel, aux=(sc.dense,), loss_shape=shape)
+
+
+def hard_truncated_loss(
+    logits: Array, targets: Array, *, margin: float = 0.5, activation: str = "sigmoid", axis: int = -1,
+    ignore_index: int | None = None, reduction: str = "mean", weight: Array | float | None = None,
+    normalizer: Array | float | None = None, from_logits: bool = True,
+) -> Array:
+    r"""Hard-truncated cross entropy (seed 003's L*): ``λ · CE`` with λ = 0 where the sample is
+    already right by the margin, else 1, and no gradient through λ.
+
+    Sigmoid (elementwise): λ = 0 where ``y = 1, p > m`` or ``y = 0, p < 1 − m`` (generally
+    ``p_t > m``). Softmax (per row): λ = 0 where ``p_t > m``. Default ``m = 0.5``: "a positive above
+    0.5 or a negative below 0.5 is not updated". Seed 003 notes it trains slowly, since nothing
+    tells the model to *keep* a sample above the margin; :func:`soft_truncated_loss` fixes that.
+
+    Args:
+        margin: m in [0, 1]. activation: ``"sigmoid"`` (targets as in :func:`sigmoid_focal_loss`) or
+            ``"softmax"`` (targets, axis, ignore_index as in :func:`softmax_focal_loss`).
+
+    References:
+        Su Jianlin, "何恺明大神的「Focal Loss」，如何更好地理解？" (seed 003), 2017.
+    """
+    return _plan_hard_truncated(logits, targets, margin=margin, activation=activation, axis=axis,
+                                ignore_index=ignore_index, reduction=reduction, weight=weight,
+                                normalizer=normalizer, from_logits=from_logits).loss()
+
+
+@plans(hard_truncated_loss)
+def _plan_hard_truncated(logits: Array, targets: Array, *, margin: Any, activation: Any, axis: Any, ignore_index: Any,
+                         reduction: str, weight: Any, normalizer: Any, from_logits: bool) -> LossPlan:
+    margin = _checks.check_number("margin", margin, low=0.0, high=1.0)
+    if _check_activation(activation) == "sigmoid":
+        return plan_binary(hard_truncated_kernel, MarginSpec(margin), logits, targets, reduction=reduction,
+                           weight=weight, normalizer=normalizer, from_logits=from_logits)
+    sc = prepare_softmax(logits, targets, axis=axis, alpha=None, ignore_index=ignore_index, reduction=reduction,
+                         weight=weight, normalizer=normalizer)
+    return sc.plan(focal_terms, FocalTerms(truncate_margin=margin), from_logits=from_logits)
+
+
+@dataclass(frozen=True)
+class SoftTruncatedParams:
+    k: float
+
+
+def soft_truncated_terms(xp: Any, t: Terms, params: SoftTruncatedParams) -> tuple[Any, ...]:
+    """``−y σ(−K z) log p`` per class, with the direct ``∂/∂z`` of ``σ(−K z)``."""
+    log_a, log_b = log_sigmoid_pair(xp, params.k * t.z)  # a = σ(Kz), b = σ(−Kz)
+    b, ab = xp.exp(log_b), xp.exp(log_a + log_b)
+    y = t.weight
+    u = t.u if isinstance(y, float) else xp.where(y != 0.0, t.u, 0.0)
+    return -y * b * u, -y * b, 0.0, 0.0, params.k * y * ab * u
+
+
+def soft_truncated_loss(
+    logits: Array, targets: Array, *, k: float = 1.0, activation: str = "sigmoid", axis: int = -1,
+    ignore_index: int | None = None, reduction: str = "mean", weight: Array | float | None = None,
+    normalizer: Array | float | None = None, from_logits: bool = True,
+) -> Array:
+    r"""Soft-truncated cross entropy (seed 003's L**): the hard truncation's step θ replaced by σ(K·).
+
+    .. math::
+
+        \text{sigmoid}: L = -y\,\sigma(-Kx)\log\sigma(x) - (1-y)\,\sigma(Kx)\log\sigma(-x)
+        \qquad \text{softmax}: L = -\sigma(-K z_t)\log p_t
+
+    ``z_t`` is the target's logit before the softmax. With ``K = 1`` the sigmoid form equals
+    :func:`sigmoid_focal_loss` with ``form="split", gamma=1, alpha=None``.
+
+    Args:
+        k: steepness ``K > 0``, default 1. activation, axis, ignore_index: as in :func:`hard_truncated_loss`.
+
+    References:
+        Su Jianlin, seed 003, 2017.
+    """
+    return _plan_soft_truncated(logits, targets, k=k, activation=activation, axis=axis, ignore_index=ignore_index,
+                                reduction=reduction, weight=weight, normalizer=normalizer,
+                                from_logits=from_logits).loss()
+
+
+@plans(soft_truncated_loss)
+def _plan_soft_truncated(logits: Array, targets: Array, *, k: Any, activation: Any, axis: Any, ignore_index: Any,
+                         reduction: str, weight: Any, normalizer: Any, from_logits: bool) -> LossPlan:
+    k = _checks.check_number("k", k, low=0.0, high=math.inf, high_open=True)
+    if _check_activation(activation) == "sigmoid":
+        return plan_binary(soft_truncated_kernel, SoftSpec(k), logits, targets, reduction=reduction, weight=weight,
+                           normalizer=normalizer, from_logits=from_logits)
+    sc = prepare_softmax(logits, targets, axis=axis, alpha=None, ignore_index=ignore_index, reduction=reduction,
+                         weight=weight, normalizer=normalizer)
+    return sc.plan(soft_truncated_terms, SoftTruncatedParams(k), from_logits=from_logits)
+
+
+def focal_loss_star(
+    logits: Array, targets: Array, *, gamma: float = 2.0, beta: float = 1.0, alpha: float | None = None,
+    reduction: str = "mean", weight: Array | float | None = None, normalizer: Array | float | None = None,
+    from_logits: bool = True,
+) -> Array:
+    r"""FL* (Lin et al. 2017, appendix A): ``−log σ(γ x_t + β) / γ``, ``x_t = x (2y − 1)``, times α_t.
+
+    Defaults γ = 2, β = 1 (the paper's best); fvcore's ``sigmoid_focal_loss_star`` defaults to
+    γ = 1, β = 0 and ``alpha=-1`` (none): pass those for the same numbers. With γ = 1, β = 0 and no
+    α it is the binary cross entropy.
+
+    Args:
+        gamma: ``γ > 0``. beta: any real. alpha: None or in [0, 1]. targets: as in :func:`sigmoid_focal_loss`.
+
+    References:
+        Lin, Goyal, Girshick, He, Dollár. Focal Loss for Dense Object Detection. ICCV 2017, appendix A.
+    """
+    return _plan_star(logits, targets, gamma=gamma, beta=beta, alpha=alpha, reduction=reduction, weight=weight,
+                      normalizer=normalizer, from_logits=from_logits).loss()
+
+
+@plans(focal_loss_star)
+def _plan_star(logits: Array, targets: Array, *, gamma: Any, beta: Any, alpha: Any, reduction: str, weight: Any,
+               normalizer: Any, from_logits: bool) -> LossPlan:
+    gamma = _checks.check_number("gamma", gamma, low=0.0, high=math.inf, high_open=True)
+    if gamma == 0.0:
+        raise ValueError("gamma must be > 0 for FL* (it divides by gamma), got 0.0")
+    beta = _checks.check_number("beta", beta, low=-math.inf, high=math.inf, high_open=True)
+    return plan_binary(focal_star_kernel, StarSpec(gamma, beta, check_alpha_scalar(alpha)), logits, targets,
+                       reduction=reduction, weight=weight, normalizer=normalizer, from_logits=from_logits)

@@ -1,0 +1,125 @@
+"""Focal Tversky loss (Abraham & Khan, 2019): a region loss over the whole batch, per class."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from . import _checks
+from ._categorical import prepare_softmax
+from ._kernel import FromProbabilities
+from ._numerics import log1mexp, log_sigmoid_pair, log_softmax, tiny
+from ._plan import LossPlan, plans
+from ._seed import _check_activation
+from .backends._base import Array
+
+
+@dataclass(frozen=True)
+class TverskySpec:
+    a: float
+    b: float
+    gamma: float
+    smooth: float
+    axis: int
+    activation: str
+
+
+@dataclass(frozen=True)
+class TverskyKernel:
+    """``(1 − TI_c)^γ`` per class, every class's sums running over all the other axes.
+
+    With ``R = a FN + b FP`` and ``D = TP + R + s``, ``1 − TI = R/D`` and
+    ``d(1 − TI)^γ/dp = γ (R/D)^(γ−1) (dR/dp · (TP + s) − R y)/D²``; R is floored at ``tiny`` so the
+    γ < 1 gradient at a perfect prediction (truly unbounded) stays finite.
+    """
+
+    spec: TverskySpec
+
+    def forward(self, xp: Any, z: Array, y: Array, *mask: Array) -> tuple[Array, tuple[Array, ...]]:
+        s = self.spec
+        axis = s.axis
+        if s.activation == "softmax":
+            log_p = log_softmax(xp, z, axis)
+            log_q = log1mexp(xp, log_p)
+            chain = None
+        else:
+            log_p, log_q = log_sigmoid_pair(xp, z)
+            chain = xp.exp(log_p + log_q)
+        p, q = xp.exp(log_p), xp.exp(log_q)
+        keep = mask[0] if mask else 1.0
+        others = tuple(i for i in range(z.ndim) if i != axis)
+        tp = xp.sum(p * y * keep, axis=others, keepdims=True)
+        fn = xp.sum(q * y * keep, axis=others, keepdims=True)
+        fp = xp.sum(p * (1.0 - y) * keep, axis=others, keepdims=True)
+        r = s.a * fn + s.b * fp
+        n = tp + s.smooth
+        d = n + r
+        log_ratio = xp.log(xp.maximum(r, tiny(xp, z))) - xp.log(d)
+        loss = xp.exp(s.gamma * log_ratio)
+        dr = (s.b - (s.a + s.b) * y) * keep
+        h = s.gamma * xp.exp((s.gamma - 1.0) * log_ratio) * (dr * n - r * y * keep) / (d * d)
+        residuals = (h, p) if chain is None else (h, chain)
+        return xp.reshape(loss, (z.shape[axis],)), residuals
+
+    def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array) -> Array:
+        h, p_or_chain = residuals
+        shape = [1] * h.ndim
+        shape[self.spec.axis] = -1
+        grad_p = xp.reshape(cotangent, tuple(shape)) * h
+        if self.spec.activation == "sigmoid":
+            return grad_p * p_or_chain
+        p = p_or_chain
+        return p * (grad_p - xp.sum(p * grad_p, axis=self.spec.axis, keepdims=True))
+
+
+def focal_tversky_loss(
+    logits: Array, targets: Array, *, a: float = 0.7, b: float = 0.3, gamma: float = 0.75, smooth: float = 1.0,
+    axis: int = -1, activation: str = "softmax", ignore_index: int | None = None, reduction: str = "mean",
+    weight: Array | float | None = None, from_logits: bool = True,
+) -> Array:
+    r"""Focal Tversky loss for segmentation (Abraham & Khan, 2019).
+
+    .. math::
+
+        TI_c = \frac{TP_c + s}{TP_c + a\,FN_c + b\,FP_c + s},\qquad L = \sum_c (1 - TI_c)^\gamma
+
+    with ``TP_c = Σ p y``, ``FN_c = Σ (1 − p) y``, ``FP_c = Σ p (1 − y)`` summed over every axis
+    but the class axis (the whole batch, as segmentation_models_pytorch's ``dims=(0, 2)``), and
+    ``p`` the softmax over ``axis`` or the elementwise sigmoid. ``reduction`` runs over classes:
+    "none" gives the C per-class terms, "mean" (default) their mean, "sum" the paper's sum;
+    ``weight`` broadcasts to the C classes. The paper writes the exponent as ``1/γ`` with γ = 4/3;
+    ours is the exponent itself, 0.75. Defaults a = 0.7 (FN), b = 0.3 (FP), s = 1.
+
+    Args:
+        targets: integer class indices (shape without ``axis``; ``ignore_index`` pixels are left
+            out of every sum) or floating per-class masks of the logits' shape.
+
+    References:
+        Abraham & Khan. A Novel Focal Tversky Loss Function with Improved Attention U-Net for
+        Lesion Segmentation. ISBI 2019.
+    """
+    return _plan_tversky(logits, targets, a=a, b=b, gamma=gamma, smooth=smooth, axis=axis, activation=activation,
+                         ignore_index=ignore_index, reduction=reduction, weight=weight, from_logits=from_logits).loss()
+
+
+@plans(focal_tversky_loss)
+def _plan_tversky(logits: Array, targets: Array, *, a: Any, b: Any, gamma: Any, smooth: Any, axis: Any,
+                  activation: Any, ignore_index: Any, reduction: str, weight: Any, from_logits: bool) -> LossPlan:
+    activation = _check_activation(activation)
+    spec_args = {
+        "a": _checks.check_number("a", a, low=0.0, high=math.inf, high_open=True),
+        "b": _checks.check_number("b", b, low=0.0, high=math.inf, high_open=True),
+        "gamma": _checks.check_gamma(gamma),
+        "smooth": _checks.check_number("smooth", smooth, low=0.0, high=math.inf, high_open=True),
+    }
+    sc = prepare_softmax(logits, targets, axis=axis, alpha=None, ignore_index=ignore_index, reduction=reduction,
+                         weight=weight, normalizer=None, dense_labels=True)
+    xp = sc.call.xp
+    mask: tuple[Array, ...] = ()
+    if sc.valid is not None:
+        mask = (xp.expand_dims(xp.astype(sc.valid, sc.call.dtype), axis=sc.axis),)
+    kernel: Any = TverskyKernel(TverskySpec(axis=sc.axis, activation=activation, **spec_args))
+    if not from_logits:
+        kernel = FromProbabilities(kernel, activation)
+    return LossPlan(sc.call, kernel, aux=(sc.dense, *mask), loss_shape=(sc.classes,))
