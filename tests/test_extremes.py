@@ -119,3 +119,57 @@ def test_soft_target_modulator_does_not_underflow():
                                                reduction="sum"))
         true, _ = mp_reference.sigmoid_focal(xv, 0.3, None, gamma)
         assert value == pytest.approx(true, rel=1e-12)
+
+
+def _variant_grid():
+    x, y = _sigmoid_grid()
+    z, labels = _softmax_grid()
+    soft_rows = np.abs(np.sin(np.arange(z.size).reshape(z.shape))) + 0.1
+    soft_rows = soft_rows / soft_rows.sum(-1, keepdims=True)
+    distances = (np.arange(z.shape[0]) % 3) * 0.9
+    binary = [
+        (focal.sigmoid_focal_loss, {"form": "split", "gamma": 0.5}),
+        (focal.sigmoid_focal_loss, {"gamma": focal.flsd53}),
+        (focal.sigmoid_focal_loss, {"gamma": [0.0, 0.5, 5.0]}),
+        (focal.focal_loss_star, {}),
+        (focal.hard_truncated_loss, {}),
+        (focal.soft_truncated_loss, {"k": 2.0}),
+        (focal.poly1_focal_loss, {"gamma": 0.5}),
+        (focal.asymmetric_loss, {"gamma_pos": 0.5}),
+        (focal.quality_focal_loss, {}),
+        (focal.varifocal_loss, {"gamma": 0.5}),
+        (focal.focal_tversky_loss, {"activation": "sigmoid"}),
+    ]
+    rows = [
+        (focal.softmax_focal_loss, {"gamma": [0.0, 0.5, 5.0]}, labels),
+        (focal.softmax_focal_loss, {"gamma": focal.flsd53}, labels),
+        (focal.softmax_focal_loss, {"gamma": 0.5}, soft_rows),
+        (focal.softmax_focal_loss, {"reduced_threshold": 0.5, "gamma": 0.5}, labels),
+        (focal.softmax_focal_loss, {"normalized": True, "gamma": 0.5}, labels),
+        (focal.focal_loss_with_negatives, {"gamma": 0.5}, labels),
+        (focal.focal_loss_with_negatives, {"activation": "sigmoid"}, soft_rows),
+        (focal.hard_truncated_loss, {"activation": "softmax"}, labels),
+        (focal.soft_truncated_loss, {"activation": "softmax"}, labels),
+        (focal.poly1_focal_loss, {"activation": "softmax", "gamma": 0.5}, soft_rows),
+        (focal.poly1_cross_entropy, {}, labels),
+        (focal.distribution_focal_loss, {}, distances),
+        (focal.focal_tversky_loss, {}, labels),
+    ]
+    return [(fn, kw, x, y) for fn, kw in binary] + [(fn, kw, z, t) for fn, kw, t in rows]
+
+
+VARIANT_GRID = _variant_grid()
+
+
+@pytest.mark.parametrize("index", range(len(VARIANT_GRID)))
+def test_every_variant_finite_and_equal_at_extremes(lib, dtype, index):
+    fn, kw, x, t = VARIANT_GRID[index]
+    integer = t.dtype.kind == "i"
+    value, grad = focal.value_and_grad(fn)(lib.array(x, dtype), lib.array(t, None if integer else dtype),
+                                           reduction="sum", **kw)
+    value, grad = lib.numpy(value), lib.numpy(grad)
+    assert np.isfinite(value) and np.isfinite(grad).all(), f"{fn.__name__} {kw}"
+    ref_value, ref_grad = focal.value_and_grad(fn)(x.astype(dtype), t if integer else t.astype(dtype),
+                                                   reduction="sum", **kw)
+    assert_close(value, ref_value, CROSS_RTOL[dtype], "value")
+    assert_close(grad, ref_grad, CROSS_RTOL[dtype], "grad")
