@@ -60,6 +60,16 @@ def sigmoid_focal_loss(
         ``torch.autograd``, ``tf.GradientTape``) is the analytic one, finite for every finite logit
         and every ``γ ≥ 0``. Targets get no gradient.
 
+    Matching other libraries (each checked by a test where it installs):
+        torchvision ``sigmoid_focal_loss(x, y, alpha, gamma, reduction)`` and optax
+        ``sigmoid_focal_loss(x, y, alpha, gamma)``: the same call (optax's per-element result is our
+        ``reduction="none"``; torchvision's and fvcore's ``alpha=-1`` is our ``alpha=None``). Keras
+        ``BinaryFocalCrossentropy(apply_class_balancing=True, alpha, gamma, from_logits=True)`` is our
+        ``reduction="none"`` averaged over the last axis. MONAI ``FocalLoss(alpha, gamma)`` (sigmoid)
+        is our ``reduction="none"``. kornia ``binary_focal_loss_with_logits`` is ``form="split"``.
+        torchvision, fvcore and older optax releases give NaN gradients for 0 < γ < 1 once p_t
+        rounds to 1; ours stay finite.
+
     References:
         Lin, Goyal, Girshick, He, Dollár. Focal Loss for Dense Object Detection. ICCV 2017.
     """

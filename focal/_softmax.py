@@ -151,6 +151,16 @@ def softmax_focal_loss(
         finite for every finite logit and ``γ ≥ 0``. Eagerly, labels outside [0, C) raise
         ``ValueError``; inside ``jax.jit`` or ``tf.function`` their rows are NaN.
 
+    Matching other libraries (each checked by a test):
+        Keras ``CategoricalFocalCrossentropy(alpha, gamma, from_logits=True)`` on one-hot targets is
+        ``softmax_focal_loss(logits, onehot, alpha=alpha, gamma=gamma, reduction="none")``.
+        kornia ``focal_loss(pred, target, alpha)`` and MONAI ``FocalLoss(use_softmax=True,
+        to_onehot_y=True, alpha)`` read a scalar α as the vector ``[1 − α, α, …, α]``: pass that
+        vector, with ``axis=1``. Their ``"none"`` keeps the class axis (sum it for ours) and their
+        ``"mean"`` also divides by the number of classes; MONAI's ``"sum"`` is a sum over batch and
+        classes of spatial means. segmentation_models_pytorch's ``exp(−CE)`` for ``p_t`` is wrong
+        with class weights, label smoothing or soft targets; ours takes ``p_t`` from the softmax.
+
     References:
         Lin, Goyal, Girshick, He, Dollár. Focal Loss for Dense Object Detection. ICCV 2017.
     """

@@ -1,0 +1,167 @@
+"""Parity with the published implementations ("anchors") that install here without a CUDA build.
+
+Each test maps the anchor's parameters onto ours (the mapping is the documentation: see the
+docstrings) and asserts the same numbers on the same inputs; where an anchor's semantics differ or
+are wrong (VARIANTS.md section 4), the test shows the difference with numbers. torchvision is not
+here: its wheel does not import beside the CPU torch 2.13 this machine kind uses.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+import numpy as np
+import pytest
+
+import focal
+from helpers import assert_close
+
+REQUIRED = os.environ.get("FOCAL_REQUIRE_ANCHORS") == "1"
+RNG = np.random.default_rng(23)
+X = RNG.normal(size=(6, 5)) * 3
+HARD = (RNG.random((6, 5)) > 0.6).astype(np.float64)
+SOFT = RNG.random((6, 5))
+LABELS = RNG.integers(0, 5, size=6)
+ONEHOT = np.eye(5)[LABELS]
+
+
+def anchor(name: str):
+    """The anchor's module; a skip where it is not installed, an error where CI requires it."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        if REQUIRED:
+            raise
+        pytest.skip(f"{name} is not installed")
+
+
+def test_optax_sigmoid_focal_loss():
+    optax, jnp = anchor("optax"), anchor("jax.numpy")
+    anchor("jax").config.update("jax_enable_x64", True)
+    for t in (HARD, SOFT):
+        for alpha, gamma in [(None, 2.0), (0.25, 2.0), (0.5, 0.5), (0.9, 0.0)]:
+            theirs = optax.sigmoid_focal_loss(jnp.asarray(X), jnp.asarray(t), alpha=alpha, gamma=gamma)
+            ours = focal.sigmoid_focal_loss(X, t, alpha=alpha, gamma=gamma, reduction="none")
+            np.testing.assert_allclose(np.asarray(theirs), ours, rtol=1e-12, atol=1e-300)
+
+
+def test_optax_gradients_at_saturated_logits():
+    """optax's sigmoid_focal_loss now computes log(1 − p_t) in log space as we do (the NaN
+    gradients of VARIANTS.md §4 were its older releases): the gradients agree to rounding, at
+    |x| = 1e4 and γ < 1 too."""
+    jax, optax, jnp = anchor("jax"), anchor("optax"), anchor("jax.numpy")
+    jax.config.update("jax_enable_x64", True)
+    x = jnp.array([1e4, -1e4, 40.0, 17.0, 0.0, -3.0])
+    for gamma in (0.0, 0.5, 2.0):
+        for label in (1.0, 0.0, 0.3):
+            y = jnp.full(x.shape, label)
+            theirs = jax.grad(lambda v: optax.sigmoid_focal_loss(v, y, gamma=gamma).sum())(x)
+            ours = jax.grad(lambda v: focal.sigmoid_focal_loss(v, y, gamma=gamma, alpha=None, reduction="sum"))(x)
+            assert np.isfinite(np.asarray(ours)).all()
+            np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), rtol=1e-9, atol=1e-300)
+
+
+def test_optax_poly_loss_cross_entropy():
+    optax, jnp = anchor("optax"), anchor("jax.numpy")
+    anchor("jax").config.update("jax_enable_x64", True)
+    soft = SOFT / SOFT.sum(-1, keepdims=True)
+    for t in (ONEHOT, soft):
+        for epsilon in (2.0, 1.0, -1.0):
+            theirs = optax.losses.poly_loss_cross_entropy(jnp.asarray(X), jnp.asarray(t), epsilon=epsilon)
+            ours = focal.poly1_cross_entropy(X, t, epsilon=epsilon, reduction="none")
+            np.testing.assert_allclose(np.asarray(theirs), ours, rtol=1e-12)
+
+
+def test_keras_binary_focal_crossentropy():
+    """Keras averages over the last axis: ours with reduction="none", then the mean over it."""
+    keras = anchor("keras")
+    x32, t32 = X.astype(np.float32), HARD.astype(np.float32)
+    for balance, alpha in [(True, 0.25), (False, 0.25)]:
+        loss = keras.losses.BinaryFocalCrossentropy(apply_class_balancing=balance, alpha=alpha, gamma=2.0,
+                                                    from_logits=True, reduction=None)
+        theirs = np.asarray(keras.ops.convert_to_numpy(loss(t32, x32)))
+        ours = focal.sigmoid_focal_loss(x32, t32, alpha=alpha if balance else None, reduction="none").mean(-1)
+        np.testing.assert_allclose(theirs, ours, rtol=2e-5)
+
+
+def test_keras_categorical_focal_crossentropy():
+    """Keras' scalar alpha scales every class, as ours does."""
+    keras = anchor("keras")
+    x32, t32 = X.astype(np.float32), ONEHOT.astype(np.float32)
+    loss = keras.losses.CategoricalFocalCrossentropy(alpha=0.25, gamma=2.0, from_logits=True, reduction=None)
+    theirs = np.asarray(keras.ops.convert_to_numpy(loss(t32, x32)))
+    ours = focal.softmax_focal_loss(x32, t32, alpha=0.25, gamma=2.0, reduction="none")
+    np.testing.assert_allclose(theirs, ours, rtol=2e-5)
+    probs = np.exp(x32) / np.exp(x32).sum(-1, keepdims=True)
+    loss = keras.losses.CategoricalFocalCrossentropy(alpha=0.25, gamma=2.0, reduction=None)
+    ours = focal.softmax_focal_loss(probs, t32, alpha=0.25, gamma=2.0, reduction="none", from_logits=False)
+    np.testing.assert_allclose(np.asarray(keras.ops.convert_to_numpy(loss(t32, probs))), ours, rtol=2e-5)
+
+
+def _torch():
+    return anchor("torch")
+
+
+def test_kornia_focal_loss():
+    """kornia: scalar α means [1 − α, α, …]; "none" keeps the class axis; "mean" also divides by C."""
+    kornia, torch = anchor("kornia"), _torch()
+    z = RNG.normal(size=(4, 5, 3)) * 2
+    t = RNG.integers(0, 5, size=(4, 3))
+    zt, tt = torch.as_tensor(z), torch.as_tensor(t)
+    ours = focal.softmax_focal_loss(z, t, alpha=[0.75, 0.25, 0.25, 0.25, 0.25], gamma=2.0, axis=1, reduction="none")
+    theirs = kornia.losses.focal_loss(zt, tt, alpha=0.25, gamma=2.0, reduction="none")
+    np.testing.assert_allclose(theirs.sum(1).numpy(), ours, rtol=1e-12)
+    theirs_mean = float(kornia.losses.focal_loss(zt, tt, alpha=0.25, gamma=2.0, reduction="mean"))
+    assert theirs_mean == pytest.approx(ours.mean() / 5, rel=1e-12)
+    uniform = focal.softmax_focal_loss(z, t, alpha=0.25, gamma=2.0, axis=1, reduction="none")
+    assert np.max(np.abs(uniform - ours)) > 1e-2  # the same scalar means something else in each
+
+
+def test_kornia_binary_focal_loss_is_our_split_form():
+    kornia, torch = anchor("kornia"), _torch()
+    for t in (HARD, SOFT):
+        theirs = kornia.losses.binary_focal_loss_with_logits(torch.as_tensor(X), torch.as_tensor(t), alpha=0.25,
+                                                             gamma=2.0, reduction="none")
+        ours = focal.sigmoid_focal_loss(X, t, alpha=0.25, gamma=2.0, form="split", reduction="none")
+        np.testing.assert_allclose(theirs.numpy(), ours, rtol=1e-10)
+    pt = focal.sigmoid_focal_loss(X, SOFT, form="pt", reduction="none")
+    assert np.max(np.abs(pt - ours)) > 1e-2  # soft targets: kornia's form is not the "pt" form
+
+
+def test_monai_focal_loss():
+    """MONAI keeps the class axis ("none"), divides "mean" by C and makes "sum" a spatial mean."""
+    monai, torch = anchor("monai"), _torch()
+    from monai.losses import FocalLoss
+
+    z = RNG.normal(size=(2, 4, 3, 3)) * 2
+    t = RNG.integers(0, 4, size=(2, 3, 3))
+    zt, tt = torch.as_tensor(z), torch.as_tensor(t)[:, None]
+    ours = focal.softmax_focal_loss(z, t, alpha=[0.75, 0.25, 0.25, 0.25], gamma=2.0, axis=1, reduction="none")
+
+    def monai_loss(reduction, **kw):
+        return FocalLoss(gamma=2.0, alpha=0.25, to_onehot_y=True, reduction=reduction, **kw)
+
+    theirs = monai_loss("none", use_softmax=True)(zt, tt).sum(1).double().numpy()
+    assert_close(theirs, ours, 1e-6, "monai softmax")  # MONAI computes in float32
+    assert float(monai_loss("mean", use_softmax=True)(zt, tt)) == pytest.approx(ours.mean() / 4, rel=1e-6)
+    assert float(monai_loss("sum", use_softmax=True)(zt, tt)) == pytest.approx(ours.mean((1, 2)).sum(), rel=1e-6)
+    binary = (RNG.random((2, 4, 3, 3)) > 0.5).astype(np.float64)
+    theirs = FocalLoss(gamma=2.0, alpha=0.25, reduction="none")(zt, torch.as_tensor(binary))
+    ours = focal.sigmoid_focal_loss(z, binary, alpha=0.25, gamma=2.0, reduction="none")
+    assert_close(theirs.double().numpy(), ours, 1e-6, "monai sigmoid")
+
+
+def test_fvcore_focal_losses():
+    """fvcore's FL* has no β (β = 0) and defaults to γ = 1; its ``alpha=-1`` is our ``None``."""
+    torch = _torch()
+    fvcore_nn = anchor("fvcore.nn")
+    xt, yt = torch.as_tensor(X), torch.as_tensor(HARD)
+    for alpha, gamma in [(-1, 1.0), (0.25, 2.0), (-1, 0.5)]:
+        theirs = fvcore_nn.sigmoid_focal_loss_star(xt, yt, alpha=alpha, gamma=gamma).double().numpy()
+        ours = focal.focal_loss_star(X, HARD, gamma=gamma, beta=0.0, alpha=None if alpha < 0 else alpha,
+                                     reduction="none")
+        assert_close(theirs, ours, 1e-6, "FL*")  # fvcore casts to float32
+        theirs = fvcore_nn.sigmoid_focal_loss(xt, yt, alpha=alpha, gamma=gamma).double().numpy()
+        ours = focal.sigmoid_focal_loss(X, HARD, gamma=gamma, alpha=None if alpha < 0 else alpha, reduction="none")
+        assert_close(theirs, ours, 1e-6, "FL")
