@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from cases import CASES, Run
@@ -38,3 +39,20 @@ def test_framework_autodiff_matches_reference(autodiff_lib, dtype, case):
     _, expected = run.expected()
     assert grad.dtype == lib.dtype(dtype) and lib.on_device(grad)
     assert_close(lib.numpy(grad), expected, REFERENCE_RTOL[dtype], case.id)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_gradient_matches_central_differences(case):
+    """The analytic gradient against central differences of the loss itself (NumPy, float64)."""
+    from libs import Lib
+
+    run = Run(case, Lib(), "float64")
+    _, grad = run.value_and_grad()
+    step = 1e-6
+    numeric = np.zeros(run.x64.shape)
+    for index in np.ndindex(run.x64.shape):
+        bump = np.zeros(run.x64.shape)
+        bump[index] = step
+        numeric[index] = (float(np.sum(run.loss(run.x64 + bump))) - float(np.sum(run.loss(run.x64 - bump)))) / (
+            2 * step)
+    assert_close(grad, numeric, 1e-6, case.id)
