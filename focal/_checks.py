@@ -20,8 +20,8 @@ def check_number(name: str, value: Any, *, low: float, high: float, high_open: b
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
     value = float(value)
-    above = value >= high if high_open else value > high
-    if math.isnan(value) or value < low or above:
+    inside = low <= value and (value < high if high_open else value <= high)  # False for NaN
+    if not inside:
         bracket = ")" if high_open else "]"
         raise ValueError(f"{name} must be in [{low:g}, {high:g}{bracket}, got {value!r}")
     return value

@@ -156,6 +156,9 @@ class Torch(Lib):
         return x.grad
 
     def compile(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        # a fresh cache: across a long session dynamo's recompile limit would otherwise send later
+        # tests' functions to eager mode, where values are concrete and checked eagerly
+        self.xp._dynamo.reset()
         return self.xp.compile(fn)
 
 

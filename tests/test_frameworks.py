@@ -89,3 +89,33 @@ def test_tensorflow_tape_eager_and_in_function(lib, fn, t, params):
     with tf.GradientTape() as tape:
         loss = fn(variable, targets, **params)
     assert_close(lib.numpy(tape.gradient(loss, variable)), expected, 1e-12, "tf.Variable")
+
+
+FULLGRAPH = [
+    (focal.sigmoid_focal_loss, "binary", {"gamma": 0.5}),
+    (focal.sigmoid_focal_loss, "binary", {"form": "split", "gamma": focal.flsd53}),
+    (focal.softmax_focal_loss, "labels", {"alpha": 0.5, "ignore_index": 2}),
+    (focal.softmax_focal_loss, "labels", {"gamma": 0.5, "label_smoothing": 0.1}),
+    (focal.softmax_focal_loss, "labels", {"normalized": True}),
+    (focal.focal_loss_with_negatives, "labels", {}),
+    (focal.focal_tversky_loss, "labels", {}),
+    (focal.asymmetric_loss, "binary", {}),
+    (focal.distribution_focal_loss, "distance", {}),
+]
+
+
+@pytest.mark.parametrize("index", range(len(FULLGRAPH)))
+@pytest.mark.parametrize("lib", _libs("torch"), ids=lambda lib: lib.id)
+def test_torch_compile_fullgraph(lib, index):
+    """``torch.compile(fullgraph=True)`` traces the loss and its backward without a graph break."""
+    torch = lib.xp
+    fn, kind, params = FULLGRAPH[index]
+    t = {"binary": Y, "labels": LABELS, "distance": np.array([0.5, 2.25, 3.0])}[kind]
+    x, targets = lib.array(X), lib.array(t)
+    torch._dynamo.reset()
+    compiled = torch.compile(lambda v: fn(v, targets, **params), fullgraph=True)
+    leaf = x.clone().requires_grad_(True)
+    compiled(leaf).backward()
+    expected_value, expected_grad = focal.value_and_grad(fn)(X, t, **params)
+    assert_close(lib.numpy(compiled(x)), expected_value, 1e-12, "value")
+    assert_close(lib.numpy(leaf.grad), expected_grad, 1e-12, "grad")

@@ -1,7 +1,8 @@
 """Find the backend of an array, einops-style: look only at frameworks already in ``sys.modules``.
 
 Nothing here imports a framework: a backend module (which does import its framework) is loaded
-the first time an array of that framework is seen, and the answer is cached per array type.
+when focal is imported after its framework, or else the first time an array of that framework is
+seen; the answer is cached per array type.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ def backend_for(x: Any) -> Backend:
 def _detect(x: Any) -> Backend:
     for framework, module in _FRAMEWORKS:
         if framework in sys.modules:
-            backend: Backend = importlib.import_module(module).BACKEND
+            loaded = sys.modules.get(module) or importlib.import_module(module)
+            backend: Backend = loaded.BACKEND
             if backend.owns(x):
                 return backend
     import array_api_compat
@@ -50,3 +52,15 @@ def _detect(x: Any) -> Backend:
             f"got {type(x).__module__}.{type(x).__qualname__}"
         ) from None
     return _generic.setdefault(id(xp), Backend(xp))
+
+
+def _load_present() -> None:
+    """Load the glue of frameworks imported before focal, so that the first call inside
+    ``torch.compile(fullgraph=True)`` or ``jax.jit`` finds it without importing (dynamo cannot
+    trace an import). A framework imported later is loaded at its first eager call."""
+    for framework, module in _FRAMEWORKS:
+        if framework in sys.modules and module not in sys.modules:
+            importlib.import_module(module)
+
+
+_load_present()

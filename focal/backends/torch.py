@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-import array_api_compat.torch as xp
 import torch
+
+from . import _torch_namespace as xp
 
 from ._base import Array, Backend
 

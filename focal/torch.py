@@ -1,0 +1,102 @@
+"""PyTorch criteria: one ``nn.Module`` per ``focal`` loss, ``forward(input, target)``.
+
+The class axis defaults to 1, as in ``nn.CrossEntropyLoss`` (input ``(N, C, d1, ...)``). Per-class
+vectors (``alpha``, ``gamma`` given as sequences or tensors) are buffers, so ``.to(device)``,
+``state_dict`` and ``copy.deepcopy`` carry them. ``forward`` also takes per-call ``weight`` and
+``normalizer`` (e.g. the number of positive anchors). Every criterion runs the same core as the
+functional API, so ``SoftmaxFocalLoss(gamma=2)(x, y)`` equals
+``focal.softmax_focal_loss(x, y, gamma=2, axis=1)``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+import focal as _focal
+
+from .backends import torch as _torch_backend  # noqa: F401 - loaded now, so torch.compile never imports it
+
+_PER_CALL = ("weight", "normalizer")
+_VECTORS = ("alpha", "gamma")
+
+
+class FocalCriterion(nn.Module):
+    """Base of the criteria: holds a loss function's parameters; vectors as buffers.
+
+    Parameters are checked, with the functional API's errors, on the first ``forward``.
+    """
+
+    loss_fn: Callable[..., torch.Tensor]
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__()
+        self._static: dict[str, Any] = {}
+        for name, value in params.items():
+            if name in _VECTORS and (isinstance(value, (list, tuple)) or torch.is_tensor(value)):
+                self.register_buffer(name, torch.as_tensor(value, dtype=torch.get_default_dtype()))
+            else:
+                self._static[name] = value
+
+    def _params(self) -> dict[str, Any]:
+        params = dict(self._static)
+        for name in _VECTORS:
+            if name in self._buffers:
+                params[name] = self._buffers[name]
+        return params
+
+    def forward(self, input: torch.Tensor, target: torch.Tensor, *, weight: Any = None,  # noqa: A002
+                normalizer: Any = None) -> torch.Tensor:
+        per_call = {"weight": weight}
+        if normalizer is not None:
+            per_call["normalizer"] = normalizer  # not every loss has one (focal_tversky_loss)
+        return type(self).loss_fn(input, target, **per_call, **self._params())
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self._static.items())
+
+
+def _criterion(name: str, fn: Callable[..., torch.Tensor]) -> type[FocalCriterion]:
+    """A criterion class for ``fn``: its keyword-only parameters with their defaults, the class axis 1."""
+    signature = inspect.signature(fn)
+    defaults = {p.name: p.default for p in signature.parameters.values()
+                if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in _PER_CALL}
+    if "axis" in defaults:
+        defaults["axis"] = 1
+
+    def __init__(self: FocalCriterion, **params: Any) -> None:
+        unknown = sorted(set(params) - set(defaults))
+        if unknown:
+            raise TypeError(f"{name}() got unexpected parameters {unknown}; it takes {sorted(defaults)}")
+        FocalCriterion.__init__(self, **{**defaults, **params})
+
+    __init__.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        + [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v) for k, v in defaults.items()])
+    doc = f"``nn.Module`` criterion for :func:`focal.{fn.__name__}` (class axis 1).\n\n{fn.__doc__}"
+    return type(name, (FocalCriterion,), {"loss_fn": staticmethod(fn), "__init__": __init__, "__doc__": doc,
+                                          "__module__": __name__})
+
+
+SigmoidFocalLoss = _criterion("SigmoidFocalLoss", _focal.sigmoid_focal_loss)
+SoftmaxFocalLoss = _criterion("SoftmaxFocalLoss", _focal.softmax_focal_loss)
+FocalLossWithNegatives = _criterion("FocalLossWithNegatives", _focal.focal_loss_with_negatives)
+HardTruncatedLoss = _criterion("HardTruncatedLoss", _focal.hard_truncated_loss)
+SoftTruncatedLoss = _criterion("SoftTruncatedLoss", _focal.soft_truncated_loss)
+FocalLossStar = _criterion("FocalLossStar", _focal.focal_loss_star)
+Poly1FocalLoss = _criterion("Poly1FocalLoss", _focal.poly1_focal_loss)
+Poly1CrossEntropy = _criterion("Poly1CrossEntropy", _focal.poly1_cross_entropy)
+AsymmetricLoss = _criterion("AsymmetricLoss", _focal.asymmetric_loss)
+QualityFocalLoss = _criterion("QualityFocalLoss", _focal.quality_focal_loss)
+VarifocalLoss = _criterion("VarifocalLoss", _focal.varifocal_loss)
+DistributionFocalLoss = _criterion("DistributionFocalLoss", _focal.distribution_focal_loss)
+FocalTverskyLoss = _criterion("FocalTverskyLoss", _focal.focal_tversky_loss)
+
+__all__ = [
+    "AsymmetricLoss", "DistributionFocalLoss", "FocalCriterion", "FocalLossStar", "FocalLossWithNegatives",
+    "FocalTverskyLoss", "HardTruncatedLoss", "Poly1CrossEntropy", "Poly1FocalLoss", "QualityFocalLoss",
+    "SigmoidFocalLoss", "SoftTruncatedLoss", "SoftmaxFocalLoss", "VarifocalLoss",
+]
