@@ -96,6 +96,8 @@ FULLGRAPH = [
     (focal.sigmoid_focal_loss, "binary", {"form": "split", "gamma": focal.flsd53}),
     (focal.softmax_focal_loss, "labels", {"alpha": 0.5, "ignore_index": 2}),
     (focal.softmax_focal_loss, "labels", {"gamma": 0.5, "label_smoothing": 0.1}),
+    (focal.softmax_focal_loss, "labels", {"alpha": [0.25, 0.5, 1.0, 2.0], "ignore_index": 2}),
+    (focal.softmax_focal_loss, "labels", {"gamma": [1.0, 2.0, 0.5, 0.0], "label_smoothing": 0.1}),
     (focal.softmax_focal_loss, "labels", {"normalized": True}),
     (focal.focal_loss_with_negatives, "labels", {}),
     (focal.focal_tversky_loss, "labels", {}),

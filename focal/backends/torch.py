@@ -48,6 +48,10 @@ class TorchBackend(Backend):
         return not torch._C._functorch.is_batchedtensor(x)
 
     def apply(self, kernel: Any, logits: Array, aux: Sequence[Array]) -> Array:
+        if not (torch.is_grad_enabled() and logits.requires_grad):
+            # no gradient wanted: no autograd.Function (less overhead, and dynamo then never
+            # meets it without a gradient, where it mistakes the function's ctx for its first argument)
+            return kernel.forward(xp, logits, *aux)[0]
         return _Apply.apply(kernel, logits, *aux)[0]
 
     def stop_gradient(self, x: Array) -> Array:
