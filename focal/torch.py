@@ -10,13 +10,14 @@ functional API, so ``SoftmaxFocalLoss(gamma=2)(x, y)`` equals
 
 from __future__ import annotations
 
-import inspect
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
 import focal as _focal
+
+from ._signatures import check_known, keyword_defaults, keyword_signature
 
 from .backends import torch as _torch_backend  # noqa: F401 - loaded now, so torch.compile never imports it
 
@@ -61,21 +62,15 @@ class FocalCriterion(nn.Module):
 
 def _criterion(name: str, fn: Callable[..., torch.Tensor]) -> type[FocalCriterion]:
     """A criterion class for ``fn``: its keyword-only parameters with their defaults, the class axis 1."""
-    signature = inspect.signature(fn)
-    defaults = {p.name: p.default for p in signature.parameters.values()
-                if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in _PER_CALL}
+    defaults = keyword_defaults(fn, _PER_CALL)
     if "axis" in defaults:
         defaults["axis"] = 1
 
     def __init__(self: FocalCriterion, **params: Any) -> None:
-        unknown = sorted(set(params) - set(defaults))
-        if unknown:
-            raise TypeError(f"{name}() got unexpected parameters {unknown}; it takes {sorted(defaults)}")
+        check_known(name, params, defaults)
         FocalCriterion.__init__(self, **{**defaults, **params})
 
-    __init__.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
-        + [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v) for k, v in defaults.items()])
+    __init__.__signature__ = keyword_signature(defaults)  # type: ignore[attr-defined]
     doc = f"``nn.Module`` criterion for :func:`focal.{fn.__name__}` (class axis 1).\n\n{fn.__doc__}"
     return type(name, (FocalCriterion,), {"loss_fn": staticmethod(fn), "__init__": __init__, "__doc__": doc,
                                           "__module__": __name__})
