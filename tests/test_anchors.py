@@ -131,7 +131,8 @@ def test_kornia_binary_focal_loss_is_our_split_form():
 
 def test_monai_focal_loss():
     """MONAI keeps the class axis ("none"), divides "mean" by C and makes "sum" a spatial mean."""
-    monai, torch = anchor("monai"), _torch()
+    anchor("monai")
+    torch = _torch()
     from monai.losses import FocalLoss
 
     z = RNG.normal(size=(2, 4, 3, 3)) * 2
