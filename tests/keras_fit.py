@@ -27,6 +27,16 @@ out["softmax_value"] = float(keras.ops.convert_to_numpy(
     fk.SoftmaxFocalLoss(from_logits=True, gamma=2.0, alpha=[0.25, 0.5, 1.0])(labels[:5], logits)))
 out["sigmoid_value"] = float(keras.ops.convert_to_numpy(
     fk.SigmoidFocalLoss(from_logits=True)(binary[:5], logits)))
+# every other class on the same logits; tests/test_keras.py computes the expected values with NumPy
+distances = rng.uniform(0.0, 2.0, size=(5, 1)).astype("float32")
+others = {
+    "HardTruncatedLoss": (binary[:5], {}), "SoftTruncatedLoss": (labels[:5], {"activation": "softmax", "k": 2.0}),
+    "Poly1FocalLoss": (binary[:5], {}), "FocalLossStar": (binary[:5], {}), "AsymmetricLoss": (binary[:5], {}),
+    "FocalLossWithNegatives": (labels[:5], {}), "Poly1CrossEntropy": (labels[:5, None], {}),
+    "DistributionFocalLoss": (distances, {}), "FocalTverskyLoss": (labels[:5], {}),
+}
+out["values"] = {name: float(keras.ops.convert_to_numpy(getattr(fk, name)(from_logits=True, **kw)(t, logits)))
+                 for name, (t, kw) in others.items()}
 
 keras.utils.set_random_seed(0)
 model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation="relu"),
@@ -40,4 +50,12 @@ restored = keras.saving.load_model(path)
 out["restored_loss_class"] = type(restored.loss).__name__
 out["evaluate"] = float(model.evaluate(x, labels, verbose=0))
 out["evaluate_restored"] = float(restored.evaluate(x, labels, verbose=0))
+
+# mixed precision: float16 activations, the loss computed in float32, the loss scale kept finite
+keras.mixed_precision.set_global_policy("mixed_float16")
+keras.utils.set_random_seed(0)
+mixed = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(3)])
+mixed.compile(optimizer=keras.optimizers.SGD(0.1), loss=fk.SoftmaxFocalLoss(from_logits=True, gamma=2.0))
+out["mixed_output_dtype"] = keras.backend.standardize_dtype(mixed(x[:2]).dtype)
+out["mixed_fit_losses"] = [float(v) for v in mixed.fit(x, labels, epochs=3, batch_size=16, verbose=0).history["loss"]]
 sys.stdout.write(json.dumps(out) + "\n")

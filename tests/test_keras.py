@@ -45,6 +45,43 @@ def test_same_values_on_every_keras_backend(runs):
         assert run["sigmoid_value"] == pytest.approx(float(sigmoid), rel=1e-5), backend
 
 
+def test_every_class_equals_the_functional_loss(runs):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 6)).astype("float32")
+    labels = (x[:, 0] > 0).astype("int64") + (x[:, 1] > 1).astype("int64")
+    binary = (x[:, :3] > 0.5).astype("float32")
+    # the float32 inputs keras_fit.py draws, in float64
+    logits = rng.normal(size=(5, 3)).astype("float32").astype("float64")
+    distances = rng.uniform(0.0, 2.0, size=(5, 1)).astype("float32").astype("float64")
+    labels, binary = labels[:5], binary[:5].astype("float64")
+
+    def per_sample_mean(fn, **kw):
+        return fn(logits, binary, reduction="none", **kw).mean(-1).mean()
+
+    expected = {
+        "HardTruncatedLoss": per_sample_mean(focal.hard_truncated_loss),
+        "SoftTruncatedLoss": focal.soft_truncated_loss(logits, labels, activation="softmax", k=2.0),
+        "Poly1FocalLoss": per_sample_mean(focal.poly1_focal_loss),
+        "FocalLossStar": per_sample_mean(focal.focal_loss_star),
+        "AsymmetricLoss": per_sample_mean(focal.asymmetric_loss),
+        "FocalLossWithNegatives": focal.focal_loss_with_negatives(logits, labels),
+        "Poly1CrossEntropy": focal.poly1_cross_entropy(logits, labels),
+        "DistributionFocalLoss": focal.distribution_focal_loss(logits, distances[:, 0]),
+        "FocalTverskyLoss": focal.focal_tversky_loss(logits, labels),
+    }
+    for backend, run in runs.items():
+        assert run["values"].keys() == expected.keys()
+        for name, value in expected.items():
+            assert run["values"][name] == pytest.approx(float(value), rel=2e-5), (backend, name)
+
+
+def test_mixed_float16_trains(runs):
+    for backend, run in runs.items():
+        losses = run["mixed_fit_losses"]
+        assert run["mixed_output_dtype"] == "float16", backend
+        assert all(np.isfinite(losses)) and losses[-1] < losses[0], (backend, losses)
+
+
 def test_fit_trains_and_the_model_reloads(runs):
     for backend, run in runs.items():
         losses = run["fit_losses"]
