@@ -260,7 +260,7 @@ def _smoothed_onehot(call: Call, labels: Array, valid: Array | None, axis: int, 
 
 def _check_alpha(call: Call, alpha: Any, classes: int) -> tuple[float | None, tuple[Array, ...]]:
     """A scalar alpha in [0, 1], or per-class weights (>= 0) as an array of the logits' library."""
-    if alpha is None or isinstance(alpha, numbers.Real):
+    if alpha is None or _checks.is_scalar(alpha):
         return (None if alpha is None else _checks.check_number("alpha", alpha, low=0.0, high=1.0)), ()
     xp = call.xp
     if isinstance(alpha, (list, tuple)):

@@ -15,11 +15,29 @@ def check_reduction(reduction: Any) -> str:
     return reduction
 
 
+def is_scalar(value: Any) -> bool:
+    """A Python/NumPy real number, or a 0-d array of any library (to be read with :func:`check_number`)."""
+    if isinstance(value, numbers.Real):
+        return True
+    shape = getattr(value, "shape", None)
+    return shape is not None and tuple(shape) == ()
+
+
 def check_number(name: str, value: Any, *, low: float, high: float, high_open: bool = False) -> float:
-    """A real Python/NumPy scalar in ``[low, high]`` (or ``[low, high)``), returned as a float."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    """A real scalar in ``[low, high]`` (or ``[low, high)``), returned as a float.
+
+    Such parameters choose code paths and constants of the kernels, so a 0-d array must be concrete:
+    a traced one (inside ``jax.jit``, ``tf.function``) is an error that says how to make it static.
+    """
+    if isinstance(value, bool) or not is_scalar(value):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
-    value = float(value)
+    try:
+        value = float(value)
+    except Exception:  # a tracer: jax raises its ConcretizationTypeError, TF an OperatorNotAllowedInGraphError
+        raise TypeError(
+            f"{name} must be a concrete number, got a traced {type(value).__name__}: it is a static parameter "
+            f"(it selects the computation), so pass a Python float, e.g. close over it or mark it static "
+            f"with jax.jit(..., static_argnames=...)") from None
     inside = low <= value and (value < high if high_open else value <= high)  # False for NaN
     if not inside:
         bracket = ")" if high_open else "]"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any, Sequence
 
 from . import _checks
@@ -32,7 +31,7 @@ def check_gamma(call: Any, gamma: Any, classes: int | None) -> tuple[Any, tuple[
     """``(γ for the spec, arrays)``: a float; ``flsd53``; or ``"vector"`` with a length-C array."""
     if gamma is flsd53:
         return flsd53, ()
-    if isinstance(gamma, (numbers.Real, str)) or gamma is None:
+    if isinstance(gamma, str) or gamma is None or _checks.is_scalar(gamma):
         return _checks.check_gamma(gamma), ()
     xp = call.xp
     if isinstance(gamma, (list, tuple)):

@@ -3,7 +3,9 @@
 The class axis defaults to 1, as in ``nn.CrossEntropyLoss`` (input ``(N, C, d1, ...)``). Per-class
 vectors (``alpha``, ``gamma`` given as sequences or tensors) are buffers, so ``.to(device)``,
 ``state_dict`` and ``copy.deepcopy`` carry them. ``forward`` also takes per-call ``weight`` and
-``normalizer`` (e.g. the number of positive anchors). Every criterion runs the same core as the
+``normalizer`` (e.g. the number of positive anchors). Under ``torch.autocast`` a criterion does what
+``nn.CrossEntropyLoss`` does: a half-precision input is cast to float32, so the loss is float32 and
+the gradient flows back to the float16/bfloat16 input. Every criterion runs the same core as the
 functional API, so ``SoftmaxFocalLoss(gamma=2)(x, y)`` equals
 ``focal.softmax_focal_loss(x, y, gamma=2, axis=1)``.
 """
@@ -23,6 +25,7 @@ from .backends import torch as _torch_backend  # noqa: F401 - loaded now, so tor
 
 _PER_CALL = ("weight", "normalizer")
 _VECTORS = ("alpha", "gamma")
+_HALF = (torch.float16, torch.bfloat16)
 
 
 class FocalCriterion(nn.Module):
@@ -51,6 +54,8 @@ class FocalCriterion(nn.Module):
 
     def forward(self, input: torch.Tensor, target: torch.Tensor, *, weight: Any = None,  # noqa: A002
                 normalizer: Any = None) -> torch.Tensor:
+        if input.dtype in _HALF and torch.is_autocast_enabled(input.device.type):
+            input = input.float()  # noqa: A001 - autocast's float32 policy for losses, as torch's own
         per_call = {"weight": weight}
         if normalizer is not None:
             per_call["normalizer"] = normalizer  # not every loss has one (focal_tversky_loss)

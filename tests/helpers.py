@@ -1,7 +1,12 @@
-"""Comparison with tolerances by dtype, in the spirit of scipy's ``xp_assert_close``."""
+"""Comparison with tolerances by dtype, in the spirit of scipy's ``xp_assert_close``; scripts run apart."""
 
 from __future__ import annotations
 
+import json
+import os
+import pathlib
+import subprocess
+import sys
 from typing import Any
 
 import numpy as np
@@ -25,3 +30,17 @@ def assert_close(actual: Any, expected: Any, rtol: float, what: str = "") -> Non
     scale = float(np.max(np.abs(expected))) if expected.size else 0.0
     floor = rtol * scale * (1e-3 if rtol < 1e-8 else 1.0)
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=floor + 1e-300, err_msg=what)
+
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def run_script(script: str, *args: str, timeout: float = 300, **env: str) -> dict:
+    """Run ``tests/<script>`` (or a path from the repository root) in its own process, for what must
+    start fresh (a Keras backend, a JAX device count, a process group); returns its last line as JSON."""
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    target = ROOT / script if "/" in script else ROOT / "tests" / script
+    done = subprocess.run([sys.executable, str(target), *args], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": path, **env}, timeout=timeout)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])

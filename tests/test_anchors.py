@@ -62,6 +62,29 @@ def test_optax_gradients_at_saturated_logits():
             np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), rtol=1e-9, atol=1e-300)
 
 
+def test_optax_training_step_with_per_example_losses():
+    """``reduction="none"`` is optax's per-example convention: one SGD step from our loss moves the
+    parameters exactly as one from optax's own focal loss."""
+    jax, optax, jnp = anchor("jax"), anchor("optax"), anchor("jax.numpy")
+    jax.config.update("jax_enable_x64", True)
+    features, targets = jnp.asarray(X), jnp.asarray(HARD)
+    params = {"w": jnp.asarray(RNG.normal(size=(5, 5))), "b": jnp.zeros(5)}
+
+    def step(per_example):
+        def loss(p):
+            return jnp.mean(per_example(features @ p["w"] + p["b"], targets))
+
+        opt = optax.sgd(0.5)
+        updates, _ = opt.update(jax.grad(loss)(params), opt.init(params))
+        return optax.apply_updates(params, updates)
+
+    ours = jax.jit(lambda: step(lambda x, y: focal.sigmoid_focal_loss(x, y, gamma=2.0, reduction="none")))()
+    theirs = jax.jit(lambda: step(lambda x, y: optax.sigmoid_focal_loss(x, y, alpha=0.25, gamma=2.0)))()
+    for name in params:
+        assert float(jnp.max(jnp.abs(ours[name] - params[name]))) > 1e-3
+        np.testing.assert_allclose(np.asarray(ours[name]), np.asarray(theirs[name]), rtol=1e-12, atol=1e-15)
+
+
 def test_optax_poly_loss_cross_entropy():
     optax, jnp = anchor("optax"), anchor("jax.numpy")
     anchor("jax").config.update("jax_enable_x64", True)

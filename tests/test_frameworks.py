@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import focal
-from helpers import assert_close
+from helpers import assert_close, run_script
 from libs import LIBS
 
 RNG = np.random.default_rng(11)
@@ -51,6 +51,40 @@ def test_jax_hessian_vmap_jit(lib, fn, t, params):
     assert_close(np.asarray(grad_jit), np.asarray(reverse), 1e-12, "jit(grad)")
     value = jax.jit(lambda v: fn(v, targets, **params))(x)
     assert value.dtype == jnp.float64
+
+
+@pytest.mark.parametrize("lib", _libs("jax"), ids=lambda lib: lib.id)
+def test_jax_compiles_once_for_the_same_shapes(lib):
+    jax = lib.jax
+    step = jax.jit(jax.value_and_grad(
+        lambda v, y: focal.softmax_focal_loss(v, y, gamma=2.0, alpha=[0.2, 0.3, 0.4, 0.5])))
+    binary = jax.jit(jax.grad(lambda v, y: focal.sigmoid_focal_loss(v, y, normalizer=jax.numpy.sum(y))))
+    for shift in range(3):
+        step(lib.array(X + shift), lib.array((LABELS + shift) % 4))
+        binary(lib.array(X * shift), lib.array(Y))
+    assert step._cache_size() == 1 and binary._cache_size() == 1
+
+
+@pytest.mark.parametrize("lib", [lib for lib in LIBS if lib.name in ("jax", "tensorflow")], ids=lambda lib: lib.id)
+def test_a_traced_static_parameter_is_a_clear_error(lib):
+    x, y = lib.array(X), lib.array(Y)
+    if lib.name == "jax":
+        traced = lib.jax.jit(lambda v, t, g: focal.sigmoid_focal_loss(v, t, gamma=g))
+    else:
+        traced = lib.xp.function(lambda v, t, g: focal.sigmoid_focal_loss(v, t, gamma=g), autograph=False)
+    with pytest.raises(TypeError, match="gamma must be a concrete number, got a traced .*static"):
+        traced(x, y, lib.array(np.asarray(2.0)))
+    # a concrete 0-d array is read as the number it holds
+    assert_close(np.asarray(focal.sigmoid_focal_loss(x, y, alpha=lib.array(np.asarray(0.5)), gamma=lib.array(
+        np.asarray(1.0)))), np.asarray(focal.sigmoid_focal_loss(X, Y, alpha=0.5, gamma=1.0)), 1e-12, "0-d array")
+
+
+def test_jax_sharded_inputs_under_jit_equal_unsharded():
+    pytest.importorskip("jax")
+    run = run_script("jax_sharded.py", JAX_PLATFORMS="cpu")
+    assert run["devices"] == 4 and run["grad_shards"] == 4 and run["grad_sharding_is_rows"]
+    assert run["sharded_value"] == pytest.approx(run["value"], rel=1e-13)
+    assert run["max_grad_difference"] <= 1e-13 * run["grad_scale"]
 
 
 @pytest.mark.parametrize("fn,t,params", LOSSES, ids=IDS)

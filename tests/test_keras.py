@@ -2,33 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import os
-import pathlib
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 import focal
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-
-def _run(backend: str) -> dict:
-    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": path}
-    done = subprocess.run([sys.executable, str(ROOT / "tests" / "keras_fit.py")], capture_output=True, text=True,
-                          env=env, cwd=ROOT, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+from helpers import run_script
 
 
 @pytest.fixture(scope="module")
 def runs():
     pytest.importorskip("keras")
-    return {backend: _run(backend) for backend in ("tensorflow", "jax", "torch")}
+    return {backend: run_script("keras_fit.py", KERAS_BACKEND=backend) for backend in ("tensorflow", "jax", "torch")}
 
 
 def test_same_values_on_every_keras_backend(runs):

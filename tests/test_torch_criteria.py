@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import focal
+from helpers import run_script
 
 torch = pytest.importorskip("torch")
 import focal.torch as ft  # noqa: E402
@@ -72,3 +73,36 @@ def test_compile_fullgraph_module():
     compiled(x, LABELS).backward()
     _, grad = focal.value_and_grad(focal.softmax_focal_loss)(X, LABELS, axis=1)
     np.testing.assert_allclose(x.grad.numpy(), grad.numpy(), rtol=1e-10, atol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bfloat16", "float16"])
+def test_autocast_gives_a_float32_loss_and_the_float32_gradient(dtype):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(6, 4)
+    x, labels = torch.randn(64, 6), torch.randint(0, 4, (64,))
+    criterion = ft.SoftmaxFocalLoss(gamma=2.0, alpha=[0.25, 0.5, 1.0, 2.0])
+    with torch.autocast("cpu", dtype=dtype):
+        logits = model(x)
+        loss = criterion(logits, labels)
+    assert logits.dtype == dtype and loss.dtype == torch.float32
+    loss.backward()
+    amp_grad = model.weight.grad.clone()
+    model.zero_grad()
+    logits = model(x)
+    expected, dlogits = focal.value_and_grad(focal.softmax_focal_loss)(
+        logits.detach().double(), labels, gamma=2.0, alpha=[0.25, 0.5, 1.0, 2.0], axis=1)
+    expected_grad = dlogits.float().T @ x
+    assert torch.isfinite(amp_grad).all()
+    # the logits themselves were rounded to `dtype`: a few units of its precision apart
+    np.testing.assert_allclose(float(loss.detach()), float(expected), rtol=2e-2)
+    np.testing.assert_allclose(amp_grad.numpy(), expected_grad.numpy(), rtol=0.05, atol=0.02 * float(expected_grad.abs().max()))
+
+
+def test_distributed_data_parallel_gradients_equal_one_process():
+    pytest.importorskip("torch.distributed")
+    if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
+        pytest.skip("torch built without gloo")
+    run = run_script("torch_ddp.py")
+    assert run["grad_norm"] > 0.1
+    assert run["max_grad_difference"] < 1e-12 * run["grad_norm"] * 100
+    assert run["mean_of_rank_losses"] == pytest.approx(run["full_loss"], rel=1e-12)
