@@ -1,101 +1,60 @@
-"""``python -m focal``: the same losses and gradients, computed by every installed backend.
+"""``python -m focal [agree | demo | plot]``.
 
-For each library that imports here (NumPy, array-api-strict, JAX, PyTorch, TensorFlow, CuPy) it
-computes the sigmoid and softmax focal losses of one fixed batch in float64, their gradients
-through that framework's own autodiff (``focal.value_and_grad`` where it has none), and the
-largest difference from NumPy's numbers.
+- ``agree`` (the default): one batch's sigmoid and softmax focal losses and gradients on every
+  installed backend, and their largest difference.
+- ``demo``: cross entropy against focal loss on imbalanced digits, trained on every installed
+  backend; a table and a precision-recall plot.
+- ``plot``: a PNG of loss and gradient against p_t for chosen variants and gammas.
 """
 
 from __future__ import annotations
 
-import importlib
+import argparse
 import os
 import sys
-from typing import Any, Callable
-
-import numpy as np
-
-import focal
 
 
-def _jax_grad(loss: Callable[[Any], Any], x: Any) -> Any:
-    import jax
+def _parser() -> argparse.ArgumentParser:
+    from . import _frameworks, _plot
 
-    return jax.grad(loss)(x)
-
-
-def _torch_grad(loss: Callable[[Any], Any], x: Any) -> Any:
-    x = x.detach().requires_grad_(True)
-    loss(x).backward()
-    return x.grad
-
-
-def _tf_grad(loss: Callable[[Any], Any], x: Any) -> Any:
-    import tensorflow as tf
-
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        value = loss(x)
-    return tape.gradient(value, x)
-
-
-def _to_numpy(x: Any) -> np.ndarray:
-    if hasattr(x, "detach"):
-        x = x.detach().cpu()
-    if hasattr(x, "get"):  # CuPy
-        x = x.get()
-    return np.asarray(x, dtype=np.float64)
-
-
-# library: (how to make its array from NumPy, its framework gradient or None, how it is named)
-def _libraries() -> dict[str, tuple[Callable[[np.ndarray], Any], Any]]:
-    found: dict[str, tuple[Callable[[np.ndarray], Any], Any]] = {"numpy": (np.asarray, None)}
-    for name, grad in [("array_api_strict", None), ("jax", _jax_grad), ("torch", _torch_grad),
-                       ("tensorflow", _tf_grad), ("cupy", None)]:
-        try:
-            module = importlib.import_module(name)
-        except ImportError:
-            continue
-        if name == "jax":
-            module.config.update("jax_enable_x64", True)
-            found[name] = (module.numpy.asarray, grad)
-        elif name == "torch":
-            found[name] = (module.from_numpy, grad)
-        elif name == "tensorflow":
-            found[name] = (module.constant, grad)
-        else:
-            found[name] = (module.asarray, grad)
-    return found
+    parser = argparse.ArgumentParser(prog="python -m focal", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("agree", help="the same batch on every installed backend (the default)")
+    demo = commands.add_parser("demo", help="cross entropy vs focal loss on imbalanced digits, every backend")
+    demo.add_argument("--backend", action="append", choices=_frameworks.NAMES,
+                      help="train on this backend only (repeatable); default: every installed one")
+    demo.add_argument("--steps", type=int, default=500, help="full-batch Adam steps (default 500)")
+    demo.add_argument("--plot", default="focal-demo.png", help="where to write the precision-recall plot")
+    demo.add_argument("--no-plot", action="store_true", help="print the table only")
+    plot = commands.add_parser("plot", help="PNG of loss and gradient against p_t")
+    plot.add_argument("--variant", action="append", choices=sorted(_plot.VARIANTS),
+                      help="a variant to draw (repeatable); default sigmoid_focal_loss")
+    plot.add_argument("--gamma", action="append", type=float,
+                      help="a gamma to draw (repeatable); default 0, 0.5, 1, 2, 5 as the paper's Figure 1")
+    plot.add_argument("--out", default="focal-curves.png", help="the PNG to write")
+    return parser
 
 
 def main(argv: list[str]) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter hides the table
-    rng = np.random.default_rng(0)
-    logits = rng.normal(size=(8, 5)) * 3.0
-    binary = (rng.random((8, 5)) > 0.7).astype(np.float64)
-    labels = rng.integers(0, 5, size=8)
-    losses = {
-        "sigmoid_focal_loss": (focal.sigmoid_focal_loss, binary, {"alpha": 0.25, "gamma": 2.0}),
-        "softmax_focal_loss": (focal.softmax_focal_loss, labels, {"gamma": 2.0}),
-    }
-    print(f"focal {focal.__version__}: the same batch (8 x 5 logits, float64) on every installed backend")
-    print(f"{'backend':<18}{'loss':<20}{'value':>22}{'|grad|_1':>22}  gradient from")
-    reference: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    worst = 0.0
-    for lib, (make, grad_fn) in _libraries().items():
-        for name, (fn, targets, params) in losses.items():
-            x, t = make(logits), make(targets)
-            value, grad = focal.value_and_grad(fn)(x, t, **params)
-            source = "focal.value_and_grad"
-            if grad_fn is not None:
-                grad = grad_fn(lambda v: fn(v, t, **params), x)
-                source = f"{lib} autodiff"
-            value, grad = _to_numpy(value), _to_numpy(grad)
-            reference.setdefault(name, (value, grad))
-            worst = max(worst, float(np.max(np.abs(value - reference[name][0]))),
-                        float(np.max(np.abs(grad - reference[name][1]))))
-            print(f"{lib:<18}{name:<20}{float(value):>22.16f}{float(np.abs(grad).sum()):>22.16f}  {source}")
-    print(f"max difference from numpy: {worst:.3e}")
+    args = _parser().parse_args(argv)
+    if args.command in (None, "agree"):
+        from ._agree import agree
+
+        agree()
+    elif args.command == "demo":
+        from . import demo
+
+        results = demo.run(args.backend, steps=args.steps)
+        print(demo.table(results))
+        if not args.no_plot:
+            demo.plot(results, args.plot)
+            print(f"precision-recall curves: {args.plot}")
+    else:
+        from ._plot import DEFAULT_GAMMAS, plot
+
+        path = plot(args.out, args.variant or ("sigmoid_focal_loss",), args.gamma or DEFAULT_GAMMAS)
+        print(f"loss and gradient against p_t: {path}")
     return 0
 
 

@@ -1,0 +1,102 @@
+"""The installed array libraries, each with its own autodiff, for the commands of ``python -m focal``.
+
+Imported only by the commands: ``import focal`` stays free of frameworks.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+import focal
+
+ValueAndGrad = Callable[[Any], tuple[Any, Any]]
+
+
+@dataclass(frozen=True)
+class Framework:
+    """``asarray`` from NumPy float64; ``value_and_grad(fn)``, the framework's own autodiff (compiled
+    where the framework compiles: ``jax.jit``, ``tf.function``), or ``None`` for libraries without
+    one (their gradients come from ``focal.value_and_grad``)."""
+
+    name: str
+    asarray: Callable[[np.ndarray], Any]
+    value_and_grad: Callable[[Callable[[Any], Any]], ValueAndGrad] | None
+
+
+def _jax() -> Framework:
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    return Framework("jax", jax.numpy.asarray, lambda fn: jax.jit(jax.value_and_grad(fn)))
+
+
+def _torch() -> Framework:
+    import torch
+
+    def value_and_grad(fn: Callable[[Any], Any]) -> ValueAndGrad:
+        def both(x: Any) -> tuple[Any, Any]:
+            x = x.detach().requires_grad_(True)
+            value = fn(x)
+            value.backward()
+            return value.detach(), x.grad
+
+        return both
+
+    return Framework("torch", torch.from_numpy, value_and_grad)
+
+
+def _tensorflow() -> Framework:
+    import tensorflow as tf
+
+    def value_and_grad(fn: Callable[[Any], Any]) -> ValueAndGrad:
+        @tf.function(autograph=False)
+        def both(x: Any) -> tuple[Any, Any]:
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                value = fn(x)
+            return value, tape.gradient(value, x)
+
+        return both
+
+    return Framework("tensorflow", tf.constant, value_and_grad)
+
+
+def _plain(name: str) -> Callable[[], Framework]:
+    return lambda: Framework(name, importlib.import_module(name).asarray, None)
+
+
+_MAKERS: dict[str, Callable[[], Framework]] = {
+    "numpy": _plain("numpy"), "array_api_strict": _plain("array_api_strict"), "jax": _jax, "torch": _torch,
+    "tensorflow": _tensorflow, "cupy": _plain("cupy"),
+}
+NAMES = tuple(_MAKERS)
+
+
+def installed(names: tuple[str, ...] = NAMES) -> list[Framework]:
+    """The frameworks among ``names`` that import here, in that order."""
+    found = []
+    for name in names:
+        try:
+            found.append(_MAKERS[name]())
+        except ImportError:
+            continue
+    return found
+
+
+def value_and_grad(framework: Framework, loss: Callable[..., Any], x: Any, *args: Any, **params: Any) -> tuple[Any, Any]:
+    """``loss(x, *args, **params)`` and its gradient w.r.t. ``x``: the framework's autodiff where it has one."""
+    if framework.value_and_grad is None:
+        return focal.value_and_grad(loss)(x, *args, **params)
+    return framework.value_and_grad(lambda v: loss(v, *args, **params))(x)
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().cpu()
+    if hasattr(x, "get"):  # CuPy
+        x = x.get()
+    return np.asarray(x, dtype=np.float64)
