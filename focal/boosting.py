@@ -93,9 +93,9 @@ def _objective(alpha: float | None, gamma: float,
             margins, y, w = np.asarray(first, dtype=np.float64), second.get_label(), second.get_weight()
         else:
             margins, y, w = np.asarray(second, dtype=np.float64), np.asarray(first), None
-        y = np.asarray(y, dtype=np.float64).reshape(margins.shape)
         if margins.ndim != 1:
             raise ValueError(f"focal objectives are binary: expected one margin per example, got shape {margins.shape}")
+        y = np.asarray(y, dtype=np.float64).reshape(margins.shape)
         if not np.all((y >= 0.0) & (y <= 1.0)):
             raise ValueError(f"labels must be in [0, 1] for a binary focal objective, got range "
                              f"[{y.min()}, {y.max()}]")

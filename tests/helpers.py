@@ -35,12 +35,17 @@ def assert_close(actual: Any, expected: Any, rtol: float, what: str = "") -> Non
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def run_script(script: str, *args: str, timeout: float = 300, **env: str) -> dict:
-    """Run ``tests/<script>`` (or a path from the repository root) in its own process, for what must
-    start fresh (a Keras backend, a JAX device count, a process group); returns its last line as JSON."""
+def run_command(args: list[str], *, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
+    """``python args...`` in its own process from the repository root, the package importable; must exit 0."""
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    target = ROOT / script if "/" in script else ROOT / "tests" / script
-    done = subprocess.run([sys.executable, str(target), *args], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": path, **env}, timeout=timeout)
+    done = subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=ROOT, timeout=timeout,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": path, **env})
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return done
+
+
+def run_script(script: str, *args: str, timeout: float = 300, **env: str) -> dict:
+    """Run ``tests/<script>`` in its own process, for what must start fresh (a Keras backend, a JAX
+    device count, a process group); returns its last line as JSON."""
+    done = run_command([str(ROOT / "tests" / script), *args], timeout=timeout, **env)
     return json.loads(done.stdout.strip().splitlines()[-1])

@@ -26,6 +26,22 @@ def sigmoid_focal(x: float, y: float, alpha: float | None, gamma: float) -> tupl
     return float(f(x)), float(mpmath.diff(f, x))
 
 
+def _sigmoid_focal_split(x: mpmath.mpf, y: float, alpha: float | None, gamma: float) -> mpmath.mpf:
+    p = 1 / (1 + mpmath.exp(-x))
+    q = 1 / (1 + mpmath.exp(x))
+    y = mpmath.mpf(y)
+    a = 1 if alpha is None else alpha
+    b = 1 if alpha is None else 1 - alpha
+    return -a * y * q**gamma * mpmath.log(p) - b * (1 - y) * p**gamma * mpmath.log(q)
+
+
+def sigmoid_focal_split_derivatives(x: float, y: float, alpha: float | None, gamma: float) -> tuple[float, float]:
+    """First and second derivative w.r.t. ``x`` of the split-form sigmoid focal loss at one point."""
+    f = lambda v: _sigmoid_focal_split(v, y, alpha, gamma)  # noqa: E731
+    x = mpmath.mpf(x)
+    return float(mpmath.diff(f, x, 1)), float(mpmath.diff(f, x, 2))
+
+
 def _softmax_focal(z: Sequence[mpmath.mpf], t: int, gamma: float) -> mpmath.mpf:
     m = max(z)
     e = [mpmath.exp(v - m) for v in z]

@@ -1,0 +1,95 @@
+"""``python -m focal demo`` and ``plot``, and every example, in a shortened mode: what they print."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+
+import numpy as np
+import pytest
+
+from focal._plot import curves
+from helpers import run_command
+from libs import LIBS
+
+EXAMPLE_LINE = re.compile(r"loss: (.+?)\s+minority AP: ([0-9.]+)\s+recall: ([0-9.]+)")
+PNG = b"\x89PNG\r\n\x1a\n"
+REQUIRED = os.environ.get("FOCAL_REQUIRE_ANCHORS") == "1"  # CI installs the examples' libraries too
+
+
+def _needs(*modules: str) -> None:
+    for name in modules:
+        if importlib.util.find_spec(name) is None:
+            if REQUIRED:
+                raise ImportError(f"{name} is required here (FOCAL_REQUIRE_ANCHORS=1)")
+            pytest.skip(f"{name} is not installed")
+
+
+def _assert_png(path) -> None:
+    data = path.read_bytes()
+    assert data[:8] == PNG and len(data) > 20_000, (path, len(data))
+
+
+def test_demo_trains_every_backend_to_the_same_numbers(tmp_path):
+    _needs("sklearn", "matplotlib")
+    out = tmp_path / "demo.png"
+    done = run_command(["-m", "focal", "demo", "--steps", "60", "--plot", str(out)])
+    rows = [line.split() for line in done.stdout.splitlines()
+            if line.split() and line.split()[0] in {lib.name for lib in LIBS}]
+    assert {r[0] for r in rows} == {lib.name for lib in LIBS}, done.stdout
+    assert len(rows) == 3 * len({lib.name for lib in LIBS})
+    by_loss: dict[tuple[str, ...], set[str]] = {}
+    for r in rows:  # backend, loss (one or two words), gamma, alpha, AP, recall, seconds
+        ap, recall = float(r[-3]), float(r[-2])
+        assert 0.0 <= recall <= 1.0 and 0.02 < ap <= 1.0, r
+        by_loss.setdefault(tuple(r[1:-3]), set()).add(r[-3])
+    assert all(len(aps) == 1 for aps in by_loss.values()), by_loss  # every backend: the same AP
+    assert "15/15" in done.stderr or f"{len(rows)}/{len(rows)}" in done.stderr  # the progress bar finished
+    _assert_png(out)
+
+
+def test_plot_writes_a_png_and_its_curves_are_the_paper_formula(tmp_path):
+    _needs("matplotlib")
+    out = tmp_path / "curves.png"
+    done = run_command(["-m", "focal", "plot", "--variant", "sigmoid_focal_loss", "--variant", "hard_truncated_loss",
+                        "--gamma", "0", "--gamma", "2", "--out", str(out)])
+    assert str(out) in done.stdout
+    _assert_png(out)
+    p_t = np.linspace(0.01, 0.99, 50)
+    loss, neg_grad = curves("sigmoid_focal_loss", 2.0, p_t)
+    np.testing.assert_allclose(loss, -(1 - p_t) ** 2 * np.log(p_t), rtol=1e-12)
+    # d/dx of −(1−p)^2 log p at y = 1: (1−p)^2 (2 p log p − (1 − p))
+    np.testing.assert_allclose(-neg_grad, (1 - p_t) ** 2 * (2 * p_t * np.log(p_t) - (1 - p_t)), rtol=1e-10)
+    with pytest.raises(ValueError, match="variant must be one of"):
+        curves("focal", 2.0, p_t)
+
+
+def _example(script: str, **env: str) -> dict[str, tuple[float, float]]:
+    done = run_command([f"examples/{script}", "--quick"], **env)
+    found = {m.group(1): (float(m.group(2)), float(m.group(3))) for m in EXAMPLE_LINE.finditer(done.stdout)}
+    for name, (ap, recall) in found.items():
+        assert 0.02 < ap <= 1.0 and 0.0 <= recall <= 1.0, (script, name, ap, recall)
+    return found
+
+
+def test_torch_example():
+    _needs("torch", "sklearn")
+    assert set(_example("torch_train.py")) == {"cross entropy", "focal gamma=2"}
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
+def test_keras_example(backend):
+    _needs("keras", backend, "sklearn")
+    assert set(_example("keras_train.py", KERAS_BACKEND=backend)) == {"cross entropy", "focal gamma=2"}
+
+
+def test_flax_example():
+    _needs("flax", "optax", "sklearn")
+    assert set(_example("flax_train.py")) == {"cross entropy", "focal gamma=2"}
+
+
+def test_xgboost_example():
+    _needs("xgboost", "lightgbm", "sklearn")
+    found = _example("xgboost_train.py")
+    assert set(found) == {"xgboost logistic", "xgboost focal", "lightgbm binary", "lightgbm focal"}
