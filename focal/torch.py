@@ -40,8 +40,11 @@ class FocalCriterion(nn.Module):
         super().__init__()
         self._static: dict[str, Any] = {}
         for name, value in params.items():
-            if name in _VECTORS and (isinstance(value, (list, tuple)) or torch.is_tensor(value)):
-                self.register_buffer(name, torch.as_tensor(value, dtype=torch.get_default_dtype()))
+            if name in _VECTORS and isinstance(value, (list, tuple)):
+                # float64 keeps the numbers as written; each call casts them to the input's dtype
+                self.register_buffer(name, torch.as_tensor(value, dtype=torch.float64))
+            elif name in _VECTORS and torch.is_tensor(value):
+                self.register_buffer(name, value.detach().clone())
             else:
                 self._static[name] = value
 

@@ -19,7 +19,7 @@ LABELS = torch.as_tensor(RNG.integers(0, 3, size=(4, 5)))
 BINARY = torch.as_tensor((RNG.random((4, 3, 5)) > 0.6).astype(np.float64))
 
 CRITERIA = [
-    (ft.SoftmaxFocalLoss, focal.softmax_focal_loss, LABELS, {"gamma": 0.5, "alpha": [0.25, 1.0, 2.0]}),
+    (ft.SoftmaxFocalLoss, focal.softmax_focal_loss, LABELS, {"gamma": 0.5, "alpha": [0.2, 1.0, 2.3]}),
     (ft.SigmoidFocalLoss, focal.sigmoid_focal_loss, BINARY, {"alpha": None}),
     (ft.FocalLossWithNegatives, focal.focal_loss_with_negatives, LABELS, {"activation": "sigmoid"}),
     (ft.Poly1CrossEntropy, focal.poly1_cross_entropy, LABELS, {"epsilon": 2.0, "ignore_index": 1}),
@@ -106,3 +106,15 @@ def test_distributed_data_parallel_gradients_equal_one_process():
     assert run["grad_norm"] > 0.1
     assert run["max_grad_difference"] < 1e-12 * run["grad_norm"] * 100
     assert run["mean_of_rank_losses"] == pytest.approx(run["full_loss"], rel=1e-12)
+
+
+def test_torch_func_grad_and_vmap_over_a_criterion():
+    from torch.func import grad, vmap
+
+    criterion = ft.SoftmaxFocalLoss(gamma=2.0, alpha=[0.2, 0.3, 0.5])
+    x, labels = X[:, :, 0], LABELS[:, 0]  # (N, C) logits
+    _, expected = focal.value_and_grad(focal.softmax_focal_loss)(x, labels, gamma=2.0, alpha=[0.2, 0.3, 0.5], axis=1)
+    np.testing.assert_allclose(grad(lambda v: criterion(v, labels))(x).numpy(), expected.numpy(), rtol=1e-12)
+    per_example = vmap(lambda v, t: criterion(v[None], t[None]))(x, labels)
+    expected = focal.softmax_focal_loss(x, labels, gamma=2.0, alpha=[0.2, 0.3, 0.5], axis=1, reduction="none")
+    np.testing.assert_allclose(per_example.numpy(), expected.numpy(), rtol=1e-12)
