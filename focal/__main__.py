@@ -5,6 +5,7 @@
 - ``demo``: cross entropy against focal loss on imbalanced digits, trained on every installed
   backend; a table and a precision-recall plot.
 - ``plot``: a PNG of loss and gradient against p_t for chosen variants and gammas.
+- ``bench``: time and memory of ours against every installed peer, one process per framework.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 
 
 def _parser() -> argparse.ArgumentParser:
-    from . import _frameworks, _plot
+    from . import _bench, _frameworks, _plot
 
     parser = argparse.ArgumentParser(prog="python -m focal", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command")
@@ -32,6 +33,18 @@ def _parser() -> argparse.ArgumentParser:
     plot.add_argument("--gamma", action="append", type=float,
                       help="a gamma to draw (repeatable); default 0, 0.5, 1, 2, 5 as the paper's Figure 1")
     plot.add_argument("--out", default="focal-curves.png", help="the PNG to write")
+    bench = commands.add_parser("bench", help="time and memory against every installed peer")
+    bench.add_argument("--framework", action="append", choices=_bench.FRAMEWORKS,
+                       help="benchmark this framework (repeatable); default every installed one")
+    bench.add_argument("--device", default="cpu", help="cpu (default) or cuda / cuda:N")
+    bench.add_argument("--shape", action="append", choices=sorted(_bench.SHAPES),
+                       help="a named shape (repeatable); default the CPU ones, and the large ones on a GPU")
+    bench.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16", "float64"))
+    bench.add_argument("--variant", choices=("sigmoid", "softmax"), help="only the shapes of this variant")
+    bench.add_argument("--warmup", type=int, default=3)
+    bench.add_argument("--repeats", type=int, default=11)
+    bench.add_argument("--out", help="also write the report (markdown) here")
+    bench.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
@@ -50,6 +63,18 @@ def main(argv: list[str]) -> int:
         if not args.no_plot:
             demo.plot(results, args.plot)
             print(f"precision-recall curves: {args.plot}")
+    elif args.command == "bench":
+        from . import _bench
+
+        if args.child:
+            print(_bench.child(args.framework[0], args.device, args.shape, args.dtype, args.warmup, args.repeats))
+        else:
+            report = _bench.run(args.framework, args.device, args.shape, args.dtype, args.warmup, args.repeats,
+                                args.variant)
+            print(report)
+            if args.out:
+                with open(args.out, "w") as out:
+                    out.write(report + "\n")
     else:
         from ._plot import DEFAULT_GAMMAS, plot
 

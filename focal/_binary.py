@@ -20,6 +20,19 @@ from ._plan import Call, LossPlan
 from .backends._base import Array
 
 
+def sigmoid_parts(xp: Any, x: Array) -> tuple[Array, Array, Array]:
+    """``log1p(exp(−|x|))``, ``p = σ(x)`` and ``1 − p``: one exp, one log1p, one division.
+
+    ``1/(1 + e)`` is the larger of ``p`` and ``1 − p`` and ``e/(1 + e)`` the smaller, each to full
+    relative precision (no ``1 − p`` cancellation).
+    """
+    e = xp.exp(-xp.abs(x))
+    larger = 1.0 / (1.0 + e)
+    smaller = e * larger
+    nonneg = x >= 0.0
+    return xp.log1p(e), xp.where(nonneg, larger, smaller), xp.where(nonneg, smaller, larger)
+
+
 def _parts(xp: Any, x: Array) -> tuple[Array, Array, Array, Array]:
     """``log p, log(1 − p), p, 1 − p`` for ``p = σ(x)``."""
     log_p, log_q = log_sigmoid_pair(xp, x)
@@ -48,25 +61,67 @@ class FocalSpec:
 def focal_pt_kernel(xp: Any, x: Array, y: Array, *vectors: Array) -> tuple[Array, Array]:
     """``α_t (1 − p_t)^γ BCE(x, y) + ε (1 − p_t)^(γ+1)`` (Lin et al.; Poly-1 when ε ≠ 0).
 
-    ``d(1 − p_t)^γ/dx = γ (1 − 2y)(1 − p_t)^(γ−1) p (1 − p)`` is one ``exp`` of a sum of logs whose
-    exponent is ≤ 0, so γ < 1 at saturated logits is finite.
+    ``d(1 − p_t)/dx = (1 − 2y) p (1 − p)``. An integer γ (the common 1, 2, 3) raises
+    ``1 − p_t = y(1 − p) + (1 − y)p`` to its power by multiplication: no log, no exp, and the
+    sum of two non-negative terms has no cancellation. Any other γ (and per-class or adaptive γ)
+    is ``exp(γ · log(1 − p_t))`` with the exact ``log σ(∓x)`` for hard labels, so γ < 1 at
+    saturated logits is finite.
     """
     *vectors, spec = vectors
-    log_p, log_q, p, q = _parts(xp, x)
-    loss, grad = _bce(y, log_p, log_q, p, q)
-    log_1m_pt = _log_one_minus_pt(xp, y, log_p, log_q, p, q)
-    gamma = resolve_binary_gamma(xp, spec.gamma, vectors, log_1m_pt)
-    if not (isinstance(gamma, float) and gamma == 0.0):
+    softplus, p, q = sigmoid_parts(xp, x)
+    bce = xp.maximum(x, 0.0) - x * y + softplus  # as BCE-with-logits: exact for 0/1 labels
+    negative_p, positive_q = (1.0 - y) * p, y * q
+    dbce = negative_p - positive_q  # p − y, without cancellation as p → 0 or 1
+    gamma = spec.gamma
+    power = _small_integer(gamma)
+    slope = (1.0 - 2.0 * y) * (p * q) if power is not None or spec.epsilon else None  # d(1 − p_t)/dx
+    if power is not None:
+        one_minus_pt = positive_q + negative_p
+        below = _integer_power(one_minus_pt, power - 1) if power else 0.0  # (1 − p_t)^(γ−1)
+        modulator = (below * one_minus_pt if power > 1 else one_minus_pt) if power else None
+        dmodulator = power * below * slope if power else None
+    else:
+        log_p = xp.minimum(x, 0.0) - softplus
+        log_q = log_p - x
+        log_1m_pt = _log_one_minus_pt(xp, y, log_p, log_q, p, q)
+        gamma = resolve_binary_gamma(xp, gamma, vectors, log_1m_pt)
         modulator = xp.exp(gamma * log_1m_pt)
         dmodulator = gamma * (1.0 - 2.0 * y) * xp.exp((gamma - 1.0) * log_1m_pt + log_p + log_q)
-        loss, grad = modulator * loss, modulator * grad + loss * dmodulator
+        one_minus_pt = xp.exp(log_1m_pt)
+    loss, grad = bce, dbce
+    if modulator is not None:
+        loss, grad = modulator * bce, modulator * dbce + bce * dmodulator
     if spec.alpha is not None:
-        alpha_t = spec.alpha * y + (1.0 - spec.alpha) * (1.0 - y)
+        alpha_t = (1.0 - spec.alpha) + (2.0 * spec.alpha - 1.0) * y  # α y + (1 − α)(1 − y)
         loss, grad = alpha_t * loss, alpha_t * grad
-    if spec.epsilon:
-        loss = loss + spec.epsilon * xp.exp((gamma + 1.0) * log_1m_pt)
-        grad = grad + spec.epsilon * (gamma + 1.0) * (1.0 - 2.0 * y) * xp.exp(gamma * log_1m_pt + log_p + log_q)
+    if spec.epsilon:  # Poly-1: ε (1 − p_t)^(γ+1), derivative ε (γ + 1)(1 − p_t)^γ d(1 − p_t)/dx
+        weighted = one_minus_pt if modulator is None else modulator * one_minus_pt
+        dweighted = (gamma + 1.0) * (slope if modulator is None else modulator * slope)
+        loss, grad = loss + spec.epsilon * weighted, grad + spec.epsilon * dweighted
     return loss, grad
+
+
+_MAX_MULTIPLIED_POWER = 8
+
+
+def _small_integer(gamma: Any) -> int | None:
+    """γ as an int where it is a whole number up to 8 (computed by multiplication), else None."""
+    if isinstance(gamma, float) and gamma.is_integer() and 0.0 <= gamma <= _MAX_MULTIPLIED_POWER:
+        return int(gamma)
+    return None
+
+
+def _integer_power(base: Array, power: int) -> Any:
+    """``base ** power`` by repeated squaring (1.0 for power 0)."""
+    result: Any = 1.0
+    square = base
+    while power:
+        if power & 1:
+            result = square if isinstance(result, float) else result * square
+        power >>= 1
+        if power:
+            square = square * square
+    return result
 
 
 def _positive_term(xp: Any, y: Array, gamma: Any, log_p: Array, log_q: Array) -> tuple[Array, Array]:

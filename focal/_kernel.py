@@ -43,8 +43,9 @@ class Elementwise:
 
 
 def expand(xp: Any, x: Any, axis: int | None) -> Any:
-    """``x`` with a length-1 ``axis`` inserted (a no-op for ``axis=None`` or a Python scalar)."""
-    if axis is None or isinstance(x, (int, float)):
+    """``x`` with a length-1 ``axis`` inserted (a no-op for ``axis=None``, a Python scalar or a 0-d
+    array, which broadcast as they are)."""
+    if axis is None or isinstance(x, (int, float)) or x.ndim == 0:
         return x
     return xp.expand_dims(x, axis=axis)
 
@@ -77,3 +78,28 @@ class FromProbabilities:
     def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array) -> Array:
         *inner, chain = residuals
         return self.kernel.vjp(xp, tuple(inner), cotangent) * chain
+
+
+@dataclass(frozen=True)
+class Summed:
+    """The sum of an elementwise kernel's output, inside the kernel: a fused backend (PyTorch's
+    compiled path) then never writes the per-element losses, only their sum and the gradient.
+
+    Its VJP is the inner one with the scalar cotangent, which broadcasts against the gradient.
+    """
+
+    kernel: Any
+
+    def forward(self, xp: Any, logits: Array, *aux: Array) -> tuple[Array, tuple[Array, ...]]:
+        out, residuals = self.kernel.forward(xp, logits, *aux)
+        return xp.sum(out), residuals
+
+    def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array) -> Array:
+        return self.kernel.vjp(xp, residuals, cotangent)
+
+
+def summable(kernel: Any) -> bool:
+    """Whether ``Summed(kernel)`` is valid: the VJP takes a broadcast cotangent (elementwise kernels)."""
+    if isinstance(kernel, FromProbabilities):
+        return summable(kernel.kernel)
+    return isinstance(kernel, Elementwise)

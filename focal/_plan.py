@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from . import _checks
 from .backends import Backend, backend_for
-from ._kernel import Kernel
+from ._kernel import Kernel, Summed, summable
 from .backends._base import Array
 
 
@@ -124,6 +124,9 @@ class LossPlan:
 
     def loss(self) -> Array:
         c = self.call
+        if c.weight is None and c.reduction != "none" and summable(self.kernel):
+            total = c.backend.apply(Summed(self.kernel), c.logits, self.aux)
+            return self._out(total / self._denominator())
         elements = c.backend.apply(self.kernel, c.logits, self.aux)
         return self._out(self._reduce(elements))
 

@@ -10,6 +10,7 @@ from typing import Any, Sequence
 
 import torch
 
+from . import _torch_fused as fused
 from . import _torch_namespace as xp
 
 from ._base import Array, Backend
@@ -29,11 +30,34 @@ class _Apply(torch.autograd.Function):
         ctx.num_aux = len(inputs) - 2
         ctx.mark_non_differentiable(*output[1:])
         ctx.save_for_backward(*output[1:])
+        # the residual outputs never get a gradient: don't let autograd fill one with zeros for each
+        ctx.set_materialize_grads(False)
 
     @staticmethod
-    def backward(ctx: Any, grad_out: Array, *_grad_residuals: Array) -> Any:
+    def backward(ctx: Any, grad_out: Array | None, *_grad_residuals: Array) -> Any:
+        if grad_out is None:  # grads are not materialized: nothing flowed back into the loss
+            return (None,) * (ctx.num_aux + 2)
         grad = ctx.kernel.vjp(xp, tuple(ctx.saved_tensors), grad_out)
         return (None, grad) + (None,) * ctx.num_aux
+
+
+class _ApplyFused(torch.autograd.Function):
+    """The fused path: compiled forward (the loss only) and compiled backward (recomputed from the
+    inputs, which autograd saves without a copy)."""
+
+    @staticmethod
+    def forward(kernel: Any, logits: Array, *aux: Array) -> Any:
+        return fused.run("value", kernel, logits, *aux)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
+        ctx.kernel = inputs[0]
+        ctx.save_for_backward(*inputs[1:])
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: Array) -> Any:
+        logits, *aux = ctx.saved_tensors
+        return (None, fused.run("backward", ctx.kernel, grad_out, logits, *aux)) + (None,) * len(aux)
 
 
 class TorchBackend(Backend):
@@ -51,7 +75,11 @@ class TorchBackend(Backend):
         if not (torch.is_grad_enabled() and logits.requires_grad):
             # no gradient wanted: no autograd.Function (less overhead, and dynamo then never
             # meets it without a gradient, where it mistakes the function's ctx for its first argument)
+            if fused.wanted(logits):
+                return fused.run("value", kernel, logits, *aux)
             return kernel.forward(xp, logits, *aux)[0]
+        if fused.wanted(logits):
+            return _ApplyFused.apply(kernel, logits, *aux)
         return _Apply.apply(kernel, logits, *aux)[0]
 
     def stop_gradient(self, x: Array) -> Array:

@@ -1,0 +1,66 @@
+"""PyTorch's fused path: the kernel compiled by ``torch.compile`` for large inputs.
+
+Eagerly, each array-API call of a kernel is one PyTorch op that reads and writes whole arrays
+(and, on the CPU, faults in fresh pages for its result); compiled, the kernel is one loop over
+the elements. The forward writes only the loss (the compiler drops the gradient's arithmetic);
+the backward recomputes the kernel from the logits, which autograd keeps anyway, and writes
+only the gradient, already times the cotangent. So nothing but the loss and the gradient is
+ever stored. The same kernel code runs either way; compiled results differ from eager ones by
+rounding only (tests/test_torch_fused.py).
+
+Used for inputs of at least ``FOCAL_TORCH_FUSED_MIN`` elements (default 65536, where the compile
+cost of a few seconds, paid once per loss configuration, is repaid within a few calls), and
+never inside a caller's own ``torch.compile``. ``FOCAL_TORCH_FUSED=0`` turns it off; a platform
+where compiling fails (no C++ compiler, no Triton) warns once and stays eager.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any, Callable
+
+import torch
+
+from . import _torch_namespace as xp
+
+MIN_ELEMENTS = int(os.environ.get("FOCAL_TORCH_FUSED_MIN", 1 << 16))
+_enabled = os.environ.get("FOCAL_TORCH_FUSED", "1") != "0"
+
+
+def _value(kernel: Any, logits: torch.Tensor, *aux: torch.Tensor) -> torch.Tensor:
+    return kernel.forward(xp, logits, *aux)[0]
+
+
+def _backward(kernel: Any, cotangent: torch.Tensor, logits: torch.Tensor, *aux: torch.Tensor) -> torch.Tensor:
+    _, residuals = kernel.forward(xp, logits, *aux)
+    return kernel.vjp(xp, residuals, cotangent)
+
+
+_FUNCTIONS: dict[str, Callable[..., Any]] = {"value": _value, "backward": _backward}
+_compiled: dict[str, Callable[..., Any]] = {}
+
+
+def wanted(logits: torch.Tensor) -> bool:
+    """Large, outside a caller's compile, and not inside torch.func transforms (vmap, grad)."""
+    return (_enabled and logits.numel() >= MIN_ELEMENTS and not torch.compiler.is_compiling()
+            and not torch._C._functorch.is_functorch_wrapped_tensor(logits))
+
+
+def run(which: str, kernel: Any, *arrays: torch.Tensor) -> Any:
+    """``_value(kernel, logits, *aux)`` or ``_backward(kernel, cotangent, logits, *aux)``, compiled;
+    eager (and a warning, once) where compiling fails."""
+    global _enabled
+    fn = _FUNCTIONS[which]
+    if _enabled:
+        compiled = _compiled.get(which)
+        if compiled is None:
+            compiled = _compiled[which] = torch.compile(fn, dynamic=None)
+        try:
+            return compiled(kernel, *arrays)
+        except Exception as error:  # noqa: BLE001 - any compiler failure: run the same kernel eagerly
+            _enabled = False
+            warnings.warn(f"focal: torch.compile of the loss kernel failed ({type(error).__name__}: {error}); "
+                          "running eagerly from now on (set FOCAL_TORCH_FUSED=0 to skip the attempt)",
+                          RuntimeWarning, stacklevel=3)
+    return fn(kernel, *arrays)
