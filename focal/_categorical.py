@@ -25,7 +25,7 @@ from typing import Any, Callable, NamedTuple
 from . import _checks
 from ._gamma import check_gamma
 from ._kernel import FromProbabilities, expand
-from ._numerics import log1mexp, log_softmax
+from ._numerics import log1mexp, log_softmax, softmax_parts
 from ._plan import Call, LossPlan
 from .backends._base import Array
 
@@ -100,8 +100,9 @@ class TargetKernel:
         in_range = (labels >= 0) & (labels < classes)
         safe = xp.where(in_range, labels, 0)
         onehot = xp.expand_dims(safe, axis=axis) == _along(xp, xp.arange(classes, dtype=safe.dtype), axis, z.ndim)
-        log_p = log_softmax(xp, z, axis)
-        u = xp.sum(xp.where(onehot, log_p, 0.0), axis=axis)
+        shifted, exps, log_total = softmax_parts(xp, z, axis)
+        # the target's log p per row; every class's p from the exps already taken, by one division per row
+        u = xp.sum(xp.where(onehot, shifted, 0.0), axis=axis) - xp.squeeze(log_total, axis=axis)
         v = log1mexp(xp, u)
         if "alpha" in vectors:
             alpha_t: Any = _gather(xp, vectors["alpha"], safe)
@@ -110,7 +111,7 @@ class TargetKernel:
         gamma = _gather(xp, vectors["gamma"], safe) if "gamma" in vectors else spec.gamma
         z_t = xp.sum(xp.where(onehot, z, 0.0), axis=axis)
         t = Terms(u=u, v=v, p=xp.exp(u), one_minus_p=xp.exp(v), weight=alpha_t, target=1.0, gamma=gamma, z=z_t)
-        return t, onehot, xp.exp(log_p), in_range, labels
+        return t, onehot, exps * xp.exp(-log_total), in_range, labels
 
     def row_grad(self, xp: Any, t: Terms, onehot: Array, p: Array, a: Any, b: Any, e: Any, d: Any) -> Array:
         axis = self.spec.axis

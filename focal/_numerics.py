@@ -30,22 +30,31 @@ def log_sigmoid_pair(xp: Any, x: Array) -> tuple[Array, Array]:
     return log_p, log_q
 
 
-def log_softmax(xp: Any, z: Array, axis: int) -> Array:
-    """``log softmax(z)`` along ``axis``, accurate even where one class takes almost all the mass.
+def softmax_parts(xp: Any, z: Array, axis: int) -> tuple[Array, Array, Array]:
+    """``(z − m, exp(z − m), log1p(s))`` along ``axis``: ``log p = (z − m) − log1p(s)`` and
+    ``p = exp(z − m) / (1 + s)``, from one ``exp`` per element and one ``log1p`` per row.
 
-    With ``m = max(z)``, ``LSE(z) = m + log1p(s)`` where ``s`` sums ``exp(z − m)`` over every
-    entry but one maximum; writing ``log(1 + s)`` as ``log1p(s)`` keeps ``log p`` of the winning
-    class exact when ``s`` is below the dtype's epsilon (plain ``log(sum)`` rounds it to 0).
-    A non-finite maximum (a row of ``-inf``, or a NaN) is replaced by 0 so it does not turn the
-    whole row into ``inf − inf``.
+    With ``m = max(z)``, ``s`` sums ``exp(z − m)`` over every entry but one maximum; writing
+    ``log(1 + s)`` as ``log1p(s)`` keeps ``log p`` of the winning class exact when ``s`` is below
+    the dtype's epsilon (plain ``log(sum)`` rounds it to 0). A non-finite maximum (a row of
+    ``-inf``, or a NaN) is replaced by 0 so it does not turn the whole row into ``inf − inf``.
     """
     m = xp.max(z, axis=axis, keepdims=True)
     m = xp.where(xp.isfinite(m), m, 0.0)
-    is_max = z == m
-    others = xp.sum(xp.where(is_max, 0.0, xp.exp(z - m)), axis=axis, keepdims=True)
+    shifted = z - m
+    exps = xp.exp(shifted)
+    is_max = shifted == 0.0
+    others = xp.sum(xp.where(is_max, 0.0, exps), axis=axis, keepdims=True)
     ties = xp.sum(xp.astype(is_max, z.dtype), axis=axis, keepdims=True)
     rest = others + xp.maximum(ties - 1.0, 0.0)
-    return z - m - xp.log1p(rest)
+    return shifted, exps, xp.log1p(rest)
+
+
+def log_softmax(xp: Any, z: Array, axis: int) -> Array:
+    """``log softmax(z)`` along ``axis``, accurate even where one class takes almost all the mass
+    (see :func:`softmax_parts`)."""
+    shifted, _, log_total = softmax_parts(xp, z, axis)
+    return shifted - log_total
 
 
 def log1mexp(xp: Any, log_p: Array) -> Array:
