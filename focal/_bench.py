@@ -15,6 +15,7 @@ gradient written) over the fwd+bwd time. Ratios are to ``focal`` in the same sha
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import importlib.util
 import json
 import os
@@ -121,6 +122,14 @@ def inputs(shape: tuple[int, ...], variant: str, seed: int = 0) -> tuple[np.ndar
     return logits, labels, onehot
 
 
+def _optional(module: str) -> Any:
+    """The module, or None where it is not installed (a peer the bench then leaves out)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        return None
+
+
 # --- PyTorch -----------------------------------------------------------------------------------------
 
 
@@ -129,6 +138,8 @@ def _torch_impls(variant: str) -> list[Impl]:
     import torch.nn.functional as F
 
     impls: list[Impl] = []
+    kornia = _optional("kornia")
+    monai_losses = _optional("monai.losses")
     if variant == "sigmoid":
         def ours(x: Any, t: Any) -> Any:
             return focal.sigmoid_focal_loss(x, t, alpha=ALPHA, gamma=GAMMA, reduction="sum")
@@ -153,15 +164,11 @@ def _torch_impls(variant: str) -> list[Impl]:
 
         impls += [Impl("focal", "eager", ours), Impl("focal", "torch.compile", torch.compile(ours, fullgraph=True)),
                   Impl(name, "eager", tv), Impl(name, "torch.compile", torch.compile(tv))]
-        if importlib.util.find_spec("kornia"):
-            import kornia
-
+        if kornia:
             impls.append(Impl("kornia binary_focal_loss_with_logits", "eager", lambda x, t: kornia.losses.
                               binary_focal_loss_with_logits(x, t, alpha=ALPHA, gamma=GAMMA, reduction="sum")))
-        if importlib.util.find_spec("monai"):
-            from monai.losses import FocalLoss
-
-            monai_loss = FocalLoss(use_softmax=False, gamma=GAMMA, alpha=ALPHA, reduction="sum")
+        if monai_losses:
+            monai_loss = monai_losses.FocalLoss(use_softmax=False, gamma=GAMMA, alpha=ALPHA, reduction="sum")
             impls.append(Impl("MONAI FocalLoss(sigmoid)", "eager", lambda x, t: monai_loss(x, t)))
         impls.append(Impl("floor: F.binary_cross_entropy_with_logits", "eager",
                           lambda x, t: F.binary_cross_entropy_with_logits(x, t, reduction="sum")))
@@ -172,15 +179,11 @@ def _torch_impls(variant: str) -> list[Impl]:
 
     impls += [Impl("focal", "eager", ours_softmax),
               Impl("focal", "torch.compile", torch.compile(ours_softmax, fullgraph=True))]
-    if importlib.util.find_spec("kornia"):
-        import kornia
-
+    if kornia:
         impls.append(Impl("kornia focal_loss", "eager",
                           lambda x, t: kornia.losses.focal_loss(x, t, alpha=1.0, gamma=GAMMA, reduction="sum")))
-    if importlib.util.find_spec("monai"):
-        from monai.losses import FocalLoss
-
-        monai_softmax = FocalLoss(use_softmax=True, to_onehot_y=True, gamma=GAMMA, reduction="sum")
+    if monai_losses:
+        monai_softmax = monai_losses.FocalLoss(use_softmax=True, to_onehot_y=True, gamma=GAMMA, reduction="sum")
         impls.append(Impl("MONAI FocalLoss(softmax)", "eager", lambda x, t: monai_softmax(x, t[:, None])))
     impls.append(Impl("floor: F.cross_entropy", "eager", lambda x, t: F.cross_entropy(x, t, reduction="sum")))
     return impls

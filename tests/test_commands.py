@@ -93,3 +93,27 @@ def test_xgboost_example():
     _needs("xgboost", "lightgbm", "sklearn")
     found = _example("xgboost_train.py")
     assert set(found) == {"xgboost logistic", "xgboost focal", "lightgbm binary", "lightgbm focal"}
+
+
+def test_bench_prints_a_table_for_every_installed_framework():
+    """A smoke run of ``python -m focal bench`` (one repeat of the small shape): the table's rows and
+    columns, not its times (speed is measured by running the bench, never asserted in tests)."""
+    frameworks = [f for f in ("torch", "jax", "tensorflow") if importlib.util.find_spec(f)]
+    if not frameworks:
+        pytest.skip("no framework installed")
+    args = ["-m", "focal", "bench", "--shape", "latency", "--warmup", "0", "--repeats", "1"]
+    done = run_command(args + [a for f in frameworks for a in ("--framework", f)], timeout=600)
+    assert "failed" not in done.stdout, done.stdout
+    rows = [line.split("|")[1:-1] for line in done.stdout.splitlines() if line.startswith("| ")]
+    table = [[cell.strip() for cell in row] for row in rows if row[0].strip() != "implementation"]
+    assert {row[0] for row in table} >= {"focal"}
+    for row in table:
+        assert len(row) == 10 and row[2] == "latency" and float(row[5]) > 0, row
+    ours = [row for row in table if row[0] == "focal"]
+    # one row of ours per mode: torch eager + torch.compile, jax jit, tf.function + XLA
+    expected = {"torch": 2, "jax": 1, "tensorflow": 2}
+    assert len(ours) == sum(expected[f] for f in frameworks) and all(row[8] == "1.00" for row in ours)
+    if "torch" in frameworks:
+        assert any(row[0].startswith("torchvision") for row in table)
+    if "jax" in frameworks:
+        assert any(row[0] == "optax sigmoid_focal_loss" for row in table)
