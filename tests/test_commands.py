@@ -78,7 +78,7 @@ def test_torch_example():
     assert set(_example("torch_train.py")) == {"cross entropy", "focal gamma=2"}
 
 
-@pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
+@pytest.mark.parametrize("backend", ["jax"])  # tests/test_keras.py fits on all three backends
 def test_keras_example(backend):
     _needs("keras", backend, "sklearn")
     assert set(_example("keras_train.py", KERAS_BACKEND=backend)) == {"cross entropy", "focal gamma=2"}
@@ -97,8 +97,9 @@ def test_xgboost_example():
 
 def test_bench_prints_a_table_for_every_installed_framework():
     """A smoke run of ``python -m focal bench`` (one repeat of the small shape): the table's rows and
-    columns, not its times (speed is measured by running the bench, never asserted in tests)."""
-    frameworks = [f for f in ("torch", "jax", "tensorflow") if importlib.util.find_spec(f)]
+    columns, not its times (speed is measured by running the bench, never asserted in tests).
+    PyTorch and JAX only: TensorFlow's XLA compiles of every peer would add half a minute to CI."""
+    frameworks = [f for f in ("torch", "jax") if importlib.util.find_spec(f)]
     if not frameworks:
         pytest.skip("no framework installed")
     args = ["-m", "focal", "bench", "--shape", "latency", "--warmup", "0", "--repeats", "1"]
