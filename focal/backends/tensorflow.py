@@ -2,7 +2,8 @@
 
 Large inputs take a fused path: the kernel compiled by XLA (``tf.function(jit_compile=True)``),
 the forward computing the loss only and the backward recomputing the kernel from the logits, so
-a plain ``tf.function`` or eager caller gets XLA's single pass over the elements. Set
+a plain ``tf.function`` or eager caller gets XLA's single pass over the elements (a caller that
+is itself compiled by XLA gets the plain kernel, which its compile fuses). Set
 ``FOCAL_TF_FUSED=0`` to turn it off; ``FOCAL_TF_FUSED_MIN`` (default 65536) is the size from
 which it is used.
 """
@@ -34,9 +35,22 @@ def _fused_backward(kernel: Any, cotangent: Array, logits: Array, *aux: Array) -
     return kernel.vjp(xp, residuals, cotangent)
 
 
+def _inside_xla() -> bool:
+    """Whether the caller is already being compiled by XLA (``jit_compile=True``, Keras' XLA mode):
+    XLA then fuses the plain kernel, and keeping its residual beats recomputing it in the backward."""
+    try:
+        from tensorflow.python.framework import ops
+        from tensorflow.python.ops import control_flow_util
+
+        return bool(control_flow_util.GraphOrParentsInXlaContext(ops.get_default_graph()))
+    except Exception:  # a private API: where it moves, take the fused path (correct, a little slower)
+        return False
+
+
 def _fused_wanted(logits: Array) -> bool:
     shape = logits.shape
-    return FUSED and shape.is_fully_defined() and math.prod(shape.as_list()) >= FUSED_MIN_ELEMENTS
+    return (FUSED and shape.is_fully_defined() and math.prod(shape.as_list()) >= FUSED_MIN_ELEMENTS
+            and not _inside_xla())
 
 
 class TensorFlowBackend(Backend):
