@@ -1,0 +1,86 @@
+"""NaN logits stay in their own elements; empty and all-ignored batches give 0 loss, 0 gradient and no
+warnings. On every library, through ``value_and_grad`` and the framework's own autodiff."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import focal
+from helpers import assert_close
+
+RNG = np.random.default_rng(31)
+X = RNG.normal(size=(5, 4)) * 3
+BINARY = (RNG.random((5, 4)) > 0.6).astype(np.float64)
+LABELS = np.array([0, 3, 1, 2, 1])
+NAN_AT = (1, 2)  # the poisoned logit: row 1 (label 3), class 2
+
+# (function, targets, params, elementwise): elementwise losses put the NaN in one element, row losses in one row
+VARIANTS = [
+    (focal.sigmoid_focal_loss, BINARY, {"gamma": 2.0}, True),
+    (focal.sigmoid_focal_loss, BINARY, {"gamma": 0.5, "form": "split"}, True),
+    (focal.focal_loss_star, BINARY, {}, True),
+    (focal.asymmetric_loss, BINARY, {}, True),
+    (focal.softmax_focal_loss, LABELS, {"gamma": 2.0, "alpha": [0.2, 0.4, 0.6, 0.8]}, False),
+    (focal.softmax_focal_loss, np.eye(4)[LABELS], {"gamma": 0.5}, False),
+    (focal.poly1_cross_entropy, LABELS, {}, False),
+    (focal.focal_loss_with_negatives, LABELS, {}, False),
+]
+IDS = ["sigmoid", "sigmoid-split", "star", "asl", "softmax-labels", "softmax-dense", "poly1-ce", "negatives"]
+
+
+def _grad(lib, fn, x, t, params):
+    """The gradient of the summed loss by the library's autodiff, or ``value_and_grad`` without one."""
+    if lib.autodiff:
+        return lib.numpy(lib.grad(lambda v: fn(v, t, reduction="sum", **params), x))
+    return lib.numpy(focal.value_and_grad(fn)(x, t, reduction="sum", **params)[1])
+
+
+@pytest.mark.parametrize("fn,targets,params,elementwise", VARIANTS, ids=IDS)
+def test_a_nan_logit_poisons_its_own_element_only(lib, fn, targets, params, elementwise):
+    poisoned = X.copy()
+    poisoned[NAN_AT] = np.nan
+    x, t = lib.array(poisoned), lib.array(targets)
+    loss = lib.numpy(fn(x, t, reduction="none", **params))
+    grad = _grad(lib, fn, x, t, params)
+    expected_loss = fn(X, targets, reduction="none", **params)
+    _, expected_grad = focal.value_and_grad(fn)(X, targets, reduction="sum", **params)
+    bad_loss = np.zeros(loss.shape, bool)
+    bad_grad = np.zeros(grad.shape, bool)
+    if elementwise:
+        bad_loss[NAN_AT] = bad_grad[NAN_AT] = True
+    else:
+        bad_loss[NAN_AT[0]] = bad_grad[NAN_AT[0]] = True
+    assert np.isnan(loss[bad_loss]).all() and np.isnan(grad[bad_grad]).any()
+    assert_close(loss[~bad_loss], expected_loss[~bad_loss], 1e-12, "the other elements' loss")
+    assert_close(grad[~bad_grad], expected_grad[~bad_grad], 1e-12, "the other elements' gradient")
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("fn,targets,params,elementwise", VARIANTS, ids=IDS)
+def test_an_empty_batch_is_zero_loss_and_zero_gradient_without_warnings(lib, fn, targets, params, elementwise,
+                                                                          reduction):
+    empty_targets = np.asarray(targets)[:0]
+    x, t = lib.array(X[:0]), lib.array(empty_targets)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        value, grad = focal.value_and_grad(fn)(x, t, reduction=reduction, **params)
+        assert float(lib.numpy(value)) == 0.0 and lib.numpy(grad).shape == (0, 4)
+        if lib.autodiff:
+            assert lib.numpy(lib.grad(lambda v: fn(v, t, reduction=reduction, **params), x)).shape == (0, 4)
+
+
+@pytest.mark.parametrize("fn", [focal.softmax_focal_loss, focal.poly1_cross_entropy, focal.focal_tversky_loss],
+                         ids=["softmax", "poly1-ce", "tversky"])
+def test_an_all_ignored_batch_is_zero_loss_and_zero_gradient_without_warnings(lib, fn):
+    x, t = lib.array(X), lib.array(np.full(5, -100))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        value, grad = focal.value_and_grad(fn)(x, t, ignore_index=-100)
+        assert float(lib.numpy(value)) == 0.0
+        assert_close(lib.numpy(grad), np.zeros(X.shape), 1e-12, "gradient")
+        if lib.autodiff:
+            assert_close(lib.numpy(lib.grad(lambda v: fn(v, t, ignore_index=-100), x)), np.zeros(X.shape), 1e-12,
+                         "framework gradient")
