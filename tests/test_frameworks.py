@@ -79,12 +79,15 @@ def test_a_traced_static_parameter_is_a_clear_error(lib):
         np.asarray(1.0)))), np.asarray(focal.sigmoid_focal_loss(X, Y, alpha=0.5, gamma=1.0)), 1e-12, "0-d array")
 
 
-def test_jax_sharded_inputs_under_jit_equal_unsharded():
+def test_jax_sharded_inputs_under_jit_and_shard_map_equal_unsharded():
     pytest.importorskip("jax")
     run = run_script("jax_sharded.py", JAX_PLATFORMS="cpu")
     assert run["devices"] == 4 and run["grad_shards"] == 4 and run["grad_sharding_is_rows"]
     assert run["sharded_value"] == pytest.approx(run["value"], rel=1e-13)
     assert run["max_grad_difference"] <= 1e-13 * run["grad_scale"]
+    # shard_map, the RetinaNet normalizer (number of positives) psum-ed over the mesh
+    assert run["shard_map_value"] == pytest.approx(run["whole_value"], rel=1e-13)
+    assert run["whole_grad_scale"] > 0 and run["shard_map_grad_difference"] <= 1e-13 * run["whole_grad_scale"]
 
 
 @pytest.mark.parametrize("fn,t,params", LOSSES, ids=IDS)
