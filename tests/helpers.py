@@ -33,6 +33,35 @@ def assert_close(actual: Any, expected: Any, rtol: float, what: str = "") -> Non
 
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+# CI sets it: the published implementations and the examples' libraries must all be there
+REQUIRE_OPTIONAL = os.environ.get("FOCAL_REQUIRE_ANCHORS") == "1"
+
+
+def import_or_skip(name: str) -> Any:
+    """The module; a skip where it is not installed, an error where CI requires it."""
+    import importlib
+
+    import pytest
+
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        if REQUIRE_OPTIONAL:
+            raise
+        pytest.skip(f"{name} is not installed")
+
+
+def require_installed(*names: str) -> None:
+    """Like :func:`import_or_skip` without importing (for what a subprocess will import)."""
+    import importlib.util
+
+    import pytest
+
+    for name in names:
+        if importlib.util.find_spec(name) is None:
+            if REQUIRE_OPTIONAL:
+                raise ImportError(f"{name} is required here (FOCAL_REQUIRE_ANCHORS=1)")
+            pytest.skip(f"{name} is not installed")
 
 
 def run_command(args: list[str], *, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:

@@ -8,32 +8,19 @@ here: its wheel does not import beside the CPU torch 2.13 this machine kind uses
 
 from __future__ import annotations
 
-import importlib
-import os
-
 import numpy as np
 import pytest
 
 import focal
 from helpers import assert_close
+from helpers import import_or_skip as anchor
 
-REQUIRED = os.environ.get("FOCAL_REQUIRE_ANCHORS") == "1"
 RNG = np.random.default_rng(23)
 X = RNG.normal(size=(6, 5)) * 3
 HARD = (RNG.random((6, 5)) > 0.6).astype(np.float64)
 SOFT = RNG.random((6, 5))
 LABELS = RNG.integers(0, 5, size=6)
 ONEHOT = np.eye(5)[LABELS]
-
-
-def anchor(name: str):
-    """The anchor's module; a skip where it is not installed, an error where CI requires it."""
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        if REQUIRED:
-            raise
-        pytest.skip(f"{name} is not installed")
 
 
 def test_optax_sigmoid_focal_loss():

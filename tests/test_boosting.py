@@ -3,29 +3,16 @@ objectives that train XGBoost and LightGBM on an imbalanced data set."""
 
 from __future__ import annotations
 
-import importlib
-import os
-
 import numpy as np
 import pytest
 
 import focal
 from focal.boosting import lightgbm_objective, sigmoid_focal_grad_hess, xgboost_objective
-from helpers import assert_close
+from helpers import assert_close, import_or_skip
 from mp_reference import sigmoid_focal_split_derivatives
 
 X = np.array([-100.0, -30.0, -8.0, -2.5, -0.3, 0.0, 0.7, 3.0, 12.0, 40.0, 100.0])
 PARAMS = [(None, 0.0), (0.25, 2.0), (0.5, 0.5), (0.75, 5.0)]
-REQUIRED = os.environ.get("FOCAL_REQUIRE_ANCHORS") == "1"
-
-
-def _module(name: str):
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        if REQUIRED:
-            raise
-        pytest.skip(f"{name} is not installed")
 
 
 @pytest.mark.parametrize("alpha,gamma", PARAMS)
@@ -83,14 +70,14 @@ def test_objectives_weigh_floor_and_take_both_calling_conventions():
 
 
 def _digits():
-    _module("sklearn")
+    import_or_skip("sklearn")
     from focal.demo import imbalanced_digits, minority_metrics
 
     return imbalanced_digits(), minority_metrics
 
 
 def test_xgboost_focal_objective_at_gamma_0_is_binary_logistic_and_focal_trains():
-    xgb = _module("xgboost")
+    xgb = import_or_skip("xgboost")
     (x_tr, y_tr, x_te, y_te), metrics = _digits()
     train, test = xgb.DMatrix(x_tr, label=y_tr), xgb.DMatrix(x_te)
     params = {"max_depth": 3, "eta": 0.3, "nthread": 2}
@@ -109,7 +96,7 @@ def test_xgboost_focal_objective_at_gamma_0_is_binary_logistic_and_focal_trains(
 
 
 def test_lightgbm_focal_objective_at_gamma_0_is_binary_and_focal_trains():
-    lgb = _module("lightgbm")
+    lgb = import_or_skip("lightgbm")
     (x_tr, y_tr, x_te, y_te), metrics = _digits()
     params = {"num_leaves": 7, "verbose": -1, "num_threads": 2, "min_data_in_leaf": 5}
     builtin = lgb.train({**params, "objective": "binary", "boost_from_average": False}, lgb.Dataset(x_tr, y_tr), 20)

@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
 
 import numpy as np
 import pytest
 
 from focal._plot import curves
-from helpers import run_command
+from helpers import require_installed, run_command
 from libs import LIBS
 
 EXAMPLE_LINE = re.compile(r"loss: (.+?)\s+minority AP: ([0-9.]+)\s+recall: ([0-9.]+)")
 PNG = b"\x89PNG\r\n\x1a\n"
-REQUIRED = os.environ.get("FOCAL_REQUIRE_ANCHORS") == "1"  # CI installs the examples' libraries too
-
-
-def _needs(*modules: str) -> None:
-    for name in modules:
-        if importlib.util.find_spec(name) is None:
-            if REQUIRED:
-                raise ImportError(f"{name} is required here (FOCAL_REQUIRE_ANCHORS=1)")
-            pytest.skip(f"{name} is not installed")
 
 
 def _assert_png(path) -> None:
@@ -32,7 +22,7 @@ def _assert_png(path) -> None:
 
 
 def test_demo_trains_every_backend_to_the_same_numbers(tmp_path):
-    _needs("sklearn", "matplotlib")
+    require_installed("sklearn", "matplotlib")
     out = tmp_path / "demo.png"
     done = run_command(["-m", "focal", "demo", "--steps", "60", "--plot", str(out)])
     rows = [line.split() for line in done.stdout.splitlines()
@@ -50,7 +40,7 @@ def test_demo_trains_every_backend_to_the_same_numbers(tmp_path):
 
 
 def test_plot_writes_a_png_and_its_curves_are_the_paper_formula(tmp_path):
-    _needs("matplotlib")
+    require_installed("matplotlib")
     out = tmp_path / "curves.png"
     done = run_command(["-m", "focal", "plot", "--variant", "sigmoid_focal_loss", "--variant", "hard_truncated_loss",
                         "--gamma", "0", "--gamma", "2", "--out", str(out)])
@@ -74,23 +64,23 @@ def _example(script: str, **env: str) -> dict[str, tuple[float, float]]:
 
 
 def test_torch_example():
-    _needs("torch", "sklearn")
+    require_installed("torch", "sklearn")
     assert set(_example("torch_train.py")) == {"cross entropy", "focal gamma=2"}
 
 
 @pytest.mark.parametrize("backend", ["jax"])  # tests/test_keras.py fits on all three backends
 def test_keras_example(backend):
-    _needs("keras", backend, "sklearn")
+    require_installed("keras", backend, "sklearn")
     assert set(_example("keras_train.py", KERAS_BACKEND=backend)) == {"cross entropy", "focal gamma=2"}
 
 
 def test_flax_example():
-    _needs("flax", "optax", "sklearn")
+    require_installed("flax", "optax", "sklearn")
     assert set(_example("flax_train.py")) == {"cross entropy", "focal gamma=2"}
 
 
 def test_xgboost_example():
-    _needs("xgboost", "lightgbm", "sklearn")
+    require_installed("xgboost", "lightgbm", "sklearn")
     found = _example("xgboost_train.py")
     assert set(found) == {"xgboost logistic", "xgboost focal", "lightgbm binary", "lightgbm focal"}
 
