@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 
 import numpy as np
@@ -89,9 +88,8 @@ def test_bench_prints_a_table_for_every_installed_framework():
     """A smoke run of ``python -m focal bench`` (one repeat of the small shape): the table's rows and
     columns, not its times (speed is measured by running the bench, never asserted in tests).
     PyTorch and JAX only: TensorFlow's XLA compiles of every peer would add half a minute to CI."""
-    frameworks = [f for f in ("torch", "jax") if importlib.util.find_spec(f)]
-    if not frameworks:
-        pytest.skip("no framework installed")
+    frameworks = ["torch", "jax"]
+    require_installed(*frameworks)
     args = ["-m", "focal", "bench", "--shape", "latency", "--warmup", "0", "--repeats", "1"]
     done = run_command(args + [a for f in frameworks for a in ("--framework", f)], timeout=600)
     assert "failed" not in done.stdout, done.stdout

@@ -99,7 +99,6 @@ def test_autocast_gives_a_float32_loss_and_the_float32_gradient(dtype):
 
 
 def test_distributed_data_parallel_gradients_equal_one_process():
-    pytest.importorskip("torch.distributed")
     if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
         pytest.skip("torch built without gloo")
     run = run_script("torch_ddp.py")
