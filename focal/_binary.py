@@ -178,8 +178,8 @@ def hard_truncated_kernel(xp: Any, x: Array, y: Array, spec: MarginSpec) -> tupl
     gradient through λ (seed 003's L*)."""
     log_p, log_q, p, q = _parts(xp, x)
     loss, grad = _bce(y, log_p, log_q, p, q)
-    keep = (y * p + (1.0 - y) * q) <= spec.margin
-    return xp.where(keep, loss, 0.0), xp.where(keep, grad, 0.0)
+    drop = (y * p + (1.0 - y) * q) > spec.margin  # written so that a NaN keeps its element (NaN)
+    return xp.where(drop, 0.0, loss), xp.where(drop, 0.0, grad)
 
 
 @dataclass(frozen=True)
@@ -254,8 +254,8 @@ def varifocal_kernel(xp: Any, x: Array, y: Array, spec: VarifocalSpec) -> tuple[
     log_p, log_q, p, q = _parts(xp, x)
     bce, dbce = _bce(y, log_p, log_q, p, q)
     neg, dneg = _negative_term(xp, xp.zeros_like(y), spec.gamma, log_p, log_q)
-    positive = y > 0.0
-    return xp.where(positive, y * bce, spec.alpha * neg), xp.where(positive, y * dbce, spec.alpha * dneg)
+    negative = y == 0.0  # (not y > 0, which would send a NaN target to the finite negative term)
+    return xp.where(negative, spec.alpha * neg, y * bce), xp.where(negative, spec.alpha * dneg, y * dbce)
 
 
 def plan_binary(
@@ -280,6 +280,8 @@ def plan_binary(
             "cast integer labels to the logits' dtype"
         )
     y = call.cast(targets)
+    if not xp.isdtype(targets.dtype, "bool"):
+        y = call.within("targets", y, 0.0, 1.0, "labels in [0, 1] (hard 0/1 or soft)")
     smoothing = _checks.check_number("label_smoothing", label_smoothing, low=0.0, high=1.0, high_open=True)
     if smoothing:
         y = y * (1.0 - smoothing) + smoothing / 2.0

@@ -229,15 +229,16 @@ def prepare_softmax(
                             f"integer class indices have the logits' shape without axis={axis}")
         if ignore is not None:
             valid = targets != ignore
-        check_labels(call, targets, valid, classes)
+        checked = check_labels(call, targets, valid, classes)
         labels = targets
         if smoothing or dense_labels:
-            labels, dense = None, _smoothed_onehot(call, targets, valid, axis, classes, smoothing)
+            labels, dense = None, _smoothed_onehot(call, targets, valid, axis, classes, smoothing, checked)
     elif xp.isdtype(targets.dtype, "real floating"):
         if labels_only:
             raise TypeError(f"targets must be integer class indices for this loss, got {targets.dtype}")
-        _checks.check_shape("targets", targets.shape, shape, "class probabilities have the logits' shape")
-        dense = call.cast(targets)
+        _checks.check_shape("targets", targets.shape, shape, "class probabilities have the logits' shape, "
+                            f"or give integer class indices of shape {row_shape}")
+        dense = call.within("targets", call.cast(targets), 0.0, 1.0, "class probabilities in [0, 1]")
         if smoothing:
             dense = dense * (1.0 - smoothing) + smoothing / classes
     else:
@@ -248,14 +249,20 @@ def prepare_softmax(
 
 
 def _smoothed_onehot(call: Call, labels: Array, valid: Array | None, axis: int, classes: int,
-                     smoothing: float) -> Array:
-    """``onehot (1 − ls) + ls / C``; rows of ``ignore_index`` are all 0 (they add nothing)."""
+                     smoothing: float, checked: bool) -> Array:
+    """``onehot (1 − ls) + ls / C``; rows of ``ignore_index`` are all 0 (they add nothing); rows of
+    labels outside [0, C) that could not be ``checked`` are NaN."""
     xp = call.xp
     onehot = xp.expand_dims(labels, axis=axis) == _along(xp, xp.arange(classes, dtype=labels.dtype), axis,
                                                           len(call.shape))
     dense = xp.astype(onehot, call.dtype) * (1.0 - smoothing) + smoothing / classes
     if valid is not None:
         dense = dense * xp.astype(xp.expand_dims(valid, axis=axis), call.dtype)
+    if not checked:
+        out_of_range = (labels < 0) | (labels >= classes)
+        if valid is not None:
+            out_of_range = out_of_range & valid
+        dense = xp.where(xp.expand_dims(out_of_range, axis=axis), math.nan, dense)
     return dense
 
 
@@ -272,18 +279,18 @@ def _check_alpha(call: Call, alpha: Any, classes: int) -> tuple[float | None, tu
         vector = call.cast(alpha)
     if tuple(vector.shape) != (classes,):
         raise ValueError(f"alpha has shape {tuple(vector.shape)}, expected ({classes},): one weight per class")
-    if call.known(xp.all((vector >= 0.0) & xp.isfinite(vector))) is False:
-        raise ValueError(f"alpha must be finite and >= 0 for every class, got min {float(xp.min(vector))}")
-    return None, (vector,)
+    return None, (call.within("alpha", vector, 0.0, float(xp.finfo(call.dtype).max), "finite and >= 0 for every class"),)
 
 
-def check_labels(call: Call, labels: Array, valid: Array | None, classes: int) -> None:
-    """Eagerly, every label not ignored must be in [0, C); under tracing the kernels mark them NaN."""
+def check_labels(call: Call, labels: Array, valid: Array | None, classes: int) -> bool:
+    """Eagerly, every label not ignored must be in [0, C); under tracing the kernels mark them NaN.
+    True when they were read and are all in range."""
     xp = call.xp
     bad = (labels < 0) | (labels >= classes)
     if valid is not None:
         bad = bad & valid
-    if call.known(xp.any(bad)):
+    found = call.known(xp.any(bad))
+    if found:
         limits = xp.iinfo(labels.dtype)
         low = int(xp.min(xp.where(bad, labels, limits.max)))
         high = int(xp.max(xp.where(bad, labels, limits.min)))
@@ -291,4 +298,5 @@ def check_labels(call: Call, labels: Array, valid: Array | None, classes: int) -
             f"targets holds class indices outside [0, {classes}) (from {low} to {high}); logits have "
             f"{classes} classes along the class axis" + ("" if valid is None else " and ignore_index is not one of them")
         )
+    return found is False
 

@@ -99,13 +99,9 @@ def _plan_dfl(logits: Array, targets: Array, *, axis: Any, reduction: str, weigh
     _checks.check_shape("targets", targets.shape, row_shape, f"one distance per row of bins along axis={axis}")
     if not xp.isdtype(targets.dtype, "real floating"):
         raise TypeError(f"targets must be floating distances, got {targets.dtype}")
-    y = call.cast(targets)
-    inside = (y >= 0.0) & (y <= bins - 1.0)
-    if call.known(xp.all(inside)) is False:
-        raise ValueError(f"targets must be distances in [0, {bins - 1}] (logits have {bins} bins along axis={axis}), "
-                         f"got values from {float(xp.min(y))} to {float(xp.max(y))}")
-    y = xp.where(inside, y, math.nan)
-    low = xp.floor(xp.where(inside, y, 0.0))
+    y = call.within("targets", call.cast(targets), 0.0, bins - 1.0,
+                    f"distances in [0, {bins - 1}] (logits have {bins} bins along axis={axis})")
+    low = xp.floor(xp.where(xp.isnan(y), 0.0, y))
     shape = [1] * len(call.shape)
     shape[axis] = bins
     grid = xp.reshape(xp.arange(bins, dtype=call.dtype, device=call.device), tuple(shape))

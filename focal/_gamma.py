@@ -38,12 +38,12 @@ def check_gamma(call: Any, gamma: Any, classes: int | None) -> tuple[Any, tuple[
         values = [_checks.check_gamma(g) for g in gamma]
         vector = xp.asarray(values, dtype=call.dtype, device=call.device)
     else:
+        call.own("gamma", gamma)
         vector = call.cast(gamma)
     if classes is None or tuple(vector.shape) != (classes,):
         raise ValueError(f"gamma has shape {tuple(vector.shape)}, expected ({classes},): one γ per class")
-    if call.known(xp.all(vector >= 0.0)) is False:
-        raise ValueError(f"gamma must be >= 0 for every class, got min {float(xp.min(vector))}")
-    return "vector", (vector,)
+    return "vector", (call.within("gamma", vector, 0.0, float(xp.finfo(call.dtype).max),
+                                   "finite and >= 0 for every class"),)
 
 
 def resolve_binary_gamma(xp: Any, gamma: Any, vectors: Sequence[Array], log_1m_pt: Array) -> Any:

@@ -9,6 +9,8 @@ Kernels are frozen dataclasses: hashable, so JAX takes them as static arguments.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
@@ -64,7 +66,8 @@ class FromProbabilities:
 
     def forward(self, xp: Any, probs: Array, *aux: Array) -> tuple[Array, tuple[Array, ...]]:
         eps = float(xp.finfo(probs.dtype).eps)
-        clipped = xp.clip(probs, eps, 1.0 - eps)
+        # outside [0, 1] is an error eagerly (LossPlan); traced, it must show as NaN, not be clipped away
+        clipped = xp.where((probs < 0.0) | (probs > 1.0), math.nan, xp.clip(probs, eps, 1.0 - eps))
         inside = (probs >= eps) & (probs <= 1.0 - eps)
         if self.link == "sigmoid":
             logits = xp.log(clipped) - xp.log1p(-clipped)

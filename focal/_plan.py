@@ -15,17 +15,8 @@ from typing import Any, Callable
 
 from . import _checks
 from .backends import Backend, backend_for
-from ._kernel import Kernel, Summed, summable
+from ._kernel import FromProbabilities, Kernel, Summed, summable
 from .backends._base import Array
-
-
-def _device(x: Array) -> Any:
-    import array_api_compat
-
-    try:
-        return array_api_compat.device(x)
-    except Exception:  # libraries without a device notion (our TensorFlow shim ignores it)
-        return None
 
 
 def _is_array(value: Any) -> bool:
@@ -50,28 +41,58 @@ class Call:
     ) -> None:
         self.backend: Backend = backend_for(logits)
         self.xp = xp = self.backend.xp
+        self.device = self.backend.device(logits)
+        self._logits_type = type(logits)
         if not _is_array(targets):
             raise TypeError(f"targets must be an array of the logits' library, got {type(targets).__name__}")
         for name, value in {"targets": targets, "weight": weight, "normalizer": normalizer, "alpha": alpha}.items():
-            if _is_array(value) and not self.backend.owns(value):
-                raise TypeError(
-                    f"{name} is a {type(value).__module__}.{type(value).__qualname__} but logits is a "
-                    f"{type(logits).__module__}.{type(logits).__qualname__}: pass arrays of one library"
-                )
+            if _is_array(value):
+                self.own(name, value)
         logits = self.backend.array(logits)
         if not xp.isdtype(logits.dtype, "real floating"):
             raise TypeError(f"logits must have a real floating dtype, got {logits.dtype}")
-        self.out_dtype = logits.dtype
+        self.out_dtype = self.backend.result_dtype(logits)
         self.dtype = xp.float32 if xp.finfo(logits.dtype).bits < 32 else logits.dtype
         self.logits = self.cast(logits)
         self.shape = tuple(logits.shape)
-        self.device = _device(logits)
         self.reduction = _checks.check_reduction(reduction)
         self.weight = self._check_weight(weight)
         self.normalizer = self._check_normalizer(normalizer)
 
+    def own(self, name: str, value: Array) -> None:
+        """``value`` must be an array of the logits' library on the logits' device."""
+        if not self.backend.owns(value):
+            logits = self._logits_type
+            raise TypeError(
+                f"{name} is a {type(value).__module__}.{type(value).__qualname__} but logits is a "
+                f"{logits.__module__}.{logits.__qualname__}: pass arrays of one library"
+            )
+        device = self.backend.device(value)
+        if self.device is not None and device is not None and device != self.device:
+            raise ValueError(f"{name} is on device {device} but logits is on {self.device}: move them to one device")
+
+    def within(self, name: str, x: Array, low: float, high: float, expected: str) -> Array:
+        """``x``, whose values must lie in ``[low, high]`` (NaN passes: it propagates like a NaN logit).
+
+        Eagerly an element outside is a ``ValueError`` naming ``name``; while tracing, where values
+        cannot be read, those elements become NaN, so the loss and gradient they touch show it.
+        """
+        xp = self.xp
+        outside = (x < low) | (x > high)
+        found = self.known(xp.any(outside))
+        if found:
+            smallest = float(xp.min(xp.where(outside, x, math.inf)))
+            largest = float(xp.max(xp.where(outside, x, -math.inf)))
+            got = f"{smallest:g}" if smallest == largest else f"values from {smallest:g} to {largest:g}"
+            raise ValueError(f"{name} must be {expected}, got {got}")
+        return x if found is False else xp.where(outside, math.nan, x)
+
     def cast(self, x: Array) -> Array:
         return x if x.dtype == self.dtype else self.xp.astype(x, self.dtype)
+
+    def out(self, x: Array) -> Array:
+        """A result in the logits' dtype."""
+        return x if self.out_dtype == self.dtype else self.xp.astype(x, self.out_dtype)
 
     def known(self, check: Array) -> Any:
         """The Python value of a 0-d check result, or None while tracing (``jit``, ``tf.function``,
@@ -96,10 +117,7 @@ class Call:
             if math.prod(normalizer.shape) != 1:
                 raise ValueError(f"normalizer must be a scalar, got an array of shape {tuple(normalizer.shape)}")
             normalizer = self.xp.reshape(self.cast(normalizer), ())
-            smallest = self.known(normalizer)
-            if smallest is not None and not smallest >= 0:
-                raise ValueError(f"normalizer must be >= 0, got {smallest}")
-            return normalizer
+            return self.within("normalizer", normalizer, 0.0, math.inf, ">= 0")
         return _checks.check_number("normalizer", normalizer, low=0.0, high=float("inf"), high_open=True)
 
 
@@ -118,17 +136,19 @@ class LossPlan:
     valid: Array | None = None
 
     def __post_init__(self) -> None:
-        weight = self.call.weight
-        if weight is not None and not isinstance(weight, float):
-            _checks.broadcast_shape("weight", tuple(weight.shape), self.loss_shape)
+        c = self.call
+        if c.weight is not None and not isinstance(c.weight, float):
+            _checks.broadcast_shape("weight", tuple(c.weight.shape), self.loss_shape)
+        if isinstance(self.kernel, FromProbabilities):  # traced, the kernel itself marks them NaN
+            c.within("logits", c.logits, 0.0, 1.0, "probabilities in [0, 1] with from_logits=False")
 
     def loss(self) -> Array:
         c = self.call
         if c.weight is None and c.reduction != "none" and summable(self.kernel):
             total = c.backend.apply(Summed(self.kernel), c.logits, self.aux)
-            return self._out(total / self._denominator())
+            return self.call.out(total / self._denominator())
         elements = c.backend.apply(self.kernel, c.logits, self.aux)
-        return self._out(self._reduce(elements))
+        return self.call.out(self._reduce(elements))
 
     def value_and_grad(self) -> tuple[Array, Array]:
         c, xp = self.call, self.call.xp
@@ -141,7 +161,7 @@ class LossPlan:
         if c.reduction != "none":
             cotangent = cotangent / self._denominator()
         grad = self.kernel.vjp(xp, residuals, cotangent)
-        return self._out(self._reduce(elements)), self._out(grad)
+        return self.call.out(self._reduce(elements)), self.call.out(grad)
 
     def _reduce(self, elements: Array) -> Array:
         c = self.call
@@ -161,10 +181,6 @@ class LossPlan:
         if self.valid is None:
             return float(max(math.prod(self.loss_shape), 1))
         return xp.maximum(xp.sum(xp.astype(self.valid, c.dtype)), 1.0)
-
-    def _out(self, x: Array) -> Array:
-        c = self.call
-        return x if c.out_dtype == c.dtype else c.xp.astype(x, c.out_dtype)
 
 
 _PLANNERS: dict[Callable[..., Any], Callable[..., LossPlan]] = {}

@@ -19,7 +19,7 @@ def _epsilon(epsilon: Any) -> float:
 
 
 def poly1_focal_loss(
-    logits: Array, targets: Array, *, epsilon: float = 1.0, gamma: float = 2.0,
+    logits: Array, targets: Array, *, epsilon: float = 1.0, gamma: float | Sequence[float] | Array = 2.0,
     alpha: float | Sequence[float] | Array | None = 0.25, activation: str = "sigmoid", axis: int = -1,
     ignore_index: int | None = None, reduction: str = "mean", weight: Array | float | None = None,
     normalizer: Array | float | None = None, label_smoothing: float = 0.0, from_logits: bool = True,
@@ -28,7 +28,8 @@ def poly1_focal_loss(
 
     ``activation="sigmoid"``: FL is :func:`sigmoid_focal_loss` (``α_t`` weights FL only, as in the
     paper's code). ``"softmax"``: FL is :func:`softmax_focal_loss` and dense targets add
-    ``ε Σ_c y_c (1 − p_c)^(γ+1)``. ε = 1 by default; ε = −1 removes the leading term.
+    ``ε Σ_c y_c (1 − p_c)^(γ+1)``. ε = 1 by default; ε = −1 removes the leading term. ``gamma``
+    and ``alpha`` are a number or one per class, as in those two functions.
 
     References:
         Leng et al. PolyLoss: A Polynomial Expansion Perspective of Classification Loss Functions. ICLR 2022.

@@ -57,7 +57,7 @@ class TverskyKernel:
         d = n + r
         log_ratio = xp.log(xp.maximum(r, tiny(xp, z))) - xp.log(d)
         # R = 0 (a perfect prediction, or every pixel ignored) is exactly 0, not the floor's tiny^γ
-        loss = xp.where(r > 0.0, xp.exp(s.gamma * log_ratio), 0.0 if s.gamma > 0.0 else 1.0)
+        loss = xp.where(r == 0.0, 0.0 if s.gamma > 0.0 else 1.0, xp.exp(s.gamma * log_ratio))  # NaN stays NaN
         dr = (s.b - (s.a + s.b) * y) * keep
         h = s.gamma * xp.exp((s.gamma - 1.0) * log_ratio) * (dr * n - r * y * keep) / (d * d)
         residuals = (h, p) if chain is None else (h, chain)

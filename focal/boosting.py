@@ -25,7 +25,7 @@ import numpy as np
 from . import _checks
 from ._binary import check_alpha_scalar
 from ._numerics import log_sigmoid_pair
-from .backends import backend_for
+from ._plan import Call
 from .backends._base import Array
 
 __all__ = ["lightgbm_objective", "sigmoid_focal_grad_hess", "xgboost_objective"]
@@ -58,12 +58,10 @@ def sigmoid_focal_grad_hess(logits: Array, targets: Array, *, alpha: float | Non
     """
     alpha = check_alpha_scalar(alpha)
     gamma = _checks.check_gamma(gamma)
-    xp = backend_for(logits).xp
-    if tuple(targets.shape) != tuple(logits.shape):
-        raise ValueError(f"targets has shape {tuple(targets.shape)}, expected the logits' shape {tuple(logits.shape)}")
-    if not xp.isdtype(logits.dtype, "real floating"):
-        raise TypeError(f"logits must be a real floating array, got dtype {logits.dtype}")
-    y = xp.astype(targets, logits.dtype)
+    call = Call(logits, targets, reduction="none", weight=None, normalizer=None)
+    xp, logits = call.xp, call.logits
+    _checks.check_shape("targets", targets.shape, call.shape, "one label per logit")
+    y = call.within("targets", call.cast(targets), 0.0, 1.0, "labels in [0, 1] (hard 0/1 or soft)")
     u, v = log_sigmoid_pair(xp, logits)
     p, q = xp.exp(u), xp.exp(v)
     pos = y if alpha is None else alpha * y  # weight of the positive side
@@ -77,7 +75,7 @@ def sigmoid_focal_grad_hess(logits: Array, targets: Array, *, alpha: float | Non
     l_uv = -gamma * (pos * q_g + neg * p_g)
     grad = l_u * q - l_v * p
     hess = l_uu * q * q - 2.0 * l_uv * p * q + l_vv * p * p - p * q * (l_u + l_v)
-    return grad, hess
+    return call.out(grad), call.out(hess)
 
 
 def _objective(alpha: float | None, gamma: float,
@@ -96,9 +94,6 @@ def _objective(alpha: float | None, gamma: float,
         if margins.ndim != 1:
             raise ValueError(f"focal objectives are binary: expected one margin per example, got shape {margins.shape}")
         y = np.asarray(y, dtype=np.float64).reshape(margins.shape)
-        if not np.all((y >= 0.0) & (y <= 1.0)):
-            raise ValueError(f"labels must be in [0, 1] for a binary focal objective, got range "
-                             f"[{y.min()}, {y.max()}]")
         grad, hess = sigmoid_focal_grad_hess(margins, y, alpha=alpha, gamma=gamma)
         hess = np.maximum(hess, min_hessian)
         if w is not None and np.size(w):

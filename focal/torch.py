@@ -3,7 +3,9 @@
 The class axis defaults to 1, as in ``nn.CrossEntropyLoss`` (input ``(N, C, d1, ...)``). Per-class
 vectors (``alpha``, ``gamma`` given as sequences or tensors) are buffers, so ``.to(device)``,
 ``state_dict`` and ``copy.deepcopy`` carry them. ``forward`` also takes per-call ``weight`` and
-``normalizer`` (e.g. the number of positive anchors). Under ``torch.autocast`` a criterion does what
+``normalizer`` (e.g. the number of positive anchors); or give the criterion
+``normalizer="num_positives"`` to count them itself, with ``sync=True`` over a DistributedDataParallel
+process group (see :func:`num_positives`). Under ``torch.autocast`` a criterion does what
 ``nn.CrossEntropyLoss`` does: a half-precision input is cast to float32, so the loss is float32 and
 the gradient flows back to the float16/bfloat16 input. Every criterion runs the same core as the
 functional API, so ``SoftmaxFocalLoss(gamma=2)(x, y)`` equals
@@ -25,7 +27,31 @@ from .backends import torch as _torch_backend  # noqa: F401 - loaded now, so tor
 
 _PER_CALL = ("weight", "normalizer")
 _VECTORS = ("alpha", "gamma")
-_HALF = (torch.float16, torch.bfloat16)
+# the criterion's own options (not the loss function's): the normalizer it computes itself
+_NORMALIZER_OPTIONS = {"normalizer": None, "sync": False}
+
+
+def num_positives(target: torch.Tensor, *, sync: bool = False, group: Any = None) -> torch.Tensor:
+    """RetinaNet's normalizer: the number of positive targets (``target > 0``), at least 1.
+
+    With ``sync=True`` in an initialised ``torch.distributed`` process group it is the count over the
+    whole global batch (all-reduced) divided by the world size: DistributedDataParallel averages the
+    processes' gradients, so each process dividing its summed loss by this gives exactly the gradient
+    of the full batch's sum over its global count. Without a process group ``sync`` changes nothing.
+
+    Returns:
+        A float32 0-d tensor on ``target``'s device (a float64 one for float64 targets).
+    """
+    if not (torch.is_floating_point(target) or target.dtype == torch.bool):
+        raise TypeError(f"num_positives counts the positive targets of a sigmoid loss (float or bool), got "
+                        f"{target.dtype}; for class indices pass normalizer= yourself")
+    dtype = torch.float64 if target.dtype == torch.float64 else torch.float32
+    count = (target > 0).sum().to(dtype)
+    if sync and torch.distributed.is_available() and torch.distributed.is_initialized():
+        count = count.clone()
+        torch.distributed.all_reduce(count, group=group)
+        return count.clamp(min=1.0) / torch.distributed.get_world_size(group)
+    return count.clamp(min=1.0)
 
 
 class FocalCriterion(nn.Module):
@@ -39,6 +65,11 @@ class FocalCriterion(nn.Module):
     def __init__(self, **params: Any) -> None:
         super().__init__()
         self._static: dict[str, Any] = {}
+        self._normalizer = params.pop("normalizer", None)
+        self._sync = bool(params.pop("sync", False))
+        if self._normalizer not in (None, "num_positives"):
+            raise ValueError(f"normalizer must be None or 'num_positives' (a number or tensor goes to forward), "
+                             f"got {self._normalizer!r}")
         for name, value in params.items():
             if name in _VECTORS and isinstance(value, (list, tuple)):
                 # float64 keeps the numbers as written; each call casts them to the input's dtype
@@ -57,15 +88,18 @@ class FocalCriterion(nn.Module):
 
     def forward(self, input: torch.Tensor, target: torch.Tensor, *, weight: Any = None,  # noqa: A002
                 normalizer: Any = None) -> torch.Tensor:
-        if input.dtype in _HALF and torch.is_autocast_enabled(input.device.type):
-            input = input.float()  # noqa: A001 - autocast's float32 policy for losses, as torch's own
         per_call = {"weight": weight}
+        if normalizer is None and self._normalizer == "num_positives":
+            normalizer = num_positives(target, sync=self._sync)
         if normalizer is not None:
             per_call["normalizer"] = normalizer  # not every loss has one (focal_tversky_loss)
         return type(self).loss_fn(input, target, **per_call, **self._params())
 
     def extra_repr(self) -> str:
-        return ", ".join(f"{k}={v!r}" for k, v in self._static.items())
+        shown = dict(self._static)
+        if self._normalizer is not None:
+            shown.update(normalizer=self._normalizer, sync=self._sync)
+        return ", ".join(f"{k}={v!r}" for k, v in shown.items())
 
 
 def _criterion(name: str, fn: Callable[..., torch.Tensor]) -> type[FocalCriterion]:
@@ -73,6 +107,8 @@ def _criterion(name: str, fn: Callable[..., torch.Tensor]) -> type[FocalCriterio
     defaults = keyword_defaults(fn, _PER_CALL)
     if "axis" in defaults:
         defaults["axis"] = 1
+    if "normalizer" in keyword_defaults(fn, ()):
+        defaults.update(_NORMALIZER_OPTIONS)
 
     def __init__(self: FocalCriterion, **params: Any) -> None:
         check_known(name, params, defaults)

@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from libs import AUTODIFF_LIBS, LIBS, MISSING
+
+# the same examples in every run (a CI failure reproduces); `--hypothesis-profile=long` draws many more
+_FIXTURES_OK = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]  # `lib` holds no state
+settings.register_profile("default", max_examples=15, derandomize=True, deadline=None,
+                          suppress_health_check=_FIXTURES_OK)
+settings.register_profile("long", max_examples=500, deadline=None, suppress_health_check=_FIXTURES_OK)
+settings.load_profile("default")
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

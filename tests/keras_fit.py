@@ -58,4 +58,12 @@ mixed = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation="r
 mixed.compile(optimizer=keras.optimizers.SGD(0.1), loss=fk.SoftmaxFocalLoss(from_logits=True, gamma=2.0))
 out["mixed_output_dtype"] = keras.backend.standardize_dtype(mixed(x[:2]).dtype)
 out["mixed_fit_losses"] = [float(v) for v in mixed.fit(x, labels, epochs=3, batch_size=16, verbose=0).history["loss"]]
+# float16 predictions at the ends of float16's range (±65504): every loss finite and in float32
+# (the gradients of float16 logits are tests/test_dtypes.py's)
+extreme = np.array([[65504.0, -65504.0, 1.0]] * 5, dtype="float16")
+mixed_values = {}
+for name, (t, kw) in {**others, "SoftmaxFocalLoss": (labels[:5], {}), "SigmoidFocalLoss": (binary[:5], {})}.items():
+    value = getattr(fk, name)(from_logits=True, **kw)(t, keras.ops.convert_to_tensor(extreme))
+    mixed_values[name] = [float(keras.ops.convert_to_numpy(value)), keras.backend.standardize_dtype(value.dtype)]
+out["mixed_extreme_values"] = mixed_values
 sys.stdout.write(json.dumps(out) + "\n")

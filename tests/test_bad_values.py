@@ -27,8 +27,16 @@ VARIANTS = [
     (focal.softmax_focal_loss, np.eye(4)[LABELS], {"gamma": 0.5}, False),
     (focal.poly1_cross_entropy, LABELS, {}, False),
     (focal.focal_loss_with_negatives, LABELS, {}, False),
+    (focal.hard_truncated_loss, BINARY, {}, True),
+    (focal.hard_truncated_loss, LABELS, {"activation": "softmax"}, False),
+    (focal.soft_truncated_loss, BINARY, {}, True),
+    (focal.varifocal_loss, BINARY * 0.7, {}, True),
+    (focal.quality_focal_loss, BINARY * 0.7, {}, True),
+    (focal.poly1_focal_loss, BINARY, {}, True),
+    (focal.distribution_focal_loss, np.array([0.5, 2.5, 1.0, 0.2, 3.0]), {}, False),
 ]
-IDS = ["sigmoid", "sigmoid-split", "star", "asl", "softmax-labels", "softmax-dense", "poly1-ce", "negatives"]
+IDS = ["sigmoid", "sigmoid-split", "star", "asl", "softmax-labels", "softmax-dense", "poly1-ce", "negatives",
+       "hard-truncated", "hard-truncated-softmax", "soft-truncated", "varifocal", "quality", "poly1-focal", "dfl"]
 
 
 def _grad(lib, fn, x, t, params):
@@ -38,10 +46,13 @@ def _grad(lib, fn, x, t, params):
     return lib.numpy(focal.value_and_grad(fn)(x, t, reduction="sum", **params)[1])
 
 
+@pytest.mark.parametrize("poison", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "-inf"])
 @pytest.mark.parametrize("fn,targets,params,elementwise", VARIANTS, ids=IDS)
-def test_a_nan_logit_poisons_its_own_element_only(lib, fn, targets, params, elementwise):
+def test_a_nan_logit_poisons_its_own_element_only(lib, fn, targets, params, elementwise, poison):
+    """NaN makes its element (row) NaN; ±inf makes it whatever the limit gives, inf or NaN; the others
+    keep their values either way."""
     poisoned = X.copy()
-    poisoned[NAN_AT] = np.nan
+    poisoned[NAN_AT] = poison
     x, t = lib.array(poisoned), lib.array(targets)
     loss = lib.numpy(fn(x, t, reduction="none", **params))
     grad = _grad(lib, fn, x, t, params)
@@ -53,7 +64,8 @@ def test_a_nan_logit_poisons_its_own_element_only(lib, fn, targets, params, elem
         bad_loss[NAN_AT] = bad_grad[NAN_AT] = True
     else:
         bad_loss[NAN_AT[0]] = bad_grad[NAN_AT[0]] = True
-    assert np.isnan(loss[bad_loss]).all() and np.isnan(grad[bad_grad]).any()
+    if np.isnan(poison):
+        assert np.isnan(loss[bad_loss]).all() and np.isnan(grad[bad_grad]).any()
     assert_close(loss[~bad_loss], expected_loss[~bad_loss], 1e-12, "the other elements' loss")
     assert_close(grad[~bad_grad], expected_grad[~bad_grad], 1e-12, "the other elements' gradient")
 

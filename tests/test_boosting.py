@@ -61,7 +61,7 @@ def test_objectives_weigh_floor_and_take_both_calling_conventions():
         g2, h2 = make(min_hessian=1e-3)(labels, margins)  # scikit-learn wrappers: (y_true, y_pred)
         np.testing.assert_allclose(g2, grad, rtol=1e-15)
         np.testing.assert_allclose(h2, np.maximum(hess, 1e-3), rtol=1e-15)
-        with pytest.raises(ValueError, match=r"labels must be in \[0, 1\].*\[0.0, 2.0\]"):
+        with pytest.raises(ValueError, match=r"targets must be labels in \[0, 1\].*got 2"):
             make()(np.array([0.0, 2.0]), np.zeros(2))
         with pytest.raises(ValueError, match="binary.*shape \\(4, 3\\)"):
             make()(np.zeros(4), np.zeros((4, 3)))

@@ -48,7 +48,7 @@ SOFTMAX_BAD = [
     (dict(targets=LABELS > 1), TypeError, ("targets", "integer", "bool")),
     (dict(alpha=[0.25] * 4), ValueError, ("alpha", "(4,)", "(5,)", "one weight per class")),
     (dict(alpha=[0.25, 0.5, -1.2, 0.1, 0.1]), ValueError, ("alpha[2]", "[0, inf)", "-1.2")),
-    (dict(alpha=np.array([0.25, 0.5, -1.2, 0.1, 0.1])), ValueError, ("alpha", ">= 0", "min -1.2")),
+    (dict(alpha=np.array([0.25, 0.5, -1.2, 0.1, 0.1])), ValueError, ("alpha", ">= 0", "got -1.2")),
     (dict(alpha=np.array([0.25, 0.5, np.inf, 0.1, 0.1])), ValueError, ("alpha", "finite")),
     (dict(gamma=[2.0] * 4), ValueError, ("gamma", "(4,)", "(5,)", "one γ per class")),
     (dict(gamma=[2.0, 1.0, -1.0, 0.0, 3.0]), ValueError, ("gamma", "[0", "-1.0")),

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import focal
-from helpers import run_script
+from helpers import import_or_skip, run_script
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +84,19 @@ def test_get_config_round_trip():
     assert clone.get_config() == config
     with pytest.raises(TypeError, match="unexpected parameters.*'gama'"):
         fk.SoftmaxFocalLoss(gama=2.0)
+
+
+def test_mixed_float16_extreme_logits_give_finite_float32_losses(runs):
+    for backend, run in runs.items():
+        for name, (value, dtype) in run["mixed_extreme_values"].items():
+            assert np.isfinite(value) and dtype == "float32", (backend, name, value, dtype)
+
+
+def test_mirrored_strategy_on_two_cpus_fits_as_one_device():
+    import_or_skip("tensorflow")
+    run = run_script("keras_mirrored.py")
+    assert run["replicas"] == 2
+    for name in ("SoftmaxFocalLoss", "SigmoidFocalLoss"):
+        np.testing.assert_allclose(run[name]["mirrored"], run[name]["one_device"], rtol=1e-6, err_msg=name)
+        assert run[name]["one_device"][-1] < run[name]["one_device"][0], name  # it trained
+        assert run[name]["max_weight_difference"] < 1e-6, name  # float32 rounding of the replica sum

@@ -32,6 +32,19 @@ class Backend:
         """``x`` as this library's array type (a TensorFlow variable becomes a tensor)."""
         return x
 
+    def device(self, x: Array) -> Any:
+        """The device of ``x``, for checking that the arrays of a call share one (None: not checked)."""
+        import array_api_compat
+
+        try:
+            return array_api_compat.device(x)
+        except Exception:  # a tracer, or an array spread over several devices
+            return None
+
+    def result_dtype(self, logits: Array) -> Any:
+        """The dtype of the loss of ``logits`` (theirs, unless a framework's mixed-precision policy says)."""
+        return logits.dtype
+
     def is_concrete(self, x: Array) -> bool:
         """Whether the values of ``x`` can be read now (False while a function is being traced)."""
         return True

@@ -62,6 +62,9 @@ class TensorFlowBackend(Backend):
     def array(self, x: Any) -> Array:
         return tf.convert_to_tensor(x)
 
+    def device(self, x: Array) -> Any:
+        return None  # TensorFlow copies tensors between devices itself
+
     def is_concrete(self, x: Array) -> bool:
         return tf.executing_eagerly() and hasattr(x, "numpy")
 

@@ -66,6 +66,13 @@ class TorchBackend(Backend):
     def owns(self, x: Any) -> bool:
         return isinstance(x, torch.Tensor)
 
+    def result_dtype(self, logits: Array) -> Any:
+        # torch.autocast runs losses in float32 and returns float32 (its own losses are on that list);
+        # the gradient still reaches the half logits in their dtype
+        if logits.dtype in (torch.float16, torch.bfloat16) and torch.is_autocast_enabled(logits.device.type):
+            return torch.float32
+        return logits.dtype
+
     def is_concrete(self, x: Array) -> bool:
         if torch.compiler.is_compiling():
             return False

@@ -1,0 +1,133 @@
+"""Each bad input of docs/bad-input.md on each entry point it applies to: the documented error eagerly
+on every library, and under ``jax.jit`` / ``tf.function`` the same error or NaN exactly where documented."""
+
+from __future__ import annotations
+
+import pathlib
+import re
+
+import numpy as np
+import pytest
+
+import focal
+from bad_inputs import OTHER, CASES, CLEAN_TARGETS, ELEMENT, LABELS, ROWS_OUTSIDE, X, Case, table
+from helpers import import_or_skip
+from libs import LIBS
+
+DOC = pathlib.Path(__file__).resolve().parents[1] / "docs" / "bad-input.md"
+
+
+def _is(value, marker: str) -> bool:
+    return isinstance(value, str) and value == marker
+
+
+def _runs(traced: bool) -> list[tuple[Case, object, dict, object]]:
+    out = []
+    for case in CASES:
+        if traced and case.libraries:
+            continue
+        for fn, fixed in case.entries():
+            for lib in LIBS:
+                if traced and lib.name not in ("jax", "tensorflow"):
+                    continue
+                if case.libraries and lib.name not in case.libraries:
+                    continue
+                if _is(case.args.get("targets"), "other-library") and lib.name == "array_api_strict":
+                    continue  # numpy targets are the other library for every other one
+                out.append(pytest.param(case, fn, fixed, lib, id=f"{case.what}-{fn.__name__}{'-softmax' if fixed else ''}-{lib.id}"))
+    return out
+
+
+def _array(lib, value):
+    """The case's value as ``lib`` gets it: NumPy data become its arrays, markers become the odd ones."""
+    if isinstance(value, np.ndarray):
+        return lib.array(value)
+    if isinstance(value, str) and value.startswith("array("):
+        return lib.array(np.array(eval(value[len("array("):-1]), dtype=np.float64))  # noqa: S307 - our literals
+    return value
+
+
+def _call_args(case: Case, fn, fixed: dict, lib) -> tuple[object, object, dict]:
+    family = case.family_of(fn, fixed)
+    args = {"logits": X, "targets": CLEAN_TARGETS[family], **fixed, **case.args}
+    logits = _array(lib, args.pop("logits"))
+    targets = args.pop("targets")
+    if _is(targets, "other-library"):
+        import array_api_strict
+
+        targets = (np if lib.name != "numpy" else array_api_strict).asarray(CLEAN_TARGETS[family])
+    elif _is(targets, "other-device"):
+        targets = lib.array(CLEAN_TARGETS[family]).to("meta")
+    else:
+        targets = _array(lib, targets)
+    return logits, targets, {k: _array(lib, v) for k, v in args.items()}
+
+
+def _message(case: Case) -> str:
+    return ".*".join(re.escape(s) for s in case.says)
+
+
+@pytest.mark.parametrize("case,fn,fixed,lib", _runs(traced=False))
+def test_eagerly_a_clear_error(case, fn, fixed, lib):
+    logits, targets, params = _call_args(case, fn, fixed, lib)
+    with pytest.raises(case.error, match=_message(case)):
+        fn(logits, targets, **params)
+
+
+def _affected(case: Case, fn, fixed: dict, shape: tuple[int, ...]) -> np.ndarray:
+    mask = np.zeros(shape, bool)
+    if fn is focal.focal_tversky_loss and _is(case.what, "class probabilities outside [0, 1]"):
+        mask[((ROWS_OUTSIDE < 0) | (ROWS_OUTSIDE > 1)).any(axis=0)] = True  # one loss per class: those classes
+    elif case.affects == "all" or fn is focal.focal_tversky_loss:  # one loss per class, summed over the batch
+        mask[...] = True
+    elif case.affects.startswith("class "):  # where that class's parameter is used
+        k = int(case.affects.split()[1])
+        if case.family_of(fn, fixed) == "sigmoid":
+            mask[:, k] = True
+        else:
+            mask[LABELS == k] = True
+    else:
+        mask[ELEMENT[case.family_of(fn, fixed)]] = True
+    return mask
+
+
+@pytest.mark.parametrize("case,fn,fixed,lib", _runs(traced=True))
+def test_traced_the_same_error_or_nan_where_documented(case, fn, fixed, lib):
+    logits, targets, params = _call_args(case, fn, fixed, lib)
+    arrays = {k: v for k, v in params.items() if lib.is_native(v)}
+    static = {k: v for k, v in params.items() if k not in arrays}
+    if case.traced == "error":
+        foreign = targets  # a NumPy array passed to a jitted function would become the function's own
+        with pytest.raises(case.error, match=_message(case)):
+            lib.compile(lambda x, a: fn(x, foreign, **static, **a))(logits, arrays)
+        return
+    if "normalizer" not in params:
+        static.setdefault("reduction", "none")
+    loss = lib.numpy(lib.compile(lambda x, t, a: fn(x, t, **static, **a))(logits, targets, arrays))
+    expected = _affected(case, fn, fixed, loss.shape)
+    assert np.array_equal(np.isnan(loss), expected), loss
+    if lib.name == "jax":  # and the gradient, by the framework's autodiff of the summed loss
+        jax = lib.jax
+        grad = np.asarray(jax.jit(jax.grad(lambda x, t, a: lib.jnp.sum(fn(x, t, **static, **a))))(
+            logits, targets, arrays))
+        rows = np.isnan(grad).reshape(grad.shape[0], -1).any(axis=1)
+        if expected.shape[:1] == grad.shape[:1]:
+            nan_rows = expected.reshape(expected.shape[0], -1).any(axis=1)
+        else:  # a loss summed over the batch: every row's gradient takes part
+            nan_rows = np.full(grad.shape[0], expected.any())
+        assert np.array_equal(rows, nan_rows), grad
+
+
+@pytest.mark.parametrize("entry,what,error,says,call", OTHER, ids=[f"{o[0]}-{o[1]}" for o in OTHER])
+def test_the_other_entry_points(entry, what, error, says, call):
+    if "torch" in entry:
+        import_or_skip("torch")
+    if "keras" in entry:
+        import_or_skip("keras")
+    with pytest.raises(error, match=".*".join(re.escape(s) for s in says)):
+        call()
+
+
+def test_the_docs_table_is_the_cases():
+    text = DOC.read_text()
+    assert table() in text, "regenerate the table: python tests/bad_inputs.py"
