@@ -224,7 +224,9 @@ def asymmetric_kernel(xp: Any, x: Array, y: Array, spec: AsymmetricSpec) -> tupl
     weight = xp.where(active, xp.exp(spec.gamma_neg * xp.log(safe)), 0.0)
     neg = -(1.0 - y) * weight * log_1m_shifted
     ratio = neg_log_over_one_minus(xp, xp.where(active, log_1m_shifted, -1.0))
-    dneg = (1.0 - y) * p * q * weight * (spec.gamma_neg * ratio + 1.0 / (1.0 - xp.where(active, shifted, 0.0)))
+    # p q / (1 − p_m), with 1 − p_m = q + m where active: p for m = 0, where q / q would be 0/0 once q underflows
+    pq_over = p if m == 0.0 else p * q / (q + m)
+    dneg = (1.0 - y) * weight * (spec.gamma_neg * p * q * ratio + pq_over)
     return pos + neg, dpos + xp.where(active, dneg, 0.0)
 
 

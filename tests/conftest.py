@@ -15,6 +15,11 @@ settings.register_profile("long", max_examples=500, deadline=None, suppress_heal
 settings.load_profile("default")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--fuzz-cases", type=int, default=150, help="cases of tests/test_fuzz.py (default 150)")
+    parser.addoption("--fuzz-seed", type=int, default=0, help="seed of tests/test_fuzz.py's cases (default 0)")
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     lines = ["focal libraries: " + ", ".join(lib.id for lib in LIBS)]
     if MISSING:
