@@ -51,6 +51,7 @@ class Call:
         logits = self.backend.array(logits)
         if not xp.isdtype(logits.dtype, "real floating"):
             raise TypeError(f"logits must have a real floating dtype, got {logits.dtype}")
+        self.logits_dtype = logits.dtype
         self.out_dtype = self.backend.result_dtype(logits)
         self.dtype = xp.float32 if xp.finfo(logits.dtype).bits < 32 else logits.dtype
         self.logits = self.cast(logits)
@@ -90,9 +91,10 @@ class Call:
     def cast(self, x: Array) -> Array:
         return x if x.dtype == self.dtype else self.xp.astype(x, self.dtype)
 
-    def out(self, x: Array) -> Array:
-        """A result in the logits' dtype."""
-        return x if self.out_dtype == self.dtype else self.xp.astype(x, self.out_dtype)
+    def out(self, x: Array, *, gradient: bool = False) -> Array:
+        """A loss in the loss dtype, or (``gradient=True``) a gradient in the logits' own dtype."""
+        dtype = self.logits_dtype if gradient else self.out_dtype
+        return x if dtype == self.dtype else self.xp.astype(x, dtype)
 
     def known(self, check: Array) -> Any:
         """The Python value of a 0-d check result, or None while tracing (``jit``, ``tf.function``,
@@ -161,7 +163,7 @@ class LossPlan:
         if c.reduction != "none":
             cotangent = cotangent / self._denominator()
         grad = self.kernel.vjp(xp, residuals, cotangent)
-        return self.call.out(self._reduce(elements)), self.call.out(grad)
+        return self.call.out(self._reduce(elements)), self.call.out(grad, gradient=True)
 
     def _reduce(self, elements: Array) -> Array:
         c = self.call

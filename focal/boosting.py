@@ -75,7 +75,7 @@ def sigmoid_focal_grad_hess(logits: Array, targets: Array, *, alpha: float | Non
     l_uv = -gamma * (pos * q_g + neg * p_g)
     grad = l_u * q - l_v * p
     hess = l_uu * q * q - 2.0 * l_uv * p * q + l_vv * p * p - p * q * (l_u + l_v)
-    return call.out(grad), call.out(hess)
+    return call.out(grad, gradient=True), call.out(hess, gradient=True)
 
 
 def _objective(alpha: float | None, gamma: float,

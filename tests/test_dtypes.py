@@ -82,5 +82,10 @@ def test_torch_autocast_gives_the_functions_a_float32_loss(half):
     expected, expected_grad = focal.value_and_grad(focal.softmax_focal_loss)(
         logits.detach().double().numpy(), t, reduction="sum")
     assert value.dtype == torch.float32 and logits.grad.dtype == logits.dtype
+    with torch.autocast("cpu", dtype=getattr(torch, half)):
+        direct_value, direct_grad = focal.value_and_grad(focal.softmax_focal_loss)(logits, torch.tensor(t),
+                                                                                   reduction="sum")
+    assert direct_value.dtype == torch.float32 and direct_grad.dtype == logits.dtype
+    assert torch.equal(direct_grad, logits.grad)
     assert_close(value.item(), expected, 1e-6, "float32 loss of the half logits")
     assert_close(logits.grad.double().numpy(), expected_grad, REFERENCE_RTOL[half], "gradient")
