@@ -54,7 +54,7 @@ class TverskyKernel:
         fp = xp.sum(p * (1.0 - y) * keep, axis=others, keepdims=True)
         r = s.a * fn + s.b * fp
         n = tp + s.smooth
-        d = n + r
+        d = xp.maximum(n + r, tiny(xp, z))  # 0 only when R = 0 too (smooth = 0, nothing counted): loss 0 below
         log_ratio = xp.log(xp.maximum(r, tiny(xp, z))) - xp.log(d)
         # R = 0 (a perfect prediction, or every pixel ignored) is exactly 0, not the floor's tiny^γ
         loss = xp.where(r == 0.0, 0.0 if s.gamma > 0.0 else 1.0, xp.exp(s.gamma * log_ratio))  # NaN stays NaN

@@ -62,7 +62,7 @@ def draw_case(seed: int) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     fn, fixed, family = _choice(rng, ENTRIES)
     dtype = _choice(rng, ["float64", "float32", "float16"])
-    rows, classes = _choice(rng, [0, 1, 3]), _choice(rng, [2, 4])
+    rows, classes = _choice(rng, [0, 3]), _choice(rng, [2, 4])  # few shapes: JAX compiles each op per shape
     extra = _choice(rng, [(), (2,)])  # a spatial axis after the class axis
     shape = (rows, classes, *extra)
     x = rng.normal(size=shape) * _choice(rng, [1.0, 10.0, 100.0])
