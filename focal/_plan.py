@@ -79,14 +79,19 @@ class Call:
         cannot be read, those elements become NaN, so the loss and gradient they touch show it.
         """
         xp = self.xp
-        outside = (x < low) | (x > high)
-        found = self.known(xp.any(outside))
-        if found:
+        if not self.backend.is_concrete(x):
+            return xp.where((x < low) | (x > high), math.nan, x)
+        if math.prod(x.shape) == 0:
+            return x
+        # the extrema and one read, no boolean array the size of x: this runs on every eager call
+        smallest, largest = self.backend.extrema(x)
+        if self.known((smallest < low) | (largest > high)):
+            outside = (x < low) | (x > high)
             smallest = float(xp.min(xp.where(outside, x, math.inf)))
             largest = float(xp.max(xp.where(outside, x, -math.inf)))
             got = f"{smallest:g}" if smallest == largest else f"values from {smallest:g} to {largest:g}"
             raise ValueError(f"{name} must be {expected}, got {got}")
-        return x if found is False else xp.where(outside, math.nan, x)
+        return x
 
     def cast(self, x: Array) -> Array:
         return x if x.dtype == self.dtype else self.xp.astype(x, self.dtype)

@@ -45,6 +45,10 @@ class Backend:
         """The dtype of the loss of ``logits`` (theirs, unless a framework's mixed-precision policy says)."""
         return logits.dtype
 
+    def extrema(self, x: Array) -> tuple[Array, Array]:
+        """``(min(x), max(x))`` of a non-empty array, as 0-d arrays (NaN if ``x`` holds one)."""
+        return self.xp.min(x), self.xp.max(x)
+
     def is_concrete(self, x: Array) -> bool:
         """Whether the values of ``x`` can be read now (False while a function is being traced)."""
         return True

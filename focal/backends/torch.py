@@ -73,6 +73,9 @@ class TorchBackend(Backend):
             return torch.float32
         return logits.dtype
 
+    def extrema(self, x: Array) -> tuple[Array, Array]:
+        return torch.aminmax(x)  # one pass over x, not two
+
     def is_concrete(self, x: Array) -> bool:
         if torch.compiler.is_compiling():
             return False
