@@ -40,12 +40,8 @@ def _runs(traced: bool) -> list[tuple[Case, object, dict, object]]:
 
 
 def _array(lib, value):
-    """The case's value as ``lib`` gets it: NumPy data become its arrays, markers become the odd ones."""
-    if isinstance(value, np.ndarray):
-        return lib.array(value)
-    if isinstance(value, str) and value.startswith("array("):
-        return lib.array(np.array(eval(value[len("array("):-1]), dtype=np.float64))  # noqa: S307 - our literals
-    return value
+    """The case's value as ``lib`` gets it: NumPy data become its arrays."""
+    return lib.array(value) if isinstance(value, np.ndarray) else value
 
 
 def _call_args(case: Case, fn, fixed: dict, lib) -> tuple[object, object, dict]:
