@@ -25,7 +25,7 @@ from typing import Any, Callable, NamedTuple
 from . import _checks
 from ._gamma import check_gamma
 from ._kernel import FromProbabilities, expand
-from ._numerics import log1mexp, log_softmax, softmax_parts
+from ._numerics import log1mexp, softmax_parts
 from ._plan import Call, LossPlan
 from .backends._base import Array
 
@@ -143,6 +143,17 @@ class TargetKernel:
         return expand(xp, cotangent, self.spec.axis) * residuals[0]
 
 
+def _log_others(xp: Any, shifted: Array, dominant: Array, axis: int) -> Array:
+    """``log Σ_{j ≠ d} exp(z_j − m)`` over the classes other than the row's dominant one, by its own
+    log-sum-exp: ``log(1 − p_d)`` from it does not underflow (``log1mexp(log p_d)`` floors at
+    ``log(tiny)``, −87 in float32, once ``1 − p_d`` is below the smallest normal). Rows of one class
+    give ``-inf``."""
+    others = xp.where(dominant, -math.inf, shifted)
+    top = xp.max(others, axis=axis, keepdims=True)
+    top = xp.where(xp.isfinite(top), top, 0.0)
+    return top + xp.log(xp.sum(xp.exp(others - top), axis=axis, keepdims=True))
+
+
 @dataclass(frozen=True)
 class ClassKernel:
     """Dense targets (probabilities, one-hot, label-smoothed): ``L = Σ_c f_c(u_c, v_c)`` per row."""
@@ -154,8 +165,10 @@ class ClassKernel:
         spec = self.spec
         axis = spec.axis
         vectors = _vectors(spec, arrays)
-        log_p = log_softmax(xp, z, axis)
-        v = log1mexp(xp, log_p)
+        shifted, _, log_total = softmax_parts(xp, z, axis)
+        log_p = shifted - log_total
+        dominant = log_p > -math.log(2.0)  # p > 1/2: at most one class per row
+        v = xp.where(dominant, _log_others(xp, shifted, dominant, axis) - log_total, log1mexp(xp, log_p))
         p, one_minus_p = xp.exp(log_p), xp.exp(v)
         weight = y * (_along(xp, vectors["alpha"], axis, z.ndim) if "alpha" in vectors
                       else (1.0 if spec.alpha is None else spec.alpha))
@@ -166,10 +179,14 @@ class ClassKernel:
         if d is not None:
             grad = grad + d
         if not (_absent(b) and _absent(e)):
-            dominant = p > 0.5  # at most one class per row; its "others" are summed without it
-            others = xp.where(dominant, xp.sum(xp.where(dominant, 0.0, e), axis=axis, keepdims=True),
-                              xp.sum(e, axis=axis, keepdims=True) - e)
-            grad = grad + p * (others - b)
+            # grad_j += p_j (Σ_{c≠j} E_c − B_j). At most one class per row has p > 1/2; its E = B p/(1 − p)
+            # overflows once 1 − p underflows (a logit gap beyond ~87 in float32), so its share of the
+            # others' sums is taken as p_j E_dom = B_dom p_dom exp(u_j − v_dom), which stays finite
+            rest = xp.sum(xp.where(dominant, 0.0, e), axis=axis, keepdims=True)
+            b_p_dom = xp.sum(xp.where(dominant, b * p, 0.0), axis=axis, keepdims=True)
+            v_dom = xp.sum(xp.where(dominant, v, 0.0), axis=axis, keepdims=True)
+            from_dominant = b_p_dom * xp.exp(xp.minimum(log_p - v_dom, 0.0))  # 0 in rows without one
+            grad = grad + xp.where(dominant, p * (rest - b), p * (rest - e - b) + from_dominant)
         return xp.sum(f, axis=axis), (grad,)
 
     def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array) -> Array:

@@ -42,7 +42,9 @@ def negatives_terms(xp: Any, t: Terms, params: NegativesParams) -> tuple[Any, An
     f = xp.where(wp != 0.0, -wp * m * t.u, 0.0) - wn * pg * t.v
     a = -wp * m - wn * g * pg * t.v
     b = -wp * g * m * u_safe - wn * pg
-    e = wp * g * m * t.p * neg_log_over_one_minus(xp, u_safe) - wn * xp.exp((g + 1.0) * u_safe - t.v)
+    # the exponent is <= 0 for every class but a dominant one (p > 1/2), whose E the kernel never reads
+    # (it overflows there): clamping at 0 changes nothing read and keeps exp from overflowing
+    e = wp * g * m * t.p * neg_log_over_one_minus(xp, u_safe) - wn * xp.exp(xp.minimum((g + 1.0) * u_safe - t.v, 0.0))
     return f, a, b, e
 
 

@@ -14,7 +14,7 @@ import pytest
 
 import focal
 import mp_reference
-from helpers import CROSS_RTOL, assert_close
+from helpers import CROSS_RTOL, REFERENCE_RTOL, assert_close
 
 LOGITS = np.array([-1e4, -1e3, -100.0, -30.0, -17.0, -5.0, 0.0, 5.0, 17.0, 30.0, 100.0, 1e3, 1e4])
 GAMMAS = [0.0, 0.5, 1.0, 2.0, 5.0]
@@ -174,3 +174,20 @@ def test_every_variant_finite_and_equal_at_extremes(lib, dtype, index):
                                                    reduction="sum", **kw)
     assert_close(value, ref_value, CROSS_RTOL[dtype], "value")
     assert_close(grad, ref_grad, CROSS_RTOL[dtype], "grad")
+
+
+# a row whose winner leaves the others less than float32's smallest normal (a logit gap beyond 87):
+# the dense-target losses need log(1 − p_winner) there, which log1mexp would floor at log(tiny)
+GAP_X = np.array([[0.0, 100.0, 0.0, 10.0], [-53.7, 219.0, 51.7, 129.6], [0.3, 1.0, 0.2, 0.5]])
+GAP_T = np.eye(4)[[3, 3, 0]]
+DENSE = [(focal.focal_loss_with_negatives, {}), (focal.softmax_focal_loss, {"gamma": 0.5}),
+         (focal.poly1_focal_loss, {"activation": "softmax"}), (focal.poly1_cross_entropy, {})]
+
+
+@pytest.mark.parametrize("fn,kw", DENSE, ids=[f"{fn.__name__}" for fn, _ in DENSE])
+def test_float32_dense_targets_past_the_smallest_normal_match_float64(lib, fn, kw):
+    value, grad = focal.value_and_grad(fn)(lib.array(GAP_X, "float32"), lib.array(GAP_T, "float32"),
+                                           reduction="none", **kw)
+    expected_value, expected_grad = focal.value_and_grad(fn)(GAP_X, GAP_T, reduction="none", **kw)
+    assert_close(lib.numpy(value), expected_value, REFERENCE_RTOL["float32"], "value")
+    assert_close(lib.numpy(grad), expected_grad, REFERENCE_RTOL["float32"], "grad")
