@@ -11,7 +11,8 @@ Prints the minority class's average precision and recall on the held-out half fo
 from __future__ import annotations
 
 import argparse
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp

@@ -37,7 +37,8 @@ def main() -> None:
     except ImportError:
         return
     params = {"num_leaves": 7, "learning_rate": 0.1, "verbose": -1, "num_threads": 2}
-    for name, objective in [("lightgbm binary", "binary"), ("lightgbm focal", lightgbm_objective(gamma=2.0, alpha=None))]:
+    objectives = [("lightgbm binary", "binary"), ("lightgbm focal", lightgbm_objective(gamma=2.0, alpha=None))]
+    for name, objective in objectives:
         booster = lgb.train({**params, "objective": objective}, lgb.Dataset(x_train, y_train), rounds)
         scores = booster.predict(x_test, raw_score=True)  # margins for both objectives
         ap, recall = minority_metrics(y_test, scores)

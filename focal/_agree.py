@@ -8,6 +8,9 @@ largest difference from NumPy's numbers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 import focal
@@ -21,7 +24,7 @@ def agree() -> float:
     logits = rng.normal(size=(8, 5)) * 3.0
     binary = (rng.random((8, 5)) > 0.7).astype(np.float64)
     labels = rng.integers(0, 5, size=8)
-    losses = {
+    losses: dict[str, tuple[Callable[..., Any], np.ndarray, dict[str, Any]]] = {
         "sigmoid_focal_loss": (focal.sigmoid_focal_loss, binary, {"alpha": 0.25, "gamma": 2.0}),
         "softmax_focal_loss": (focal.softmax_focal_loss, labels, {"gamma": 2.0}),
     }

@@ -24,8 +24,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -71,8 +72,8 @@ class Row:
         gbs = self.bytes_moved / (self.fwdbwd_ms * 1e-3) / 1e9
         peak = "-" if self.peak_mib is None else f"{self.peak_mib:.1f}"
         return [self.impl, self.mode, self.shape, self.dtype, f"{self.fwd_ms:.2f}", f"{self.fwdbwd_ms:.2f}", peak,
-                f"{gbs:.1f}", ratio(self.fwdbwd_ms, ours and ours.fwdbwd_ms),
-                ratio(self.peak_mib, ours and ours.peak_mib)]
+                f"{gbs:.1f}", ratio(self.fwdbwd_ms, ours.fwdbwd_ms if ours else None),
+                ratio(self.peak_mib, ours.peak_mib if ours else None)]
 
 
 HEADER = ["implementation", "mode", "shape", "dtype", "fwd ms", "fwd+bwd ms", "peak MiB", "GB/s",
@@ -244,7 +245,8 @@ def _jax_impls(variant: str) -> list[Impl]:
 
     if variant == "sigmoid":
         return [
-            Impl("focal", "jit", lambda x, t: focal.sigmoid_focal_loss(x, t, alpha=ALPHA, gamma=GAMMA, reduction="sum")),
+            Impl("focal", "jit",
+                 lambda x, t: focal.sigmoid_focal_loss(x, t, alpha=ALPHA, gamma=GAMMA, reduction="sum")),
             Impl("optax sigmoid_focal_loss", "jit",
                  lambda x, t: jnp.sum(optax.sigmoid_focal_loss(x, t, alpha=ALPHA, gamma=GAMMA))),
             Impl("floor: optax sigmoid_binary_cross_entropy", "jit",

@@ -67,14 +67,14 @@ def focal_pt_kernel(xp: Any, x: Array, y: Array, *vectors: Array) -> tuple[Array
     is ``exp(γ · log(1 − p_t))`` with the exact ``log σ(∓x)`` for hard labels, so γ < 1 at
     saturated logits is finite.
     """
-    *vectors, spec = vectors
+    vectors, spec = vectors[:-1], vectors[-1]
     softplus, p, q = sigmoid_parts(xp, x)
     bce = xp.maximum(x, 0.0) - x * y + softplus  # as BCE-with-logits: exact for 0/1 labels
     negative_p, positive_q = (1.0 - y) * p, y * q
     dbce = negative_p - positive_q  # p − y, without cancellation as p → 0 or 1
     gamma = spec.gamma
     power = _small_integer(gamma)
-    slope = (1.0 - 2.0 * y) * (p * q) if power is not None or spec.epsilon else None  # d(1 − p_t)/dx
+    slope: Any = (1.0 - 2.0 * y) * (p * q) if power is not None or spec.epsilon else None  # d(1 − p_t)/dx
     if power is not None:
         one_minus_pt = positive_q + negative_p
         below = _integer_power(one_minus_pt, power - 1) if power else 0.0  # (1 − p_t)^(γ−1)
@@ -140,7 +140,7 @@ def _negative_term(xp: Any, y: Array, gamma: Any, log_p: Array, log_q: Array) ->
 
 def focal_split_kernel(xp: Any, x: Array, y: Array, *vectors: Array) -> tuple[Array, Array]:
     """``−α y (1 − p)^γ log p − (1 − α)(1 − y) p^γ log(1 − p)`` (seed 003's L_fl, seed 004, kornia)."""
-    *vectors, spec = vectors
+    vectors, spec = vectors[:-1], vectors[-1]
     log_p, log_q, p, q = _parts(xp, x)
     gamma = resolve_binary_gamma(xp, spec.gamma, vectors, _log_one_minus_pt(xp, y, log_p, log_q, p, q))
     pos, dpos = _positive_term(xp, y, gamma, log_p, log_q)

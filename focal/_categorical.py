@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 from . import _checks
 from ._gamma import check_gamma
@@ -296,7 +297,8 @@ def _check_alpha(call: Call, alpha: Any, classes: int) -> tuple[float | None, tu
         vector = call.cast(alpha)
     if tuple(vector.shape) != (classes,):
         raise ValueError(f"alpha has shape {tuple(vector.shape)}, expected ({classes},): one weight per class")
-    return None, (call.within("alpha", vector, 0.0, float(xp.finfo(call.dtype).max), "finite and >= 0 for every class"),)
+    largest = float(xp.finfo(call.dtype).max)
+    return None, (call.within("alpha", vector, 0.0, largest, "finite and >= 0 for every class"),)
 
 
 def check_labels(call: Call, labels: Array, valid: Array | None, classes: int) -> bool:
@@ -313,7 +315,8 @@ def check_labels(call: Call, labels: Array, valid: Array | None, classes: int) -
         high = int(xp.max(xp.where(bad, labels, limits.min)))
         raise ValueError(
             f"targets holds class indices outside [0, {classes}) (from {low} to {high}); logits have "
-            f"{classes} classes along the class axis" + ("" if valid is None else " and ignore_index is not one of them")
+            f"{classes} classes along the class axis"
+            + ("" if valid is None else " and ignore_index is not one of them")
         )
     return found is False
 

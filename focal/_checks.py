@@ -53,9 +53,10 @@ def check_axis(axis: Any, ndim: int) -> int:
     """``axis`` as a non-negative index into an array of ``ndim`` dimensions."""
     if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
         raise TypeError(f"axis must be an int, got {type(axis).__name__} {axis!r}")
+    axis = int(axis)
     if not -ndim <= axis < ndim:
         raise ValueError(f"axis={axis} is out of range for logits with {ndim} dimensions")
-    return int(axis) % ndim
+    return axis % ndim
 
 
 def check_shape(name: str, shape: tuple[Any, ...], expected: tuple[Any, ...], why: str) -> None:

@@ -6,8 +6,9 @@ Imported only by the commands: ``import focal`` stays free of frameworks.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -87,7 +88,9 @@ def installed(names: tuple[str, ...] = NAMES) -> list[Framework]:
     return found
 
 
-def value_and_grad(framework: Framework, loss: Callable[..., Any], x: Any, *args: Any, **params: Any) -> tuple[Any, Any]:
+def value_and_grad(
+    framework: Framework, loss: Callable[..., Any], x: Any, *args: Any, **params: Any
+) -> tuple[Any, Any]:
     """``loss(x, *args, **params)`` and its gradient w.r.t. ``x``: the framework's autodiff where it has one."""
     if framework.value_and_grad is None:
         return focal.value_and_grad(loss)(x, *args, **params)

@@ -10,9 +10,9 @@ Kernels are frozen dataclasses: hashable, so JAX takes them as static arguments.
 from __future__ import annotations
 
 import math
-
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 Array = Any
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from . import _checks
-from .backends import Backend, backend_for
 from ._kernel import FromProbabilities, Kernel, Summed, summable
+from .backends import Backend, backend_for
 from .backends._base import Array
 
 
@@ -109,8 +110,12 @@ class Call:
         return bool(check) if self.xp.isdtype(check.dtype, "bool") else float(check)
 
     def _check_weight(self, weight: Any) -> Any:
-        if weight is None or isinstance(weight, numbers.Real) and not isinstance(weight, bool):
-            return None if weight is None else float(weight)
+        if weight is None:
+            return None
+        if isinstance(weight, bool):
+            raise TypeError(f"weight must be None, a number or a real array, got {weight!r}")
+        if isinstance(weight, numbers.Real):
+            return float(weight)
         if not _is_array(weight) or not self.xp.isdtype(weight.dtype, ("real floating", "integral", "bool")):
             raise TypeError(f"weight must be None, a number or a real array, got {weight!r}")
         return self.cast(weight)

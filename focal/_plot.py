@@ -7,7 +7,8 @@ Every curve is computed by the package's own functions (NumPy, float64): a posit
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 

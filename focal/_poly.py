@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from . import _checks
 from ._binary import FocalSpec, check_alpha_scalar, focal_pt_kernel, plan_binary

@@ -8,8 +8,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import _checks
-from ._binary import (FocalSpec, MarginSpec, RowSumSpec, SoftSpec, StarSpec, check_alpha_scalar, focal_split_kernel,
-                      focal_star_kernel, hard_truncated_kernel, plan_binary, row_sum_kernel, soft_truncated_kernel)
+from ._binary import (
+    FocalSpec,
+    MarginSpec,
+    RowSumSpec,
+    SoftSpec,
+    StarSpec,
+    check_alpha_scalar,
+    focal_split_kernel,
+    focal_star_kernel,
+    hard_truncated_kernel,
+    plan_binary,
+    row_sum_kernel,
+    soft_truncated_kernel,
+)
 from ._categorical import Terms, prepare_softmax
 from ._kernel import Elementwise, FromProbabilities
 from ._numerics import log_sigmoid_pair, neg_log_over_one_minus, tiny

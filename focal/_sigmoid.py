@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ._binary import FocalSpec, check_alpha_scalar, focal_pt_kernel, focal_split_kernel, plan_binary
 from ._plan import LossPlan, plans

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 def keyword_defaults(fn: Callable[..., Any], exclude: tuple[str, ...]) -> dict[str, Any]:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, cast
 
 from . import _checks
 from ._categorical import TargetKernel, Terms, prepare_softmax
@@ -86,7 +87,8 @@ class NormalizedTargetKernel:
         m, dm = modulator(xp, t, inner.spec.params)
         odds = xp.exp(t.u - t.v)
         m = xp.ones_like(t.u) * m  # a row array even when M is the constant 1 (γ = 0)
-        m_rows, m_grad = inner.masks(xp, labels, in_range, m, inner.row_grad(xp, t, onehot, p, 0.0, dm, dm * odds, None))
+        row_grad = inner.row_grad(xp, t, onehot, p, 0.0, dm, dm * odds, None)
+        m_rows, m_grad = inner.masks(xp, labels, in_range, m, row_grad)
         total = xp.maximum(xp.sum(m_rows), float(xp.finfo(z.dtype).eps))
         return loss / total, (grad, m_grad, loss, total)
 
@@ -188,5 +190,5 @@ def _plan_softmax_focal(
             raise ValueError("normalized=True takes integer class indices without label smoothing")
         if not from_logits:
             raise ValueError("normalized=True takes logits (from_logits=True)")
-        plan.kernel = NormalizedTargetKernel(plan.kernel)
+        plan.kernel = NormalizedTargetKernel(cast(TargetKernel, plan.kernel))  # integer labels, logits
     return plan

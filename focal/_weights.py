@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
+from typing import cast
 
 from . import _checks
 from .backends import backend_for
@@ -32,6 +33,7 @@ def class_balanced_alpha(counts: Sequence[float] | Array, *, beta: float = 0.999
         import numpy as np
 
         counts = np.asarray(counts, dtype=np.float64)
+    counts = cast(Array, counts)
     xp = backend_for(counts).xp
     if counts.ndim != 1 or counts.shape[0] == 0:
         raise ValueError(f"counts must be a non-empty 1-d array of samples per class, got shape {tuple(counts.shape)}")

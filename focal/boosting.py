@@ -18,7 +18,8 @@ Neither XGBoost nor LightGBM is imported: the objectives are plain callables of 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

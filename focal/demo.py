@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -82,7 +83,7 @@ def _train(fw: Framework, x: np.ndarray, y: np.ndarray, gamma: float, alpha: flo
     m, v = w * 0.0, w * 0.0
     b1, b2 = 0.9, 0.999
 
-    params = {"gamma": gamma, "alpha": alpha}
+    params: dict[str, Any] = {"gamma": gamma, "alpha": alpha}
 
     def loss(weights: Any) -> Any:
         return focal.sigmoid_focal_loss(design @ weights, targets, **params)
@@ -152,7 +153,8 @@ def plot(results: Sequence[Result], path: str) -> None:
     for r in results:
         if r.backend == first:
             precision, recall, _ = precision_recall_curve(r.test_labels, r.test_logits)
-            ax.step(recall, precision, where="post", label=f"{r.loss} (γ={r.gamma:g}, α={r.alpha}): AP {r.average_precision:.3f}")
+            label = f"{r.loss} (γ={r.gamma:g}, α={r.alpha}): AP {r.average_precision:.3f}"
+            ax.step(recall, precision, where="post", label=label)
     ax.set_xlabel("recall (minority class)")
     ax.set_ylabel("precision")
     ax.set_title(f"Imbalanced digits, held-out half (same curves on every backend; {first} shown)")

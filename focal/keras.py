@@ -13,7 +13,8 @@ to ``.keras`` and loads back without ``custom_objects``.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import keras
 

@@ -14,7 +14,8 @@ functional API, so ``SoftmaxFocalLoss(gamma=2)(x, y)`` equals
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -22,7 +23,6 @@ from torch import nn
 import focal as _focal
 
 from ._signatures import check_known, keyword_defaults, keyword_signature
-
 from .backends import torch as _torch_backend  # noqa: F401 - loaded now, so torch.compile never imports it
 
 _PER_CALL = ("weight", "normalizer")

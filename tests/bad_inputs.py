@@ -9,8 +9,9 @@ the table in the docs is :func:`table` (``python tests/bad_inputs.py`` prints it
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -129,14 +130,16 @@ def _cases() -> list[Case]:
         # per-class vectors (along the class axis)
         Case("gamma vector of another length", ("sigmoid", "softmax"), {"gamma": [2.0] * 3}, ValueError,
              ("gamma", "(3,)", "(5,)"), example="gamma=[2.0, 2.0, 2.0] for 5 classes", vectors=True),
-        Case("gamma vector with a negative entry", ("sigmoid", "softmax"), {"gamma": np.array([2.0, 2.0, 2.0, 2.0, -1.0])},
+        Case("gamma vector with a negative entry", ("sigmoid", "softmax"),
+             {"gamma": np.array([2.0, 2.0, 2.0, 2.0, -1.0])},
              ValueError, ("gamma", ">= 0", "-1"), traced="nan", affects="class 4",
              example="gamma=xp.asarray([2., 2., 2., 2., -1.])", vectors=True),
         Case("a gamma vector where the loss takes one gamma", ("sigmoid", "softmax"), {"gamma": [2.0] * 5},
              TypeError, ("gamma", "real number", "list"), example="gamma=[2.0] * 5", vectors=False),
         Case("alpha vector of another length", ("softmax",), {"alpha": [0.25] * 4}, ValueError,
              ("alpha", "(4,)", "(5,)"), example="alpha=[0.25] * 4 for 5 classes", vectors=True),
-        Case("alpha vector with a negative entry", ("softmax",), {"alpha": np.array([1.0, 1.0, 1.0, 1.0, -1.0])}, ValueError,
+        Case("alpha vector with a negative entry", ("softmax",), {"alpha": np.array([1.0, 1.0, 1.0, 1.0, -1.0])},
+             ValueError,
              ("alpha", ">= 0", "-1"), traced="nan", affects="class 4",
              example="alpha=xp.asarray([1., 1., 1., 1., -1.])", vectors=True),
         Case("an alpha vector where the loss takes one alpha", ("sigmoid", "softmax"), {"alpha": [0.25] * 5},
@@ -289,7 +292,8 @@ def table() -> str:
     families = "; ".join(f"{FAMILY_LABELS[f]}: {', '.join(_entry_name(fn, fixed) for fn, fixed in members)}"
                          for f, members in FAMILIES.items() if f != "dfl")
     lines += ["", f"Families: {families}.", "", "| entry point | bad input | eagerly |", "|---|---|---|"]
-    lines += [f"| `{entry}` | {what} | `{error.__name__}` naming `{says[0]}` |" for entry, what, error, says, _ in OTHER]
+    lines += [f"| `{entry}` | {what} | `{error.__name__}` naming `{says[0]}` |"
+              for entry, what, error, says, _ in OTHER]
     return "\n".join(lines) + "\n"
 
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 import functools
 import inspect
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
+import reference
 
 import focal
-import reference
 
 # (focal function, reference, how the loss is shaped): "elements" (one per logit), "rows" (one
 # per row along the class axis), "classes" (one per class, over the whole batch)
@@ -237,7 +238,7 @@ VARIANTS = [
 CASES = SIGMOID + SOFTMAX + VARIANTS
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _expected(case: Case, dtype: str) -> tuple[Any, np.ndarray]:
     d = case.data()
     x = d["x"].astype(dtype).astype(np.float64)

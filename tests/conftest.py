@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import HealthCheck, settings
-
 from libs import AUTODIFF_LIBS, LIBS, MISSING
 
 # the same examples in every run (a CI failure reproduces); `--hypothesis-profile=long` draws many more

@@ -20,10 +20,10 @@ import time
 from typing import Any
 
 import numpy as np
-
-import focal
 from bad_inputs import FAMILIES
 from libs import LIBS
+
+import focal
 
 ENTRIES = [(fn, fixed, family) for family, members in FAMILIES.items() for fn, fixed in members]
 RTOL = {"float64": 1e-9, "float32": 1e-4, "float16": 2e-2}
@@ -167,7 +167,8 @@ def check(case: dict[str, Any], stats: collections.Counter) -> None:
             got, expected = got[finite], expected[finite]
             scale = float(np.max(np.abs(expected), initial=0.0))
             rtol = RTOL[case["dtype"]]
-            np.testing.assert_allclose(got, expected, rtol=rtol, atol=max(floor, rtol * scale), err_msg=f"{where}: {what}")
+            np.testing.assert_allclose(got, expected, rtol=rtol, atol=max(floor, rtol * scale),
+                                       err_msg=f"{where}: {what}")
 
 
 def fuzz(cases: int, seed: int = 0, seconds: float = float("inf")) -> collections.Counter:

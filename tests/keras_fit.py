@@ -11,9 +11,8 @@ import os
 import sys
 import tempfile
 
-import numpy as np
-
 import keras
+import numpy as np
 
 import focal.keras as fk
 

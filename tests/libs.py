@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -189,7 +190,7 @@ class TensorFlow(Lib):
         return self.xp.reduce_sum(x)
 
     def on_device(self, x: Any) -> bool:
-        return x.device.endswith(("CPU:0" if self.device == "cpu" else "GPU:0"))
+        return x.device.endswith("CPU:0" if self.device == "cpu" else "GPU:0")
 
     def grad(self, fn: Callable[[Any], Any], x: Any) -> Any:
         tf = self.xp

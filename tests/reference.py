@@ -10,7 +10,8 @@ look at the real part only, so the complex step sees no gradient through them.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

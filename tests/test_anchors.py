@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-import focal
 from helpers import assert_close
 from helpers import import_or_skip as anchor
+
+import focal
 
 RNG = np.random.default_rng(23)
 X = RNG.normal(size=(6, 5)) * 3

@@ -8,11 +8,11 @@ import re
 
 import numpy as np
 import pytest
-
-import focal
-from bad_inputs import OTHER, CASES, CLEAN_TARGETS, ELEMENT, LABELS, ROWS_OUTSIDE, X, Case, table
+from bad_inputs import CASES, CLEAN_TARGETS, ELEMENT, LABELS, OTHER, ROWS_OUTSIDE, Case, X, table
 from helpers import import_or_skip
 from libs import LIBS
+
+import focal
 
 DOC = pathlib.Path(__file__).resolve().parents[1] / "docs" / "bad-input.md"
 
@@ -35,7 +35,8 @@ def _runs(traced: bool) -> list[tuple[Case, object, dict, object]]:
                     continue
                 if _is(case.args.get("targets"), "other-library") and lib.name == "array_api_strict":
                     continue  # numpy targets are the other library for every other one
-                out.append(pytest.param(case, fn, fixed, lib, id=f"{case.what}-{fn.__name__}{'-softmax' if fixed else ''}-{lib.id}"))
+                name = f"{case.what}-{fn.__name__}{'-softmax' if fixed else ''}-{lib.id}"
+                out.append(pytest.param(case, fn, fixed, lib, id=name))
     return out
 
 

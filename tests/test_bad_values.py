@@ -7,9 +7,9 @@ import warnings
 
 import numpy as np
 import pytest
+from helpers import assert_close
 
 import focal
-from helpers import assert_close
 
 RNG = np.random.default_rng(31)
 X = RNG.normal(size=(5, 4)) * 3

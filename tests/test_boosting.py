@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import assert_close, import_or_skip
+from mp_reference import sigmoid_focal_split_derivatives
 
 import focal
 from focal.boosting import lightgbm_objective, sigmoid_focal_grad_hess, xgboost_objective
-from helpers import assert_close, import_or_skip
-from mp_reference import sigmoid_focal_split_derivatives
 
 X = np.array([-100.0, -30.0, -8.0, -2.5, -0.3, 0.0, 0.7, 3.0, 12.0, 40.0, 100.0])
 PARAMS = [(None, 0.0), (0.25, 2.0), (0.5, 0.5), (0.75, 5.0)]
@@ -51,7 +51,8 @@ class _Dataset:
 
 
 def test_objectives_weigh_floor_and_take_both_calling_conventions():
-    margins, labels, weights = np.array([-9.0, 0.5, 2.0, 30.0]), np.array([1.0, 0.0, 1.0, 0.0]), np.array([1, 2, 3, 4.0])
+    margins, labels = np.array([-9.0, 0.5, 2.0, 30.0]), np.array([1.0, 0.0, 1.0, 0.0])
+    weights = np.array([1, 2, 3, 4.0])
     grad, hess = sigmoid_focal_grad_hess(margins, labels, alpha=0.25, gamma=2.0)
     assert hess[0] < 0  # a badly misclassified positive: the focal loss is concave there
     for make in (xgboost_objective, lightgbm_objective):

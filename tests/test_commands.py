@@ -6,10 +6,10 @@ import re
 
 import numpy as np
 import pytest
-
-from focal._plot import curves
 from helpers import require_installed, run_command
 from libs import LIBS
+
+from focal._plot import curves
 
 EXAMPLE_LINE = re.compile(r"loss: (.+?)\s+minority AP: ([0-9.]+)\s+recall: ([0-9.]+)")
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from cases import CASES, Run
 from helpers import CROSS_RTOL, assert_close
 from libs import LIBS, Lib

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-import focal
 from bad_inputs import FAMILIES
 from helpers import REFERENCE_RTOL, assert_close, import_or_skip
 from libs import LIBS
+
+import focal
 
 HALF = [(lib, d) for lib in LIBS for d in lib.half_dtypes]
 

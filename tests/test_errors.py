@@ -7,9 +7,9 @@ import re
 
 import numpy as np
 import pytest
+from libs import LIBS
 
 import focal
-from libs import LIBS
 
 RNG = np.random.default_rng(3)
 X = RNG.normal(size=(4, 5))

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import itertools
 
+import mp_reference
 import numpy as np
 import pytest
+from helpers import CROSS_RTOL, REFERENCE_RTOL, assert_close
 
 import focal
-import mp_reference
-from helpers import CROSS_RTOL, REFERENCE_RTOL, assert_close
 
 LOGITS = np.array([-1e4, -1e3, -100.0, -30.0, -17.0, -5.0, 0.0, 5.0, 17.0, 30.0, 100.0, 1e3, 1e4])
 GAMMAS = [0.0, 0.5, 1.0, 2.0, 5.0]

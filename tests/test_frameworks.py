@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-import focal
 from helpers import assert_close, run_script
 from libs import LIBS
+
+import focal
 
 RNG = np.random.default_rng(11)
 X = RNG.normal(size=(3, 4)) * 2
 Y = (RNG.random((3, 4)) > 0.5).astype(np.float64)
 LABELS = np.array([1, 3, 0])
-LOSSES = [(focal.sigmoid_focal_loss, Y, {"gamma": 2.0}), (focal.softmax_focal_loss, LABELS, {"gamma": 2.0, "alpha": 0.5})]
+LOSSES = [(focal.sigmoid_focal_loss, Y, {"gamma": 2.0}),
+          (focal.softmax_focal_loss, LABELS, {"gamma": 2.0, "alpha": 0.5})]
 IDS = ["sigmoid", "softmax"]
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import CROSS_RTOL, assert_close
 
 import focal
-from helpers import CROSS_RTOL, assert_close
 
 RNG = np.random.default_rng(5)
 X = RNG.normal(size=(7, 5)) * 3

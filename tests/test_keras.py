@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import import_or_skip, run_script
 
 import focal
-from helpers import import_or_skip, run_script
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from bad_inputs import FAMILIES
+from helpers import CROSS_RTOL, assert_close
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import focal
-from bad_inputs import FAMILIES
-from helpers import CROSS_RTOL, assert_close
 
 ENTRIES = [(fn, fixed, family) for family, members in FAMILIES.items() for fn, fixed in members
            if family != "dfl"]

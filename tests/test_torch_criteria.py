@@ -6,9 +6,9 @@ import copy
 
 import numpy as np
 import pytest
+from helpers import run_script
 
 import focal
-from helpers import run_script
 
 torch = pytest.importorskip("torch")
 import focal.torch as ft  # noqa: E402
@@ -95,7 +95,8 @@ def test_autocast_gives_a_float32_loss_and_the_float32_gradient(dtype):
     assert torch.isfinite(amp_grad).all()
     # the logits themselves were rounded to `dtype`: a few units of its precision apart
     np.testing.assert_allclose(float(loss.detach()), float(expected), rtol=2e-2)
-    np.testing.assert_allclose(amp_grad.numpy(), expected_grad.numpy(), rtol=0.05, atol=0.02 * float(expected_grad.abs().max()))
+    np.testing.assert_allclose(amp_grad.numpy(), expected_grad.numpy(), rtol=0.05,
+                               atol=0.02 * float(expected_grad.abs().max()))
 
 
 def test_distributed_data_parallel_gradients_equal_one_process():

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import CROSS_RTOL, assert_close
 
 import focal
-from helpers import CROSS_RTOL, assert_close
 
 torch = pytest.importorskip("torch")
 from focal.backends import _torch_fused as fused  # noqa: E402

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from cases import CASES, Run
 from helpers import REFERENCE_RTOL, assert_close
 

@@ -6,7 +6,8 @@ connects the kernel's analytic VJP to its framework's autodiff.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 Array = Any
 

@@ -9,6 +9,7 @@ operand takes the dtype of the array beside it, as the standard says.
 from __future__ import annotations
 
 import builtins
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,7 @@ float16, bfloat16, float32, float64 = tf.float16, tf.bfloat16, tf.float32, tf.fl
 inf = float("inf")
 nan = float("nan")
 
-_KINDS = {
+_KINDS: dict[str, Callable[[Any], builtins.bool]] = {
     "bool": lambda d: d == tf.bool,
     "signed integer": lambda d: d.is_integer and not d.is_unsigned,
     "unsigned integer": lambda d: d.is_integer and d.is_unsigned,
@@ -124,25 +125,25 @@ def clip(x: Array, /, min: Any = None, max: Any = None) -> Array:  # noqa: A002 
     return x
 
 
-def sum(x: Array, /, *, axis: Any = None, dtype: Any = None, keepdims: bool = False) -> Array:  # noqa: A001
+def sum(x: Array, /, *, axis: Any = None, dtype: Any = None, keepdims: builtins.bool = False) -> Array:  # noqa: A001
     if dtype is not None:
         x = tf.cast(x, dtype)
     return tf.reduce_sum(x, axis=axis, keepdims=keepdims)
 
 
-def max(x: Array, /, *, axis: Any = None, keepdims: bool = False) -> Array:  # noqa: A001
+def max(x: Array, /, *, axis: Any = None, keepdims: builtins.bool = False) -> Array:  # noqa: A001
     return tf.reduce_max(x, axis=axis, keepdims=keepdims)
 
 
-def min(x: Array, /, *, axis: Any = None, keepdims: bool = False) -> Array:  # noqa: A001
+def min(x: Array, /, *, axis: Any = None, keepdims: builtins.bool = False) -> Array:  # noqa: A001
     return tf.reduce_min(x, axis=axis, keepdims=keepdims)
 
 
-def any(x: Array, /, *, axis: Any = None, keepdims: bool = False) -> Array:  # noqa: A001
+def any(x: Array, /, *, axis: Any = None, keepdims: builtins.bool = False) -> Array:  # noqa: A001
     return tf.reduce_any(tf.cast(x, tf.bool), axis=axis, keepdims=keepdims)
 
 
-def all(x: Array, /, *, axis: Any = None, keepdims: bool = False) -> Array:  # noqa: A001
+def all(x: Array, /, *, axis: Any = None, keepdims: builtins.bool = False) -> Array:  # noqa: A001
     return tf.reduce_all(tf.cast(x, tf.bool), axis=axis, keepdims=keepdims)
 
 

@@ -8,7 +8,8 @@ The kernel gives a VJP; its JVP is the linear transpose of that VJP. A JVP rule 
 from __future__ import annotations
 
 import functools
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import tensorflow as tf
 
 from . import _tf_namespace as xp
 from ._base import Array, Backend
-
 
 FUSED_MIN_ELEMENTS = int(os.environ.get("FOCAL_TF_FUSED_MIN", 1 << 16))
 FUSED = os.environ.get("FOCAL_TF_FUSED", "1") != "0"

@@ -6,13 +6,13 @@ the forward returns the kernel's residuals as extra, non-differentiable outputs,
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
 from . import _torch_fused as fused
 from . import _torch_namespace as xp
-
 from ._base import Array, Backend
 
 
