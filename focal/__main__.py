@@ -31,7 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     plot.add_argument("--variant", action="append", choices=sorted(_plot.VARIANTS),
                       help="a variant to draw (repeatable); default sigmoid_focal_loss")
     plot.add_argument("--gamma", action="append", type=float,
-                      help="a gamma to draw (repeatable); default 0, 0.5, 1, 2, 5 as the paper's Figure 1")
+                      help="a focusing parameter to draw (repeatable): γ, or the variant's own (γ+ of ASL, K of the "
+                           "soft-truncated loss, β of QFL, ε of Poly-1 CE); default 0, 0.5, 1, 2, 5 as the paper's "
+                           "Figure 1")
     plot.add_argument("--out", default="focal-curves.png", help="the PNG to write")
     bench = commands.add_parser("bench", help="time and memory against every installed peer")
     bench.add_argument("--framework", action="append", choices=_bench.FRAMEWORKS,

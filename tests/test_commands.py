@@ -9,7 +9,7 @@ import pytest
 from helpers import require_installed, run_command
 from libs import LIBS
 
-from focal._plot import curves
+from focal._plot import VARIANTS, curves
 
 EXAMPLE_LINE = re.compile(r"loss: (.+?)\s+minority AP: ([0-9.]+)\s+recall: ([0-9.]+)")
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -52,6 +52,29 @@ def test_plot_writes_a_png_and_its_curves_are_the_paper_formula(tmp_path):
     np.testing.assert_allclose(-neg_grad, (1 - p_t) ** 2 * (2 * p_t * np.log(p_t) - (1 - p_t)), rtol=1e-10)
     with pytest.raises(ValueError, match="variant must be one of"):
         curves("focal", 2.0, p_t)
+
+
+def test_plot_curves_of_the_other_kinds_of_example():
+    """Two-class softmax, varifocal's negative side, DFL bins and a Tversky pixel reduce to closed forms."""
+    p_t = np.linspace(0.01, 0.99, 50)
+    focal_loss = -(1 - p_t) ** 2 * np.log(p_t)
+    focal_grad = -(1 - p_t) ** 2 * (2 * p_t * np.log(p_t) - (1 - p_t))  # −∂/∂x_t, as above
+    for variant in ("softmax_focal_loss", "varifocal_loss"):  # varifocal's α is 1 in the plot
+        loss, neg_grad = curves(variant, 2.0, p_t)
+        np.testing.assert_allclose(loss, focal_loss, rtol=1e-12, err_msg=variant)
+        np.testing.assert_allclose(neg_grad, focal_grad, rtol=1e-10, err_msg=variant)
+    loss, neg_grad = curves("distribution_focal_loss", None, p_t)
+    np.testing.assert_allclose(loss, -np.log(p_t), rtol=1e-12)
+    np.testing.assert_allclose(neg_grad, 1 - p_t, rtol=1e-12)
+    loss, neg_grad = curves("poly1_cross_entropy", 2.0, p_t)
+    np.testing.assert_allclose(loss, -np.log(p_t) + 2 * (1 - p_t), rtol=1e-12)
+    np.testing.assert_allclose(neg_grad, (1 - p_t) * (1 + 2 * p_t), rtol=1e-12)
+    loss, _ = curves("focal_tversky_loss", 0.75, p_t)
+    tversky = (p_t + 1) / (p_t + 0.7 * (1 - p_t) + 1)  # TP = p, FN = 1 − p, FP = 0, smooth 1
+    np.testing.assert_allclose(loss, (1 - tversky) ** 0.75, rtol=1e-12)
+    for variant in VARIANTS:
+        loss, neg_grad = curves(variant, 1.0, p_t)
+        assert np.isfinite(loss).all() and np.isfinite(neg_grad).all() and (loss >= 0).all(), variant
 
 
 def _example(script: str, **env: str) -> dict[str, tuple[float, float]]:
