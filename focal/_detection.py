@@ -19,6 +19,11 @@ def quality_focal_loss(
 ) -> Array:
     r"""Quality focal loss (GFL, Li et al. 2020): ``|y − σ(x)|^β · BCE(x, y)``.
 
+    .. math::
+
+        \mathrm{QFL}(x, y) = -\lvert y - \sigma(x) \rvert^\beta
+            \big(y \log \sigma(x) + (1 - y) \log(1 - \sigma(x))\big)
+
     ``targets`` are soft quality scores of the logits' shape: the IoU at the positive's class, 0
     elsewhere (mmdet's ``QualityFocalLoss`` takes (label, score) and builds the same array). β = 2.
 

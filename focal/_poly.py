@@ -27,6 +27,10 @@ def poly1_focal_loss(
 ) -> Array:
     r"""Poly-1 focal loss: ``FL + ε (1 − p_t)^(γ+1)`` (PolyLoss, Leng et al. 2022, eq. 4).
 
+    .. math::
+
+        L_{\text{Poly-1}} = -\alpha_t (1 - p_t)^\gamma \log p_t + \epsilon\,(1 - p_t)^{\gamma + 1}
+
     ``activation="sigmoid"``: FL is :func:`sigmoid_focal_loss` (``α_t`` weights FL only, as in the
     paper's code). ``"softmax"``: FL is :func:`softmax_focal_loss` and dense targets add
     ``ε Σ_c y_c (1 − p_c)^(γ+1)``. ε = 1 by default; ε = −1 removes the leading term. ``gamma``
@@ -62,6 +66,10 @@ def poly1_cross_entropy(
     from_logits: bool = True,
 ) -> Array:
     r"""Poly-1 cross entropy: ``CE + ε (1 − p_t)`` over a softmax (PolyLoss, eq. 3).
+
+    .. math::
+
+        L_{\text{Poly-1}} = -\log p_t + \epsilon\,(1 - p_t)
 
     For dense targets ``ε Σ_c y_c (1 − p_c)``, which is optax's ``poly_loss_cross_entropy``
     ``ε (1 − Σ_c y_c p_c)`` whenever the targets sum to 1. optax defaults to ε = 2; we default to

@@ -117,6 +117,11 @@ def hard_truncated_loss(
     r"""Hard-truncated cross entropy (seed 003's L*): ``λ · CE`` with λ = 0 where the sample is
     already right by the margin, else 1, and no gradient through λ.
 
+    .. math::
+
+        L^*(x, y) = \lambda\,\mathrm{CE}(x, y),\qquad
+        \lambda = \begin{cases} 0 & p_t > m \\ 1 & \text{otherwise} \end{cases}
+
     Sigmoid (elementwise): λ = 0 where ``y = 1, p > m`` or ``y = 0, p < 1 − m`` (generally
     ``p_t > m``). Softmax (per row): λ = 0 where ``p_t > m``. Default ``m = 0.5``: "a positive above
     0.5 or a negative below 0.5 is not updated". Seed 003 notes it trains slowly, since nothing
@@ -204,6 +209,10 @@ def focal_loss_star(
     from_logits: bool = True,
 ) -> Array:
     r"""FL* (Lin et al. 2017, appendix A): ``−log σ(γ x_t + β) / γ``, ``x_t = x (2y − 1)``, times α_t.
+
+    .. math::
+
+        x_t = x\,(2y - 1),\qquad \mathrm{FL}^*(x, y) = -\frac{\alpha_t}{\gamma}\,\log \sigma(\gamma x_t + \beta)
 
     Defaults γ = 2, β = 1 (the paper's best); fvcore's ``sigmoid_focal_loss_star`` defaults to
     γ = 1, β = 0 and ``alpha=-1`` (none): pass those for the same numbers. With γ = 1, β = 0 and no

@@ -1,0 +1,52 @@
+"""The documentation site builds with warnings as errors, and has what it promises.
+
+``mkdocs build`` (strict in mkdocs.yml) draws every variant's curves with ``python -m focal plot`` and
+renders every formula to MathML; this builds it into a temporary folder and reads the pages back.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from helpers import ROOT, require_installed, run_command
+
+import focal
+
+HELPERS = {"value_and_grad", "class_balanced_alpha", "flsd53"}
+VARIANT_PAGES = sorted((ROOT / "docs" / "variants").glob("*.md"))
+
+
+def test_every_loss_has_a_variant_page():
+    documented = {name for page in VARIANT_PAGES for name in re.findall(r"^::: focal\.(\w+)$", page.read_text(), re.M)}
+    assert documented == set(focal.__all__) - HELPERS
+    nav = (ROOT / "mkdocs.yml").read_text()
+    assert all(f"variants/{page.name}" in nav for page in VARIANT_PAGES)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    require_installed("mkdocs", "material", "mkdocstrings_handlers", "latex2mathml", "matplotlib")
+    out = tmp_path_factory.mktemp("site")
+    run_command(["-m", "mkdocs", "build", "--strict", "--quiet", "--site-dir", str(out)], NO_MKDOCS_2_WARNING="1")
+    return out
+
+
+@pytest.mark.parametrize("page", [p.stem for p in VARIANT_PAGES])
+def test_variant_page_has_its_formula_plot_and_reference(site, page):
+    html = (site / "variants" / page / "index.html").read_text(encoding="utf-8")
+    assert "<math" in html and 'class="arithmatex"' not in html  # every formula became MathML
+    images = re.findall(r'<img alt="Loss and gradient against p_t" src="([^"]+)"', html)
+    assert images and "python -m focal plot --variant" in html
+    for src in images:
+        png = (site / "variants" / page / src).resolve()
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000, src
+    assert re.search(r'id="focal\.\w+"', html) and "References" in html  # the docstring, with its source
+
+
+@pytest.mark.parametrize("module", ["torch", "keras"])
+def test_reference_lists_every_class(site, module):
+    html = (site / "reference" / module / "index.html").read_text(encoding="utf-8")
+    mod = pytest.importorskip(f"focal.{module}")
+    missing = [name for name in mod.__all__ if f'id="focal.{module}.{name}"' not in html]
+    assert not missing
