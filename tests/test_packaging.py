@@ -26,17 +26,20 @@ def test_numpy_call_loads_no_framework():
     assert out.stdout.strip() == ""
 
 
-def _readme_commands():
+def _readme_commands(name: str = "setup") -> list[str]:
     readme = (ROOT / "README.md").read_text()
-    block = re.search(r"<!-- setup -->\s*```(?:bash|sh)?\n(.*?)```", readme, re.S)
-    assert block, "README.md has no setup block"
+    block = re.search(rf"<!-- {name} -->\s*```(?:bash|sh)?\n(.*?)```", readme, re.S)
+    assert block, f"README.md has no {name} block"
     return [line for line in block.group(1).splitlines() if line.strip() and not line.startswith("#")]
 
 
-def test_ci_runs_the_readme_test_command():
+def test_ci_runs_the_readme_test_and_docs_commands():
     main_job, test_command = _readme_commands()
     assert "pytest" in test_command and "python -m focal" in main_job
-    assert test_command in (ROOT / ".ci" / "run").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert test_command in ci
+    (docs_command,) = _readme_commands("docs")
+    assert docs_command.endswith("mkdocs build") and docs_command in ci
 
 
 def test_main_job_prints_every_installed_backend():
