@@ -21,6 +21,9 @@ from latex2mathml.converter import convert
 from mkdocs.structure.files import File, Files
 
 PLOT = re.compile(r"<!-- plot: (.*?) -->")
+# the migration guide's markers for tests/test_migration.py, shown to the reader too
+CHECK = re.compile(r"<!-- check(?:: (\w+=\w+))? -->")
+NOT_CHECKED = re.compile(r"<!-- not checked here: (.*?) -->")
 # pymdownx.arithmatex (generic mode) wraps display math in \[ \] and inline math in \( \)
 MATH = re.compile(r'<(div|span) class="arithmatex">\\[\[(](.*?)\\[\])]</\1>', re.S)
 
@@ -34,7 +37,7 @@ def on_files(files: Files, config: Any) -> Files:
 
     out = Path(tempfile.mkdtemp(prefix="focal-plots-"))
     for page in list(files.documentation_pages()):
-        text = Path(page.abs_src_path).read_text(encoding="utf-8")
+        text = page.content_string
         markers = PLOT.findall(text)
         if len(markers) != text.count("<!-- plot:"):
             raise ValueError(f"{page.src_uri}: a plot marker must be one line, <!-- plot: ARGS -->")
@@ -55,6 +58,10 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str
         return (f"![Loss and gradient against p_t]({src})\n\n"
                 f"*Drawn when this site was built, by `python -m focal plot {match.group(1)}`.*")
 
+    markdown = CHECK.sub(lambda m: "*Checked: the test suite runs this block" + (f" with `{m.group(1)}`" if m.group(1)
+                                                                                   else "") + ".*", markdown)
+    markdown = NOT_CHECKED.sub(lambda m: f"*Not run against the library itself ({m.group(1)}); the tests run it "
+                                         "against a restatement of the library's source.*", markdown)
     return PLOT.sub(figure, markdown)
 
 
