@@ -8,11 +8,13 @@ from typing import Any
 from . import _checks
 from ._binary import QualitySpec, VarifocalSpec, plan_binary, quality_focal_kernel, varifocal_kernel
 from ._categorical import prepare_softmax
+from ._docs import document
 from ._plan import Call, LossPlan, plans
 from ._softmax import FocalTerms, focal_terms
 from .backends._base import Array
 
 
+@document
 def quality_focal_loss(
     logits: Array, targets: Array, *, beta: float = 2.0, reduction: str = "mean",
     weight: Array | float | None = None, normalizer: Array | float | None = None, from_logits: bool = True,
@@ -25,7 +27,11 @@ def quality_focal_loss(
             \big(y \log \sigma(x) + (1 - y) \log(1 - \sigma(x))\big)
 
     ``targets`` are soft quality scores of the logits' shape: the IoU at the positive's class, 0
-    elsewhere (mmdet's ``QualityFocalLoss`` takes (label, score) and builds the same array). β = 2.
+    elsewhere (mmdet's ``QualityFocalLoss`` takes (label, score) and builds the same array).
+
+    Args:
+        targets: quality scores in [0, 1] of the logits' shape.
+        beta: β ≥ 0. Default 2.
 
     References:
         Li et al. Generalized Focal Loss. NeurIPS 2020.
@@ -42,6 +48,7 @@ def _plan_qfl(logits: Array, targets: Array, *, beta: Any, reduction: str, weigh
                        normalizer=normalizer, from_logits=from_logits)
 
 
+@document
 def varifocal_loss(
     logits: Array, targets: Array, *, alpha: float = 0.75, gamma: float = 2.0, reduction: str = "mean",
     weight: Array | float | None = None, normalizer: Array | float | None = None, from_logits: bool = True,
@@ -54,7 +61,12 @@ def varifocal_loss(
             -\alpha\,p^\gamma \log(1-p) & q = 0 \end{cases}
 
     ``q`` is the IoU-aware target (mmdet's ``iou_weighted=True``); the gradient flows through
-    ``p^γ`` as in mmdet. α = 0.75, γ = 2.
+    ``p^γ`` as in mmdet.
+
+    Args:
+        targets: IoU-aware targets ``q`` in [0, 1] of the logits' shape (0 for negatives).
+        alpha: the negatives' weight, ≥ 0. Default 0.75.
+        gamma: γ ≥ 0. Default 2.
 
     References:
         Zhang et al. VarifocalNet: An IoU-aware Dense Object Detector. CVPR 2021.
@@ -71,6 +83,7 @@ def _plan_vfl(logits: Array, targets: Array, *, alpha: Any, gamma: Any, reductio
                        normalizer=normalizer, from_logits=from_logits)
 
 
+@document
 def distribution_focal_loss(
     logits: Array, targets: Array, *, axis: int = -1, reduction: str = "mean", weight: Array | float | None = None,
     normalizer: Array | float | None = None, from_logits: bool = True,
@@ -83,8 +96,14 @@ def distribution_focal_loss(
         y_i = \lfloor y \rfloor,\ y_{i+1} = y_i + 1
 
     with ``S = softmax(logits)`` over the ``n + 1`` bins on ``axis``: the cross entropy against the
-    two-hot target. ``targets`` are floating distances in ``[0, n]`` of the logits' shape without
-    ``axis``; outside that range they raise eagerly and give NaN under tracing.
+    two-hot target.
+
+    Args:
+        logits: real floating array with the ``n + 1`` bins along ``axis``.
+        targets: floating distances in ``[0, n]`` of the logits' shape without ``axis``; outside
+            that range they raise eagerly and give NaN under tracing.
+        axis: the bin axis. Default -1.
+        reduction: ``"none"`` (per distance), ``"mean"`` (default) or ``"sum"``.
 
     References:
         Li et al. Generalized Focal Loss. NeurIPS 2020.

@@ -7,10 +7,12 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from ._docs import document
 from ._plan import planner_of
 from .backends._base import Array
 
 
+@document
 def value_and_grad(loss_fn: Callable[..., Array]) -> Callable[..., tuple[Array, Array]]:
     """Wrap a ``focal`` loss to return ``(loss, d loss / d logits)``.
 
@@ -18,9 +20,13 @@ def value_and_grad(loss_fn: Callable[..., Array]) -> Callable[..., tuple[Array, 
     the array-API core, so it works on NumPy, CuPy and any array-API library as well. With
     ``reduction="none"`` the gradient is that of the summed per-element loss.
 
-    Example::
+    Args:
+        loss_fn: one of the ``focal`` losses.
 
-        value, dlogits = focal.value_and_grad(focal.sigmoid_focal_loss)(logits, targets, gamma=2.0)
+    Returns:
+        A function of the loss's arguments returning ``(loss, gradient)``, both of the input's library.
+
+    For example ``value, dlogits = focal.value_and_grad(focal.sigmoid_focal_loss)(logits, targets, gamma=2.0)``.
     """
     planner = planner_of(loss_fn)
     signature = inspect.signature(loss_fn)

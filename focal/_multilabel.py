@@ -6,10 +6,12 @@ from typing import Any
 
 from . import _checks
 from ._binary import AsymmetricSpec, asymmetric_kernel, plan_binary
+from ._docs import document
 from ._plan import LossPlan, plans
 from .backends._base import Array
 
 
+@document
 def asymmetric_loss(
     logits: Array, targets: Array, *, gamma_pos: float = 0.0, gamma_neg: float = 4.0, clip: float = 0.05,
     reduction: str = "mean", weight: Array | float | None = None, normalizer: Array | float | None = None,
@@ -25,6 +27,12 @@ def asymmetric_loss(
     Defaults γ⁺ = 0, γ⁻ = 4, m = 0.05 (the paper's). The reference implementation sums the loss
     (``-loss.sum()``): use ``reduction="sum"`` for its numbers. Its ``disable_torch_grad_focal_loss``
     detaches the focusing weights; ours differentiates through them (the loss's true gradient).
+
+    Args:
+        targets: multi-label targets in [0, 1] (hard or soft) of the logits' shape.
+        gamma_pos: γ⁺ ≥ 0, the positives' focusing parameter. Default 0.
+        gamma_neg: γ⁻ ≥ 0, the negatives'. Default 4.
+        clip: the probability margin m in [0, 1): negatives with ``p ≤ m`` give no loss. Default 0.05.
 
     References:
         Ridnik et al. Asymmetric Loss For Multi-Label Classification. ICCV 2021.

@@ -9,6 +9,7 @@ from typing import Any
 from . import _checks
 from ._binary import FocalSpec, check_alpha_scalar, focal_pt_kernel, plan_binary
 from ._categorical import prepare_softmax
+from ._docs import document
 from ._plan import LossPlan, plans
 from ._seed import _check_activation
 from ._softmax import FocalTerms, focal_terms
@@ -19,6 +20,7 @@ def _epsilon(epsilon: Any) -> float:
     return _checks.check_number("epsilon", epsilon, low=-math.inf, high=math.inf, high_open=True)
 
 
+@document
 def poly1_focal_loss(
     logits: Array, targets: Array, *, epsilon: float = 1.0, gamma: float | Sequence[float] | Array = 2.0,
     alpha: float | Sequence[float] | Array | None = 0.25, activation: str = "sigmoid", axis: int = -1,
@@ -35,6 +37,12 @@ def poly1_focal_loss(
     paper's code). ``"softmax"``: FL is :func:`softmax_focal_loss` and dense targets add
     ``ε Σ_c y_c (1 − p_c)^(γ+1)``. ε = 1 by default; ε = −1 removes the leading term. ``gamma``
     and ``alpha`` are a number or one per class, as in those two functions.
+
+    Args:
+        epsilon: ε, any real. Default 1.
+        gamma: γ ≥ 0, a number or one per class. Default 2.
+        alpha: as in :func:`sigmoid_focal_loss` (sigmoid; default 0.25) or :func:`softmax_focal_loss`
+            (softmax: a number scales every class, or one per class).
 
     References:
         Leng et al. PolyLoss: A Polynomial Expansion Perspective of Classification Loss Functions. ICLR 2022.
@@ -59,6 +67,7 @@ def _plan_poly1_focal(logits: Array, targets: Array, *, epsilon: Any, gamma: Any
     return sc.plan(focal_terms, FocalTerms(epsilon=epsilon), from_logits=from_logits)
 
 
+@document
 def poly1_cross_entropy(
     logits: Array, targets: Array, *, epsilon: float = 1.0, axis: int = -1, ignore_index: int | None = None,
     alpha: float | Sequence[float] | Array | None = None, reduction: str = "mean",
@@ -74,6 +83,12 @@ def poly1_cross_entropy(
     For dense targets ``ε Σ_c y_c (1 − p_c)``, which is optax's ``poly_loss_cross_entropy``
     ``ε (1 − Σ_c y_c p_c)`` whenever the targets sum to 1. optax defaults to ε = 2; we default to
     the paper's ε = 1.
+
+    Args:
+        targets: integer class indices of the logits' shape without ``axis``, or class
+            probabilities of the logits' shape.
+        epsilon: ε, any real. Default 1.
+        alpha: None (default), a number that scales every class, or one weight per class.
 
     References:
         Leng et al. PolyLoss. ICLR 2022.

@@ -23,6 +23,7 @@ from ._binary import (
     soft_truncated_kernel,
 )
 from ._categorical import Terms, prepare_softmax
+from ._docs import document
 from ._kernel import Elementwise, FromProbabilities
 from ._numerics import log_sigmoid_pair, neg_log_over_one_minus, tiny
 from ._plan import LossPlan, plans
@@ -60,6 +61,7 @@ def negatives_terms(xp: Any, t: Terms, params: NegativesParams) -> tuple[Any, An
     return f, a, b, e
 
 
+@document
 def focal_loss_with_negatives(
     logits: Array, targets: Array, *, alpha: float | None = 0.25, gamma: float = 2.0, activation: str = "softmax",
     axis: int = -1, reduction: str = "mean", weight: Array | float | None = None,
@@ -78,10 +80,12 @@ def focal_loss_with_negatives(
     targets of the logits' shape. Seed 004 adds ``eps = 1e-7`` inside its logs; we do not need to.
 
     Args:
+        targets: integer class indices of the logits' shape without ``axis``, or dense (one-hot, soft or
+            multi-label) targets in [0, 1] of the logits' shape.
         alpha: weight of the positive terms in [0, 1] (negatives get ``1 − α``); None: both 1. Default 0.25.
-        gamma: ``γ ≥ 0``, default 2. activation: ``"softmax"`` (default) or ``"sigmoid"``.
-        axis: the class axis (default -1). reduction, weight, normalizer, label_smoothing, from_logits:
-            as in :func:`softmax_focal_loss`; the loss is per row.
+        gamma: ``γ ≥ 0``. Default 2.
+        activation: ``"softmax"`` (default) or ``"sigmoid"``, giving ŷ.
+        reduction: ``"none"`` (per row), ``"mean"`` (default, over rows) or ``"sum"``.
 
     References:
         Seed 004 (lvsolo, "Focal Loss在分类loss中的应用", 2024); Lin et al., ICCV 2017.
@@ -109,6 +113,7 @@ def _plan_negatives(logits: Array, targets: Array, *, alpha: Any, gamma: Any, ac
     return LossPlan(sc.call, kernel, aux=(sc.dense,), loss_shape=shape)
 
 
+@document
 def hard_truncated_loss(
     logits: Array, targets: Array, *, margin: float = 0.5, activation: str = "sigmoid", axis: int = -1,
     ignore_index: int | None = None, reduction: str = "mean", weight: Array | float | None = None,
@@ -128,8 +133,7 @@ def hard_truncated_loss(
     tells the model to *keep* a sample above the margin; :func:`soft_truncated_loss` fixes that.
 
     Args:
-        margin: m in [0, 1]. activation: ``"sigmoid"`` (targets as in :func:`sigmoid_focal_loss`) or
-            ``"softmax"`` (targets, axis, ignore_index as in :func:`softmax_focal_loss`).
+        margin: m in [0, 1]. Default 0.5.
 
     References:
         Su Jianlin, "何恺明大神的「Focal Loss」，如何更好地理解？" (seed 003), 2017.
@@ -165,6 +169,7 @@ def soft_truncated_terms(xp: Any, t: Terms, params: SoftTruncatedParams) -> tupl
     return -y * b * u, -y * b, 0.0, 0.0, params.k * y * ab * u
 
 
+@document
 def soft_truncated_loss(
     logits: Array, targets: Array, *, k: float = 1.0, activation: str = "sigmoid", axis: int = -1,
     ignore_index: int | None = None, reduction: str = "mean", weight: Array | float | None = None,
@@ -181,7 +186,7 @@ def soft_truncated_loss(
     :func:`sigmoid_focal_loss` with ``form="split", gamma=1, alpha=None``.
 
     Args:
-        k: steepness ``K > 0``, default 1. activation, axis, ignore_index: as in :func:`hard_truncated_loss`.
+        k: steepness ``K > 0``. Default 1.
 
     References:
         Su Jianlin, seed 003, 2017.
@@ -203,6 +208,7 @@ def _plan_soft_truncated(logits: Array, targets: Array, *, k: Any, activation: A
     return sc.plan(soft_truncated_terms, SoftTruncatedParams(k), from_logits=from_logits)
 
 
+@document
 def focal_loss_star(
     logits: Array, targets: Array, *, gamma: float = 2.0, beta: float = 1.0, alpha: float | None = None,
     reduction: str = "mean", weight: Array | float | None = None, normalizer: Array | float | None = None,
@@ -219,7 +225,10 @@ def focal_loss_star(
     α it is the binary cross entropy.
 
     Args:
-        gamma: ``γ > 0``. beta: any real. alpha: None or in [0, 1]. targets: as in :func:`sigmoid_focal_loss`.
+        targets: floats or bools in [0, 1] of the logits' shape (hard labels: ``x_t`` needs ``2y − 1 = ±1``).
+        gamma: ``γ > 0``. Default 2.
+        beta: any real shift. Default 1.
+        alpha: None (the default: no weighting) or the positive class's weight in [0, 1].
 
     References:
         Lin, Goyal, Girshick, He, Dollár. Focal Loss for Dense Object Detection. ICCV 2017, appendix A.

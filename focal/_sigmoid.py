@@ -6,10 +6,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._binary import FocalSpec, check_alpha_scalar, focal_pt_kernel, focal_split_kernel, plan_binary
+from ._docs import document
 from ._plan import LossPlan, plans
 from .backends._base import Array
 
 
+@document
 def sigmoid_focal_loss(
     logits: Array,
     targets: Array,

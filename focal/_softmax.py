@@ -9,6 +9,7 @@ from typing import Any, cast
 
 from . import _checks
 from ._categorical import TargetKernel, Terms, prepare_softmax
+from ._docs import document
 from ._gamma import flsd53
 from ._kernel import expand
 from ._numerics import neg_log_over_one_minus, tiny
@@ -98,6 +99,7 @@ class NormalizedTargetKernel:
         return expand(xp, cotangent / total, axis) * grad - (xp.sum(cotangent * loss) / (total * total)) * m_grad
 
 
+@document
 def softmax_focal_loss(
     logits: Array,
     targets: Array,

@@ -8,6 +8,7 @@ from typing import Any
 
 from . import _checks
 from ._categorical import prepare_softmax
+from ._docs import document
 from ._kernel import FromProbabilities
 from ._numerics import log1mexp, log_sigmoid_pair, log_softmax, tiny
 from ._plan import LossPlan, plans
@@ -74,6 +75,7 @@ class TverskyKernel:
         return p * (grad_p - xp.sum(p * grad_p, axis=self.spec.axis, keepdims=True))
 
 
+@document
 def focal_tversky_loss(
     logits: Array, targets: Array, *, a: float = 0.7, b: float = 0.3, gamma: float = 0.75, smooth: float = 1.0,
     axis: int = -1, activation: str = "softmax", ignore_index: int | None = None, reduction: str = "mean",
@@ -93,8 +95,15 @@ def focal_tversky_loss(
     ours is the exponent itself, 0.75. Defaults a = 0.7 (FN), b = 0.3 (FP), s = 1.
 
     Args:
+        logits: real floating array with the classes along ``axis``.
         targets: integer class indices (shape without ``axis``; ``ignore_index`` pixels are left
             out of every sum) or floating per-class masks of the logits' shape.
+        a: the weight of false negatives. Default 0.7.
+        b: the weight of false positives. Default 0.3.
+        gamma: the exponent γ > 0. Default 0.75.
+        smooth: s ≥ 0, added to numerator and denominator. Default 1.
+        reduction: over the classes: ``"none"`` (C terms), ``"mean"`` (default) or ``"sum"``.
+        weight: per-class weights broadcastable to the C terms. Default None.
 
     References:
         Abraham & Khan. A Novel Focal Tversky Loss Function with Improved Attention U-Net for

@@ -6,10 +6,12 @@ from collections.abc import Sequence
 from typing import cast
 
 from . import _checks
+from ._docs import document
 from .backends import backend_for
 from .backends._base import Array
 
 
+@document
 def class_balanced_alpha(counts: Sequence[float] | Array, *, beta: float = 0.9999) -> Array:
     r"""Per-class weights from the effective number of samples (Cui et al., CVPR 2019).
 

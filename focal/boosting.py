@@ -117,6 +117,17 @@ def xgboost_objective(*, alpha: float | None = 0.25, gamma: float = 2.0,
     focal loss is concave. The model then predicts margins: ``1 / (1 + exp(−margin))`` is ``p``
     (pass ``output_margin=True`` to ``predict`` with ``xgb.train``; the scikit-learn wrapper applies
     the sigmoid itself in ``predict_proba``).
+
+    Args:
+        alpha: weight of the positive class in [0, 1], or None. Default 0.25.
+        gamma: focusing parameter γ ≥ 0. Default 2.
+        min_hessian: the floor of the second derivative, > 0. Default 1e-6.
+
+    Returns:
+        ``objective(preds, data) -> (grad, hess)``, as XGBoost calls it.
+
+    References:
+        Lin et al. Focal Loss for Dense Object Detection. ICCV 2017.
     """
     return _objective(alpha, gamma, min_hessian)
 
@@ -128,5 +139,16 @@ def lightgbm_objective(*, alpha: float | None = 0.25, gamma: float = 2.0,
 
     As :func:`xgboost_objective`, with LightGBM's Dataset labels and weights. Predictions of
     ``lgb.train`` are then raw margins; apply the sigmoid for probabilities.
+
+    Args:
+        alpha: weight of the positive class in [0, 1], or None. Default 0.25.
+        gamma: focusing parameter γ ≥ 0. Default 2.
+        min_hessian: the floor of the second derivative, > 0. Default 1e-6.
+
+    Returns:
+        ``objective(preds, data) -> (grad, hess)``, as LightGBM calls it.
+
+    References:
+        Lin et al. Focal Loss for Dense Object Detection. ICCV 2017.
     """
     return _objective(alpha, gamma, min_hessian)
