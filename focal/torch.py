@@ -137,5 +137,5 @@ FocalTverskyLoss = _criterion("FocalTverskyLoss", _focal.focal_tversky_loss)
 __all__ = [
     "AsymmetricLoss", "DistributionFocalLoss", "FocalCriterion", "FocalLossStar", "FocalLossWithNegatives",
     "FocalTverskyLoss", "HardTruncatedLoss", "Poly1CrossEntropy", "Poly1FocalLoss", "QualityFocalLoss",
-    "SigmoidFocalLoss", "SoftTruncatedLoss", "SoftmaxFocalLoss", "VarifocalLoss",
+    "SigmoidFocalLoss", "SoftTruncatedLoss", "SoftmaxFocalLoss", "VarifocalLoss", "num_positives",
 ]

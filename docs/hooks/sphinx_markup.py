@@ -1,4 +1,5 @@
-"""Griffe extension: the docstrings' Sphinx markup, as the docs site's Markdown reads it.
+"""Griffe extension: the docstrings' Sphinx markup, as the docs site's Markdown reads it, and each
+module's ``__all__`` as its documented members.
 
 The docstrings are written for ``help()`` and Sphinx readers: ``.. math::`` blocks and ``:func:``
 roles. On the site a ``.. math::`` block becomes one ``$$`` display per equation (blank-line
@@ -47,3 +48,11 @@ class SphinxMarkup(griffe.Extension):
         if WRAPPER.match(text):
             text = text.split("\n\n", 1)[0]
         obj.docstring.value = ROLE.sub(r"`\1`", _display_math(text))
+
+    def on_module_members(self, *, mod: griffe.Module, **kwargs: Any) -> None:
+        """A module (not a package) with ``__all__`` shows what it exports, not what it imports."""
+        if mod.exports is None or mod.is_package:
+            return
+        exported = {name if isinstance(name, str) else name.name for name in mod.exports}
+        for name in [n for n in mod.members if n not in exported]:
+            del mod.members[name]

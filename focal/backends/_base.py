@@ -6,10 +6,18 @@ connects the kernel's analytic VJP to its framework's autodiff.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 
-Array = Any
+if sys.version_info >= (3, 12):
+    from typing import TypeAliasType
+else:
+    from typing_extensions import TypeAliasType
+
+# An array of any array-API library (NumPy, JAX, PyTorch, TensorFlow, CuPy, ...): typed as Any, but
+# named, so signatures and the docs say "Array"
+Array = TypeAliasType("Array", Any)
 
 
 class Backend:
