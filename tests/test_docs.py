@@ -72,3 +72,18 @@ def test_every_parameter_of_a_public_function_is_documented(fn):
     documented = re.findall(r"^        (\w+):", args, re.M)
     assert documented[: len(inspect.signature(fn).parameters)] == list(inspect.signature(fn).parameters)
     assert "References:" in doc or "Lin et al." in doc or fn.__name__ == "value_and_grad"
+
+
+GETTING_STARTED = sorted((ROOT / "docs" / "getting-started").glob("*.md"))
+_NEEDS = {"jax": "jax", "pytorch": "torch", "tensorflow": "tensorflow", "keras": "keras", "boosting": "xgboost"}
+
+
+@pytest.mark.parametrize("page", GETTING_STARTED, ids=[p.stem for p in GETTING_STARTED])
+def test_getting_started_code_runs(page):
+    """A page's Python blocks run in order, in one namespace, as a reader would paste them."""
+    require_installed(_NEEDS.get(page.stem, "numpy"))
+    blocks = re.findall(r"```python\n(.*?)```", page.read_text(encoding="utf-8"), re.S)
+    assert blocks
+    namespace: dict = {"__name__": "getting_started"}
+    for block in blocks:
+        exec(compile(block, str(page), "exec"), namespace)
