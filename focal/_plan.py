@@ -112,11 +112,10 @@ class Call:
     def _check_weight(self, weight: Any) -> Any:
         if weight is None:
             return None
-        if isinstance(weight, bool):
-            raise TypeError(f"weight must be None, a number or a real array, got {weight!r}")
-        if isinstance(weight, numbers.Real):
+        is_bool = isinstance(weight, bool)  # a bool is a numbers.Real, but no weight
+        if not is_bool and isinstance(weight, numbers.Real):
             return float(weight)
-        if not _is_array(weight) or not self.xp.isdtype(weight.dtype, ("real floating", "integral", "bool")):
+        if is_bool or not _is_array(weight) or not self.xp.isdtype(weight.dtype, ("real floating", "integral", "bool")):
             raise TypeError(f"weight must be None, a number or a real array, got {weight!r}")
         return self.cast(weight)
 
