@@ -15,7 +15,7 @@ settings.load_profile("default")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--fuzz-cases", type=int, default=150, help="cases of tests/test_fuzz.py (default 150)")
+    parser.addoption("--fuzz-cases", type=int, default=100, help="cases of tests/test_fuzz.py (default 100)")
     parser.addoption("--fuzz-seed", type=int, default=0, help="seed of tests/test_fuzz.py's cases (default 0)")
 
 

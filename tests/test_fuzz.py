@@ -1,4 +1,4 @@
-"""The fuzz run of tests/fuzz.py, bounded: ``--fuzz-cases`` cases (default 150, about 25 s here)."""
+"""The fuzz run of tests/fuzz.py, bounded: ``--fuzz-cases`` cases (default 100, about 30 s here)."""
 
 from __future__ import annotations
 

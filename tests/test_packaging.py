@@ -33,13 +33,14 @@ def _readme_commands(name: str = "setup") -> list[str]:
     return [line for line in block.group(1).splitlines() if line.strip() and not line.startswith("#")]
 
 
-def test_ci_runs_the_readme_test_and_docs_commands():
+def test_ci_runs_the_readme_test_command_and_the_docs_build():
     main_job, test_command = _readme_commands()
     assert "pytest" in test_command and "python -m focal" in main_job
-    ci = (ROOT / ".ci" / "run").read_text()
-    assert test_command in ci
+    assert test_command in (ROOT / ".ci" / "run").read_text()
+    # the docs command's build is the one tests/test_docs.py runs, strict by mkdocs.yml
     (docs_command,) = _readme_commands("docs")
-    assert docs_command.endswith("mkdocs build") and docs_command in ci
+    assert docs_command.endswith("mkdocs build") and "strict: true" in (ROOT / "mkdocs.yml").read_text()
+    assert '"mkdocs", "build", "--strict"' in (ROOT / "tests" / "test_docs.py").read_text()
 
 
 def test_main_job_prints_every_installed_backend():
