@@ -21,7 +21,6 @@ library does: the tests say which blocks ran against a stand-in.
 
 from __future__ import annotations
 
-import sys
 import types
 from typing import Any
 
@@ -137,8 +136,3 @@ STAND_INS = {"torchvision": torchvision, "segmentation_models_pytorch": segmenta
              "tensorflow-addons": tensorflow_addons, "mmdet": mmdet}
 FRAMEWORK = {"torchvision": "torch", "segmentation_models_pytorch": "torch", "tensorflow-addons": "tensorflow",
              "mmdet": "torch"}
-
-
-def install(section: str) -> None:
-    """Put the stand-in for the guide's section into ``sys.modules`` (the caller restores it)."""
-    sys.modules.update(STAND_INS[section]())

@@ -67,9 +67,8 @@ def test_migration_guide_block(env, code, line):
 @pytest.mark.parametrize(("section", "code", "line"), STAND_IN)
 def test_unchecked_block_against_a_restatement_of_the_peer(section, code, line, monkeypatch):
     require_installed(peer_restatements.FRAMEWORK[section])
-    for name in list(sys.modules):  # restored after the test
-        monkeypatch.setitem(sys.modules, name, sys.modules[name])
-    peer_restatements.install(section)
+    for name, module in peer_restatements.STAND_INS[section]().items():  # restored after the test
+        monkeypatch.setitem(sys.modules, name, module)
     _run(code, line)
 
 
