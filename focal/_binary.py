@@ -1,23 +1,29 @@
 """Kernels of the elementwise sigmoid losses, and the planner they share.
 
-Each kernel is ``fn(xp, x, y, *vectors, spec) -> (loss, dloss/dx)``, elementwise in the logit
-``x`` and the (hard or soft) target ``y``. They share one ``log1p(exp(−|x|))`` per element
-(``log σ(±x)``), evaluate every power as ``exp(γ · log …)`` and write ``p − y`` as
-``(1 − y)p − y(1 − p)``, so saturated logits and γ < 1 stay finite.
+Each kernel is ``fn(xp, x, y, spec) -> (loss, dloss/dx, partials)``, elementwise in the logit
+``x`` and the (hard or soft) target ``y``; ``partials[name]()`` is the elementwise derivative
+w.r.t. the hyperparameter ``name`` (computed only when its gradient is asked for). The spec's
+hyperparameters are numbers or arrays (``focal._hyper``); a per-class array broadcasts along the
+last axis. They share one ``log1p(exp(−|x|))`` per element (``log σ(±x)``), evaluate every power as
+``exp(γ · log …)`` and write ``p − y`` as ``(1 − y)p − y(1 − p)``, so saturated logits and γ < 1
+stay finite.
 """
 
 from __future__ import annotations
 
-import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from . import _checks
 from ._gamma import check_gamma, resolve_binary_gamma
+from ._hyper import Partials, is_array, is_zero
 from ._kernel import Elementwise, FromProbabilities
 from ._numerics import log_sigmoid_pair, neg_log_over_one_minus, tiny
 from ._plan import Call, LossPlan
 from .backends._base import Array
+
+Result = tuple[Array, Array, Partials]
 
 
 def sigmoid_parts(xp: Any, x: Array) -> tuple[Array, Array, Array]:
@@ -53,28 +59,30 @@ def _log_one_minus_pt(xp: Any, y: Array, log_p: Array, log_q: Array, p: Array, q
 
 @dataclass(frozen=True)
 class FocalSpec:
-    alpha: float | None
-    gamma: Any  # a float, "vector" (a per-class array among the kernel's arrays) or FLSD53
-    epsilon: float = 0.0  # Poly-1: + ε (1 − p_t)^(γ+1)
+    alpha: Any  # None, a number or an array
+    gamma: Any  # a number, an array (one or one per class) or FLSD53
+    epsilon: Any = 0.0  # Poly-1: + ε (1 − p_t)^(γ+1)
 
 
-def focal_pt_kernel(xp: Any, x: Array, y: Array, *vectors: Array) -> tuple[Array, Array]:
+def focal_pt_kernel(xp: Any, x: Array, y: Array, spec: FocalSpec) -> Result:
     """``α_t (1 − p_t)^γ BCE(x, y) + ε (1 − p_t)^(γ+1)`` (Lin et al.; Poly-1 when ε ≠ 0).
 
-    ``d(1 − p_t)/dx = (1 − 2y) p (1 − p)``. An integer γ (the common 1, 2, 3) raises
-    ``1 − p_t = y(1 − p) + (1 − y)p`` to its power by multiplication: no log, no exp, and the
-    sum of two non-negative terms has no cancellation. Any other γ (and per-class or adaptive γ)
-    is ``exp(γ · log(1 − p_t))`` with the exact ``log σ(∓x)`` for hard labels, so γ < 1 at
-    saturated logits is finite.
+    ``d(1 − p_t)/dx = (1 − 2y) p (1 − p)``. An integer γ (the common 1, 2, 3) given as a number
+    raises ``1 − p_t = y(1 − p) + (1 − y)p`` to its power by multiplication: no log, no exp, and the
+    sum of two non-negative terms has no cancellation. Any other γ (an array, per-class or adaptive
+    γ) is ``exp(γ · log(1 − p_t))`` with the exact ``log σ(∓x)`` for hard labels, so γ < 1 at
+    saturated logits is finite. ``∂/∂γ`` is the loss times ``log(1 − p_t)``; ``∂/∂α = (2y − 1)`` times
+    the unweighted loss; ``∂/∂ε = (1 − p_t)^(γ+1)``.
     """
-    vectors, spec = vectors[:-1], vectors[-1]
     softplus, p, q = sigmoid_parts(xp, x)
     bce = xp.maximum(x, 0.0) - x * y + softplus  # as BCE-with-logits: exact for 0/1 labels
     negative_p, positive_q = (1.0 - y) * p, y * q
     dbce = negative_p - positive_q  # p − y, without cancellation as p → 0 or 1
-    gamma = spec.gamma
+    gamma, epsilon = spec.gamma, spec.epsilon
+    poly = not is_zero(epsilon)
     power = _small_integer(gamma)
-    slope: Any = (1.0 - 2.0 * y) * (p * q) if power is not None or spec.epsilon else None  # d(1 − p_t)/dx
+    slope: Any = (1.0 - 2.0 * y) * (p * q) if power is not None or poly else None  # d(1 − p_t)/dx
+    log_1m_pt: Any = None
     if power is not None:
         one_minus_pt = positive_q + negative_p
         below = _integer_power(one_minus_pt, power - 1) if power else 0.0  # (1 − p_t)^(γ−1)
@@ -84,28 +92,35 @@ def focal_pt_kernel(xp: Any, x: Array, y: Array, *vectors: Array) -> tuple[Array
         log_p = xp.minimum(x, 0.0) - softplus
         log_q = log_p - x
         log_1m_pt = _log_one_minus_pt(xp, y, log_p, log_q, p, q)
-        gamma = resolve_binary_gamma(xp, gamma, vectors, log_1m_pt)
+        gamma = resolve_binary_gamma(xp, gamma, log_1m_pt)
         modulator = xp.exp(gamma * log_1m_pt)
         dmodulator = gamma * (1.0 - 2.0 * y) * xp.exp((gamma - 1.0) * log_1m_pt + log_p + log_q)
         one_minus_pt = xp.exp(log_1m_pt)
-    loss, grad = bce, dbce
+    focused, dfocused = bce, dbce
     if modulator is not None:
-        loss, grad = modulator * bce, modulator * dbce + bce * dmodulator
+        focused, dfocused = modulator * bce, modulator * dbce + bce * dmodulator
+    loss, grad, alpha_t = focused, dfocused, 1.0
     if spec.alpha is not None:
         alpha_t = (1.0 - spec.alpha) + (2.0 * spec.alpha - 1.0) * y  # α y + (1 − α)(1 − y)
-        loss, grad = alpha_t * loss, alpha_t * grad
-    if spec.epsilon:  # Poly-1: ε (1 − p_t)^(γ+1), derivative ε (γ + 1)(1 − p_t)^γ d(1 − p_t)/dx
+        loss, grad = alpha_t * focused, alpha_t * dfocused
+    weighted: Any = 0.0
+    if poly:  # Poly-1: ε (1 − p_t)^(γ+1), derivative ε (γ + 1)(1 − p_t)^γ d(1 − p_t)/dx
         weighted = one_minus_pt if modulator is None else modulator * one_minus_pt
         dweighted = (gamma + 1.0) * (slope if modulator is None else modulator * slope)
-        loss, grad = loss + spec.epsilon * weighted, grad + spec.epsilon * dweighted
-    return loss, grad
+        loss, grad = loss + epsilon * weighted, grad + epsilon * dweighted
+    partials = {
+        "alpha": lambda: (2.0 * y - 1.0) * focused,
+        "gamma": lambda: (alpha_t * focused + epsilon * weighted) * log_1m_pt,  # γ an array: the exp path
+        "epsilon": lambda: weighted,
+    }
+    return loss, grad, partials
 
 
 _MAX_MULTIPLIED_POWER = 8
 
 
 def _small_integer(gamma: Any) -> int | None:
-    """γ as an int where it is a whole number up to 8 (computed by multiplication), else None."""
+    """γ as an int where it is a number, whole and up to 8 (computed by multiplication), else None."""
     if isinstance(gamma, float) and gamma.is_integer() and 0.0 <= gamma <= _MAX_MULTIPLIED_POWER:
         return int(gamma)
     return None
@@ -138,143 +153,169 @@ def _negative_term(xp: Any, y: Array, gamma: Any, log_p: Array, log_q: Array) ->
     return loss, grad
 
 
-def focal_split_kernel(xp: Any, x: Array, y: Array, *vectors: Array) -> tuple[Array, Array]:
+def focal_split_kernel(xp: Any, x: Array, y: Array, spec: FocalSpec) -> Result:
     """``−α y (1 − p)^γ log p − (1 − α)(1 − y) p^γ log(1 − p)`` (seed 003's L_fl, seed 004, kornia)."""
-    vectors, spec = vectors[:-1], vectors[-1]
     log_p, log_q, p, q = _parts(xp, x)
-    gamma = resolve_binary_gamma(xp, spec.gamma, vectors, _log_one_minus_pt(xp, y, log_p, log_q, p, q))
+    gamma = spec.gamma
+    if not is_array(gamma):
+        gamma = resolve_binary_gamma(xp, gamma, _log_one_minus_pt(xp, y, log_p, log_q, p, q))
     pos, dpos = _positive_term(xp, y, gamma, log_p, log_q)
     neg, dneg = _negative_term(xp, y, gamma, log_p, log_q)
-    if spec.alpha is not None:
-        pos, dpos, neg, dneg = spec.alpha * pos, spec.alpha * dpos, (1 - spec.alpha) * neg, (1 - spec.alpha) * dneg
-    return pos + neg, dpos + dneg
+    a_pos, a_neg = (1.0, 1.0) if spec.alpha is None else (spec.alpha, 1.0 - spec.alpha)
+    partials = {"alpha": lambda: pos - neg, "gamma": lambda: a_pos * pos * log_q + a_neg * neg * log_p}
+    return a_pos * pos + a_neg * neg, a_pos * dpos + a_neg * dneg, partials
 
 
 @dataclass(frozen=True)
 class StarSpec:
-    gamma: float
-    beta: float
-    alpha: float | None
+    gamma: Any
+    beta: Any
+    alpha: Any
 
 
-def focal_star_kernel(xp: Any, x: Array, y: Array, spec: StarSpec) -> tuple[Array, Array]:
-    """FL* = ``−log σ(γ x_t + β) / γ`` with ``x_t = x (2y − 1)``, times ``α_t`` if given."""
+def focal_star_kernel(xp: Any, x: Array, y: Array, spec: StarSpec) -> Result:
+    """FL* = ``−log σ(s) / γ`` with ``s = γ x_t + β``, ``x_t = x (2y − 1)``, times ``α_t`` if given.
+
+    ``∂/∂β = −σ(−s)/γ``, ``∂/∂γ = log σ(s)/γ² − x_t σ(−s)/γ`` (times ``α_t``), ``∂/∂α = (2y − 1)`` times
+    the unweighted loss."""
     sign = 2.0 * y - 1.0
-    log_s, log_not_s = log_sigmoid_pair(xp, spec.gamma * x * sign + spec.beta)
-    loss, grad = -log_s / spec.gamma, -sign * xp.exp(log_not_s)
+    gamma = spec.gamma
+    log_s, log_not_s = log_sigmoid_pair(xp, gamma * x * sign + spec.beta)
+    not_s = xp.exp(log_not_s)
+    loss, grad, alpha_t = -log_s / gamma, -sign * not_s, 1.0
+    unweighted = loss
     if spec.alpha is not None:
         alpha_t = spec.alpha * y + (1.0 - spec.alpha) * (1.0 - y)
         loss, grad = alpha_t * loss, alpha_t * grad
-    return loss, grad
+    partials = {
+        "alpha": lambda: sign * unweighted,
+        "beta": lambda: -alpha_t * not_s / gamma,
+        "gamma": lambda: alpha_t * (log_s / (gamma * gamma) - x * sign * not_s / gamma),
+    }
+    return loss, grad, partials
 
 
 @dataclass(frozen=True)
 class MarginSpec:
-    margin: float
+    margin: Any
 
 
-def hard_truncated_kernel(xp: Any, x: Array, y: Array, spec: MarginSpec) -> tuple[Array, Array]:
+def hard_truncated_kernel(xp: Any, x: Array, y: Array, spec: MarginSpec) -> Result:
     """``λ · BCE`` with ``λ = 0`` where ``p_t > m`` (already right by the margin), else 1; no
-    gradient through λ (seed 003's L*)."""
+    gradient through λ (seed 003's L*), and none w.r.t. m (a step)."""
     log_p, log_q, p, q = _parts(xp, x)
     loss, grad = _bce(y, log_p, log_q, p, q)
     drop = (y * p + (1.0 - y) * q) > spec.margin  # written so that a NaN keeps its element (NaN)
-    return xp.where(drop, 0.0, loss), xp.where(drop, 0.0, grad)
+    return xp.where(drop, 0.0, loss), xp.where(drop, 0.0, grad), {}
 
 
 @dataclass(frozen=True)
 class SoftSpec:
-    k: float
+    k: Any
 
 
-def soft_truncated_kernel(xp: Any, x: Array, y: Array, spec: SoftSpec) -> tuple[Array, Array]:
-    """``−y σ(−Kx) log σ(x) − (1 − y) σ(Kx) log σ(−x)`` (seed 003's L**)."""
+def soft_truncated_kernel(xp: Any, x: Array, y: Array, spec: SoftSpec) -> Result:
+    """``−y σ(−Kx) log σ(x) − (1 − y) σ(Kx) log σ(−x)`` (seed 003's L**);
+    ``∂/∂K = x σ(Kx) σ(−Kx) (y log σ(x) − (1 − y) log σ(−x))``."""
     log_p, log_q, p, q = _parts(xp, x)
     log_a, log_b = log_sigmoid_pair(xp, spec.k * x)  # a = σ(Kx), b = σ(−Kx)
     a, b = xp.exp(log_a), xp.exp(log_b)
-    kab = spec.k * xp.exp(log_a + log_b)
+    ab = xp.exp(log_a + log_b)
+    kab = spec.k * ab
     loss = -y * b * log_p - (1.0 - y) * a * log_q
     grad = y * (kab * log_p - b * q) + (1.0 - y) * (a * p - kab * log_q)
-    return loss, grad
+    return loss, grad, {"k": lambda: x * ab * (y * log_p - (1.0 - y) * log_q)}
 
 
 @dataclass(frozen=True)
 class AsymmetricSpec:
-    gamma_pos: float
-    gamma_neg: float
-    clip: float
+    gamma_pos: Any
+    gamma_neg: Any
+    clip: Any
 
 
-def asymmetric_kernel(xp: Any, x: Array, y: Array, spec: AsymmetricSpec) -> tuple[Array, Array]:
+def asymmetric_kernel(xp: Any, x: Array, y: Array, spec: AsymmetricSpec) -> Result:
     """ASL: ``−y (1 − p)^γ⁺ log p − (1 − y) p_m^γ⁻ log(1 − p_m)``, ``p_m = max(p − m, 0)``.
 
     The gradient flows through both focusing weights. ``p_m^(γ−1) log(1 − p_m)`` is evaluated as
-    ``−p_m^γ · (−log(1 − p_m))/p_m``, finite as ``p_m → 0``.
+    ``−p_m^γ · (−log(1 − p_m))/p_m``, finite as ``p_m → 0``. ``∂/∂γ⁺`` is the positive term times
+    ``log(1 − p)``, ``∂/∂γ⁻`` the negative one times ``log p_m``, and ``∂/∂m = −∂/∂p_m`` where ``p_m > 0``.
     """
     log_p, log_q, p, q = _parts(xp, x)
+    gamma_neg = spec.gamma_neg
     pos, dpos = _positive_term(xp, y, spec.gamma_pos, log_p, log_q)
     m = spec.clip
-    if m == 0.0:
+    if is_zero(m):
         shifted, log_1m_shifted = p, log_q
+        q_share: Any = 1.0  # q / (1 − p_m) = q / q, which is 0/0 once q underflows
     else:
         shifted = xp.maximum(p - m, 0.0)
         log_1m_shifted = xp.log(xp.minimum(q + m, 1.0))
+        q_share = xp.where(q + m > 0.0, q / xp.maximum(q + m, tiny(xp, x)), 1.0)  # an array m may be 0
     active = shifted > 0.0
     safe = xp.where(active, shifted, 1.0)
-    weight = xp.where(active, xp.exp(spec.gamma_neg * xp.log(safe)), 0.0)
+    log_safe = xp.log(safe)
+    weight = xp.where(active, xp.exp(gamma_neg * log_safe), 0.0)
     neg = -(1.0 - y) * weight * log_1m_shifted
     ratio = neg_log_over_one_minus(xp, xp.where(active, log_1m_shifted, -1.0))
-    # p q / (1 − p_m), with 1 − p_m = q + m where active: p for m = 0, where q / q would be 0/0 once q underflows
-    pq_over = p if m == 0.0 else p * q / (q + m)
-    dneg = (1.0 - y) * weight * (spec.gamma_neg * p * q * ratio + pq_over)
-    return pos + neg, dpos + xp.where(active, dneg, 0.0)
+    # d neg / d p_m = (1 − y) p_m^γ (γ (−log(1 − p_m))/p_m + 1/(1 − p_m)), and dp_m/dx = p q
+    per_shift = (1.0 - y) * weight * gamma_neg * ratio
+    dneg = per_shift * p * q + (1.0 - y) * weight * p * q_share
+    partials = {
+        "gamma_pos": lambda: pos * log_q,
+        "gamma_neg": lambda: neg * log_safe,
+        "clip": lambda: xp.where(active, -(per_shift + (1.0 - y) * weight / xp.exp(log_1m_shifted)), 0.0),
+    }
+    return pos + neg, dpos + xp.where(active, dneg, 0.0), partials
 
 
 @dataclass(frozen=True)
 class QualitySpec:
-    beta: float
+    beta: Any
 
 
-def quality_focal_kernel(xp: Any, x: Array, y: Array, spec: QualitySpec) -> tuple[Array, Array]:
-    """QFL: ``|y − σ(x)|^β · BCE(x, y)`` with soft (IoU) targets ``y``."""
+def quality_focal_kernel(xp: Any, x: Array, y: Array, spec: QualitySpec) -> Result:
+    """QFL: ``|y − σ(x)|^β · BCE(x, y)`` with soft (IoU) targets ``y``; ``∂/∂β`` is the loss times
+    ``log |y − σ(x)|``."""
     log_p, log_q, p, q = _parts(xp, x)
     bce, dbce = _bce(y, log_p, log_q, p, q)
     log_gap = xp.log(xp.maximum(xp.abs(dbce), tiny(xp, x)))  # |y − p| = |p − y|
     weight = xp.exp(spec.beta * log_gap)
     dweight = spec.beta * xp.sign(dbce) * xp.exp((spec.beta - 1.0) * log_gap + log_p + log_q)
-    return weight * bce, weight * dbce + bce * dweight
+    loss = weight * bce
+    return loss, weight * dbce + bce * dweight, {"beta": lambda: loss * log_gap}
 
 
 @dataclass(frozen=True)
 class VarifocalSpec:
-    alpha: float
-    gamma: float
+    alpha: Any
+    gamma: Any
 
 
-def varifocal_kernel(xp: Any, x: Array, y: Array, spec: VarifocalSpec) -> tuple[Array, Array]:
-    """VFL: ``q · BCE(x, q)`` where ``q > 0``; ``−α p^γ log(1 − p)`` where ``q = 0``."""
+def varifocal_kernel(xp: Any, x: Array, y: Array, spec: VarifocalSpec) -> Result:
+    """VFL: ``q · BCE(x, q)`` where ``q > 0``; ``−α p^γ log(1 − p)`` where ``q = 0`` (whose ``∂/∂α`` is
+    ``−p^γ log(1 − p)`` and ``∂/∂γ`` the term times ``log p``)."""
     log_p, log_q, p, q = _parts(xp, x)
     bce, dbce = _bce(y, log_p, log_q, p, q)
     neg, dneg = _negative_term(xp, xp.zeros_like(y), spec.gamma, log_p, log_q)
     negative = y == 0.0  # (not y > 0, which would send a NaN target to the finite negative term)
-    return xp.where(negative, spec.alpha * neg, y * bce), xp.where(negative, spec.alpha * dneg, y * dbce)
+    partials = {"alpha": lambda: xp.where(negative, neg, 0.0),
+                "gamma": lambda: xp.where(negative, spec.alpha * neg * log_p, 0.0)}
+    return xp.where(negative, spec.alpha * neg, y * bce), xp.where(negative, spec.alpha * dneg, y * dbce), partials
 
 
 def plan_binary(
-    kernel_fn: Any, spec: Any, logits: Array, targets: Array, *, reduction: str, weight: Any, normalizer: Any,
-    from_logits: bool = True, label_smoothing: Any = 0.0, gamma: Any = None,
+    kernel_fn: Any, make_spec: Callable[[Call], Any], logits: Array, targets: Array, *, reduction: str, weight: Any,
+    normalizer: Any, from_logits: bool = True, label_smoothing: Any = 0.0,
 ) -> LossPlan:
     """The plan of an elementwise sigmoid loss: targets of the logits' shape, floating or bool.
 
-    ``gamma``, where the loss has one, is checked here and set into ``spec``: a number,
-    ``flsd53``, or a per-class vector along the logits' last axis (passed to the kernel as an array).
+    ``make_spec(call)`` checks the loss's hyperparameters against the call (numbers, or arrays of the
+    logits' library: ``Call.hyper``) and gives the kernel's spec.
     """
     call = Call(logits, targets, reduction=reduction, weight=weight, normalizer=normalizer)
     xp = call.xp
-    vectors: tuple[Array, ...] = ()
-    if gamma is not None:
-        gamma_spec, vectors = check_gamma(call, gamma, call.shape[-1] if call.shape else None)
-        spec = dataclasses.replace(spec, gamma=gamma_spec)
+    spec = make_spec(call)
     _checks.check_shape("targets", targets.shape, call.shape, "sigmoid losses take one target per logit")
     if not xp.isdtype(targets.dtype, ("real floating", "bool")):
         raise TypeError(
@@ -284,18 +325,23 @@ def plan_binary(
     y = call.cast(targets)
     if not xp.isdtype(targets.dtype, "bool"):
         y = call.within("targets", y, 0.0, 1.0, "labels in [0, 1] (hard 0/1 or soft)")
-    smoothing = _checks.check_number("label_smoothing", label_smoothing, low=0.0, high=1.0, high_open=True)
-    if smoothing:
+    smoothing = call.hyper("label_smoothing", label_smoothing, low=0.0, high=1.0, high_open=True, kernel=False)
+    if not is_zero(smoothing):
         y = y * (1.0 - smoothing) + smoothing / 2.0
     kernel: Any = Elementwise(kernel_fn, spec)
     if not from_logits:
         kernel = FromProbabilities(kernel, "sigmoid")
-    return LossPlan(call, kernel, aux=(y, *vectors), loss_shape=call.shape)
+    return LossPlan(call, kernel, aux=(y,), loss_shape=call.shape)
 
 
-def check_alpha_scalar(alpha: Any) -> float | None:
-    return None if alpha is None else _checks.check_number("alpha", alpha, low=0.0, high=1.0)
+def binary_gamma(call: Call, gamma: Any, *, differentiable: bool = True) -> Any:
+    """γ of a sigmoid loss: a number, an array, ``flsd53`` or a per-class vector along the last axis."""
+    classes = call.shape[-1] if call.shape else None
+    return check_gamma(call, gamma, classes, axis=max(len(call.shape) - 1, 0), differentiable=differentiable)
 
+
+def check_alpha_scalar(call: Call, alpha: Any, *, differentiable: bool = True) -> Any:
+    return None if alpha is None else call.hyper("alpha", alpha, low=0.0, high=1.0, differentiable=differentiable)
 
 
 @dataclass(frozen=True)
@@ -307,7 +353,6 @@ class RowSumSpec:
     axis: int
 
 
-def row_sum_kernel(xp: Any, x: Array, y: Array, *rest: Any) -> tuple[Array, Array]:
-    *vectors, spec = rest
-    loss, grad = spec.fn(xp, x, y, *vectors, spec.inner)
-    return xp.sum(loss, axis=spec.axis), grad
+def row_sum_kernel(xp: Any, x: Array, y: Array, spec: RowSumSpec) -> Result:
+    loss, grad, partials = spec.fn(xp, x, y, spec.inner)
+    return xp.sum(loss, axis=spec.axis), grad, partials

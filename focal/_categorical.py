@@ -12,20 +12,23 @@ Each ``1 − p`` is ``exp(log1mexp(u))`` and each "sum over the others" leaves t
 rather than subtracting it, so nothing cancels as a probability goes to 1.
 
 :class:`TargetKernel` serves integer labels when only the target class has a term (``f`` per row);
-:class:`ClassKernel` serves dense targets (and label smoothing), ``f`` per class.
+:class:`ClassKernel` serves dense targets (and label smoothing), ``f`` per class. A loss's
+``partials[name]()`` is ``∂f/∂θ`` of a hyperparameter θ given as an array, per class (or per row for
+the target class; a per-class θ then gets its row's share at the row's label).
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from . import _checks
 from ._gamma import check_gamma
-from ._kernel import FromProbabilities, expand
+from ._hyper import Partials, bind, given_as_vector, is_vector, is_zero, reduce_partials
+from ._kernel import FromProbabilities, Grads, Wanted, expand
 from ._numerics import log1mexp, softmax_parts
 from ._plan import Call, LossPlan
 from .backends._base import Array
@@ -40,12 +43,24 @@ class Terms(NamedTuple):
     one_minus_p: Array
     weight: Any  # target weight times alpha (y_c α_c, or α_t for a label)
     target: Any  # target weight without alpha (y_c, or 1 for a label)
-    gamma: Any  # a float, a per-class array, or flsd53
+    gamma: Any  # a number, an array (γ_t per row or γ_c along the class axis), or flsd53
     z: Array  # the logit itself (soft-truncated loss)
 
 
-# terms(xp, Terms, params) -> (f, A, B, E[, D]) with D an extra ∂f/∂z of the target logit (or None)
-TermsFn = Callable[..., tuple[Any, ...]]
+class TermsOut(NamedTuple):
+    """A softmax loss's per-class terms: ``f`` and ``A``, ``B``, ``E`` (the module doc), ``D`` an extra
+    direct ``∂f/∂z`` of the target logit (or None), and the hyperparameters' partials."""
+
+    f: Any
+    a: Any
+    b: Any
+    e: Any
+    d: Any = None
+    partials: Mapping[str, Callable[[], Array]] = {}
+
+
+# terms(xp, Terms, params) -> TermsOut
+TermsFn = Callable[..., TermsOut]
 
 
 @dataclass(frozen=True)
@@ -53,10 +68,9 @@ class SoftmaxSpec:
     axis: int
     classes: int
     ignore_index: int | None
-    alpha: float | None  # a scalar; a vector comes as an array
-    vectors: tuple[str, ...]  # names of the per-class arrays that follow the targets: "alpha", "gamma"
-    gamma: Any
-    params: Any  # the loss's own static parameters
+    alpha: Any  # None, a number, or a Slot (one α or one per class)
+    gamma: Any  # a number, a Slot (one γ or one per class), or flsd53
+    params: Any = field(default=None)  # the loss's own parameters (numbers or Slots)
 
 
 def _along(xp: Any, v: Array, axis: int, ndim: int) -> Array:
@@ -69,18 +83,13 @@ def _gather(xp: Any, vector: Array, labels: Array) -> Array:
     return xp.reshape(xp.take(vector, xp.reshape(labels, (-1,))), labels.shape)
 
 
-def _vectors(spec: SoftmaxSpec, arrays: tuple[Array, ...]) -> dict[str, Array]:
-    return dict(zip(spec.vectors, arrays))
-
-
-def _unpack(result: tuple[Any, ...]) -> tuple[Any, Any, Any, Any, Any]:
-    """``(f, A, B, E, D)`` from a terms function's 4- or 5-tuple (D, a direct ∂f/∂z, is optional)."""
-    f, a, b, e, *direct = result
-    return f, a, b, e, (direct[0] if direct else None)
-
-
 def _absent(x: Any) -> bool:
     return isinstance(x, float) and x == 0.0
+
+
+def _per_row(xp: Any, value: Any, labels: Array) -> Any:
+    """A hyperparameter as each row's target class sees it: a per-class vector gathered at the labels."""
+    return _gather(xp, value, labels) if is_vector(value) else value
 
 
 @dataclass(frozen=True)
@@ -94,10 +103,8 @@ class TargetKernel:
     terms: TermsFn
     spec: SoftmaxSpec
 
-    def parts(self, xp: Any, z: Array, labels: Array, *arrays: Array) -> tuple[Any, ...]:
-        spec = self.spec
+    def parts(self, xp: Any, z: Array, labels: Array, spec: SoftmaxSpec) -> tuple[Any, ...]:
         axis, classes = spec.axis, spec.classes
-        vectors = _vectors(spec, arrays)
         in_range = (labels >= 0) & (labels < classes)
         safe = xp.where(in_range, labels, 0)
         onehot = xp.expand_dims(safe, axis=axis) == _along(xp, xp.arange(classes, dtype=safe.dtype), axis, z.ndim)
@@ -105,11 +112,8 @@ class TargetKernel:
         # the target's log p per row; every class's p from the exps already taken, by one division per row
         u = xp.sum(xp.where(onehot, shifted, 0.0), axis=axis) - xp.squeeze(log_total, axis=axis)
         v = log1mexp(xp, u)
-        if "alpha" in vectors:
-            alpha_t: Any = _gather(xp, vectors["alpha"], safe)
-        else:
-            alpha_t = 1.0 if spec.alpha is None else spec.alpha
-        gamma = _gather(xp, vectors["gamma"], safe) if "gamma" in vectors else spec.gamma
+        alpha_t = 1.0 if spec.alpha is None else _per_row(xp, spec.alpha, safe)
+        gamma = _per_row(xp, spec.gamma, safe)
         z_t = xp.sum(xp.where(onehot, z, 0.0), axis=axis)
         t = Terms(u=u, v=v, p=xp.exp(u), one_minus_p=xp.exp(v), weight=alpha_t, target=1.0, gamma=gamma, z=z_t)
         return t, onehot, exps * xp.exp(-log_total), in_range, labels
@@ -121,27 +125,48 @@ class TargetKernel:
             on_target = on_target + d
         return xp.where(onehot, expand(xp, on_target, axis), p * expand(xp, e - a, axis))
 
-    def masks(self, xp: Any, labels: Array, in_range: Array, loss: Array, grad: Array) -> tuple[Array, Array]:
+    def masks(self, xp: Any, labels: Array, in_range: Array, loss: Array, grad: Array | None = None
+              ) -> tuple[Array, Array | None]:
+        """Out-of-range rows NaN and ignored rows 0, in a per-row ``loss`` and (if given) a ``grad``
+        of the logits' shape."""
         axis, ignore = self.spec.axis, self.spec.ignore_index
         loss = xp.where(in_range, loss, math.nan)
-        grad = xp.where(xp.expand_dims(in_range, axis=axis), grad, math.nan)
+        if grad is not None:
+            grad = xp.where(xp.expand_dims(in_range, axis=axis), grad, math.nan)
         if ignore is not None:
             valid = labels != ignore
             loss = xp.where(valid, loss, 0.0)
-            grad = xp.where(xp.expand_dims(valid, axis=axis), grad, 0.0)
+            if grad is not None:
+                grad = xp.where(xp.expand_dims(valid, axis=axis), grad, 0.0)
         return loss, grad
 
-    def loss_and_grad(self, xp: Any, z: Array, labels: Array, *arrays: Array) -> tuple[Array, Array]:
-        t, onehot, p, in_range, labels = self.parts(xp, z, labels, *arrays)
-        f, a, b, e, d = _unpack(self.terms(xp, t, self.spec.params))
-        return self.masks(xp, labels, in_range, f, self.row_grad(xp, t, onehot, p, a, b, e, d))
+    def row_partials(self, xp: Any, partials: Partials, wanted: Wanted, onehot: Array, labels: Array,
+                     in_range: Array) -> tuple[Array, ...]:
+        """Each wanted hyperparameter's per-row partial, masked as the loss is and placed on the class
+        axis: at the row's label for a per-class one (``Slot.reduce`` then sums the rows per class)."""
+        out = []
+        for slot in wanted:
+            if slot is None:
+                continue
+            row, _ = self.masks(xp, labels, in_range, partials[slot.name]())
+            row = expand(xp, row, self.spec.axis)
+            out.append(xp.where(onehot, row, 0.0) if slot.shape else row)
+        return tuple(out)
 
-    def forward(self, xp: Any, z: Array, labels: Array, *arrays: Array) -> tuple[Array, tuple[Array, ...]]:
-        loss, grad = self.loss_and_grad(xp, z, labels, *arrays)
-        return loss, (grad,)
+    def forward(self, xp: Any, z: Array, aux: tuple[Array, ...], params: tuple[Array, ...],
+                wanted: Wanted) -> tuple[Array, tuple[Array, ...]]:
+        (labels,) = aux
+        spec = bind(self.spec, params)
+        t, onehot, p, in_range, labels = self.parts(xp, z, labels, spec)
+        out = self.terms(xp, t, spec.params)
+        loss, grad = self.masks(xp, labels, in_range, out.f, self.row_grad(xp, t, onehot, p, out.a, out.b, out.e,
+                                                                         out.d))
+        return loss, (grad, *self.row_partials(xp, out.partials, wanted, onehot, labels, in_range))
 
-    def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array) -> Array:
-        return expand(xp, cotangent, self.spec.axis) * residuals[0]
+    def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array, wanted: Wanted) -> Grads:
+        grad, *partials = residuals
+        scale = expand(xp, cotangent, self.spec.axis)
+        return scale * grad, reduce_partials(xp, wanted, scale, tuple(partials))
 
 
 def _log_others(xp: Any, shifted: Array, dominant: Array, axis: int) -> Array:
@@ -162,20 +187,21 @@ class ClassKernel:
     terms: TermsFn
     spec: SoftmaxSpec
 
-    def forward(self, xp: Any, z: Array, y: Array, *arrays: Array) -> tuple[Array, tuple[Array, ...]]:
-        spec = self.spec
+    def forward(self, xp: Any, z: Array, aux: tuple[Array, ...], params: tuple[Array, ...],
+                wanted: Wanted) -> tuple[Array, tuple[Array, ...]]:
+        (y,) = aux
+        spec = bind(self.spec, params)
         axis = spec.axis
-        vectors = _vectors(spec, arrays)
         shifted, _, log_total = softmax_parts(xp, z, axis)
         log_p = shifted - log_total
         dominant = log_p > -math.log(2.0)  # p > 1/2: at most one class per row
         v = xp.where(dominant, _log_others(xp, shifted, dominant, axis) - log_total, log1mexp(xp, log_p))
         p, one_minus_p = xp.exp(log_p), xp.exp(v)
-        weight = y * (_along(xp, vectors["alpha"], axis, z.ndim) if "alpha" in vectors
-                      else (1.0 if spec.alpha is None else spec.alpha))
-        gamma = _along(xp, vectors["gamma"], axis, z.ndim) if "gamma" in vectors else spec.gamma
+        alpha, gamma = spec.alpha, spec.gamma
+        weight = y if alpha is None else y * (_along(xp, alpha, axis, z.ndim) if is_vector(alpha) else alpha)
+        gamma = _along(xp, gamma, axis, z.ndim) if is_vector(gamma) else gamma
         t = Terms(u=log_p, v=v, p=p, one_minus_p=one_minus_p, weight=weight, target=y, gamma=gamma, z=z)
-        f, a, b, e, d = _unpack(self.terms(xp, t, spec.params))
+        f, a, b, e, d, partials = self.terms(xp, t, spec.params)
         grad = a * one_minus_p - p * (xp.sum(a, axis=axis, keepdims=True) - a)
         if d is not None:
             grad = grad + d
@@ -188,10 +214,13 @@ class ClassKernel:
             v_dom = xp.sum(xp.where(dominant, v, 0.0), axis=axis, keepdims=True)
             from_dominant = b_p_dom * xp.exp(xp.minimum(log_p - v_dom, 0.0))  # 0 in rows without one
             grad = grad + xp.where(dominant, p * (rest - b), p * (rest - e - b) + from_dominant)
-        return xp.sum(f, axis=axis), (grad,)
+        wanted_partials = tuple(partials[slot.name]() for slot in wanted if slot is not None)
+        return xp.sum(f, axis=axis), (grad, *wanted_partials)
 
-    def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array) -> Array:
-        return expand(xp, cotangent, self.spec.axis) * residuals[0]
+    def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array, wanted: Wanted) -> Grads:
+        grad, *partials = residuals
+        scale = expand(xp, cotangent, self.spec.axis)
+        return scale * grad, reduce_partials(xp, wanted, scale, tuple(partials))
 
 
 @dataclass
@@ -205,7 +234,6 @@ class SoftmaxCall:
     dense: Array | None  # float targets of the logits' shape, label smoothing applied
     valid: Array | None
     spec_args: dict[str, Any]
-    arrays: tuple[Array, ...]
 
     def plan(self, terms: TermsFn, params: Any, *, from_logits: bool = True) -> LossPlan:
         spec = SoftmaxSpec(axis=self.axis, classes=self.classes, params=params, **self.spec_args)
@@ -218,7 +246,7 @@ class SoftmaxCall:
         if not from_logits:
             kernel = FromProbabilities(kernel, "softmax")
         shape = tuple(s for i, s in enumerate(self.call.shape) if i != self.axis)
-        return LossPlan(self.call, kernel, aux=aux + self.arrays, loss_shape=shape, valid=self.valid)
+        return LossPlan(self.call, kernel, aux=aux, loss_shape=shape, valid=self.valid)
 
 
 def prepare_softmax(
@@ -235,12 +263,12 @@ def prepare_softmax(
     axis = _checks.check_axis(axis, len(shape))
     classes = int(shape[axis])
     row_shape = tuple(s for i, s in enumerate(shape) if i != axis)
-    scalar_alpha, alpha_arrays = _check_alpha(call, alpha, classes)
-    gamma_spec, gamma_arrays = check_gamma(call, gamma, classes)
+    alpha_spec = _check_alpha(call, alpha, classes, axis)
+    gamma_spec = check_gamma(call, gamma, classes, axis=axis)
     if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral)):
         raise TypeError(f"ignore_index must be an int or None, got {ignore_index!r}")
     ignore = None if ignore_index is None else int(ignore_index)
-    smoothing = _checks.check_number("label_smoothing", label_smoothing, low=0.0, high=1.0, high_open=True)
+    smoothing = call.hyper("label_smoothing", label_smoothing, low=0.0, high=1.0, high_open=True, kernel=False)
     labels = dense = valid = None
     if xp.isdtype(targets.dtype, "integral"):
         _checks.check_shape("targets", targets.shape, row_shape,
@@ -249,7 +277,7 @@ def prepare_softmax(
             valid = targets != ignore
         checked = check_labels(call, targets, valid, classes)
         labels = targets
-        if smoothing or dense_labels:
+        if not is_zero(smoothing) or dense_labels:
             labels, dense = None, _smoothed_onehot(call, targets, valid, axis, classes, smoothing, checked)
     elif xp.isdtype(targets.dtype, "real floating"):
         if labels_only:
@@ -257,17 +285,16 @@ def prepare_softmax(
         _checks.check_shape("targets", targets.shape, shape, "class probabilities have the logits' shape, "
                             f"or give integer class indices of shape {row_shape}")
         dense = call.within("targets", call.cast(targets), 0.0, 1.0, "class probabilities in [0, 1]")
-        if smoothing:
+        if not is_zero(smoothing):
             dense = dense * (1.0 - smoothing) + smoothing / classes
     else:
         raise TypeError(f"targets must be integer class indices or floating class probabilities, got {targets.dtype}")
-    names = ("alpha",) * len(alpha_arrays) + ("gamma",) * len(gamma_arrays)
-    spec_args = {"ignore_index": ignore, "alpha": scalar_alpha, "vectors": names, "gamma": gamma_spec}
-    return SoftmaxCall(call, axis, classes, labels, dense, valid, spec_args, alpha_arrays + gamma_arrays)
+    spec_args = {"ignore_index": ignore, "alpha": alpha_spec, "gamma": gamma_spec}
+    return SoftmaxCall(call, axis, classes, labels, dense, valid, spec_args)
 
 
 def _smoothed_onehot(call: Call, labels: Array, valid: Array | None, axis: int, classes: int,
-                     smoothing: float, checked: bool) -> Array:
+                     smoothing: Any, checked: bool) -> Array:
     """``onehot (1 − ls) + ls / C``; rows of ``ignore_index`` are all 0 (they add nothing); rows of
     labels outside [0, C) that could not be ``checked`` are NaN."""
     xp = call.xp
@@ -284,21 +311,14 @@ def _smoothed_onehot(call: Call, labels: Array, valid: Array | None, axis: int, 
     return dense
 
 
-def _check_alpha(call: Call, alpha: Any, classes: int) -> tuple[float | None, tuple[Array, ...]]:
-    """A scalar alpha in [0, 1], or per-class weights (>= 0) as an array of the logits' library."""
-    if alpha is None or _checks.is_scalar(alpha):
-        return (None if alpha is None else _checks.check_number("alpha", alpha, low=0.0, high=1.0)), ()
-    xp = call.xp
-    if isinstance(alpha, (list, tuple)):
-        values = [_checks.check_number(f"alpha[{i}]", a, low=0.0, high=math.inf, high_open=True)
-                  for i, a in enumerate(alpha)]
-        vector = xp.asarray(values, dtype=call.dtype, device=call.device)
-    else:
-        vector = call.cast(alpha)
-    if tuple(vector.shape) != (classes,):
-        raise ValueError(f"alpha has shape {tuple(vector.shape)}, expected ({classes},): one weight per class")
-    largest = float(xp.finfo(call.dtype).max)
-    return None, (call.within("alpha", vector, 0.0, largest, "finite and >= 0 for every class"),)
+def _check_alpha(call: Call, alpha: Any, classes: int, axis: int) -> Any:
+    """None; a scalar in [0, 1] (a number, or the Slot of a 0-d array); or per-class weights (>= 0) as the
+    Slot of a sequence or a 1-d array of the logits' library."""
+    if alpha is None:
+        return None
+    if given_as_vector(alpha):
+        return call.vector("alpha", alpha, classes, axis=axis, per_class="weight", differentiable=True)
+    return call.hyper("alpha", alpha, low=0.0, high=1.0, differentiable=True)
 
 
 def check_labels(call: Call, labels: Array, valid: Array | None, classes: int) -> bool:

@@ -43,8 +43,10 @@ def quality_focal_loss(
 @plans(quality_focal_loss)
 def _plan_qfl(logits: Array, targets: Array, *, beta: Any, reduction: str, weight: Any, normalizer: Any,
               from_logits: bool) -> LossPlan:
-    beta = _checks.check_number("beta", beta, low=0.0, high=math.inf, high_open=True)
-    return plan_binary(quality_focal_kernel, QualitySpec(beta), logits, targets, reduction=reduction, weight=weight,
+    def spec(call: Any) -> QualitySpec:
+        return QualitySpec(call.hyper("beta", beta, low=0.0, high=math.inf, high_open=True, differentiable=True))
+
+    return plan_binary(quality_focal_kernel, spec, logits, targets, reduction=reduction, weight=weight,
                        normalizer=normalizer, from_logits=from_logits)
 
 
@@ -78,7 +80,10 @@ def varifocal_loss(
 @plans(varifocal_loss)
 def _plan_vfl(logits: Array, targets: Array, *, alpha: Any, gamma: Any, reduction: str, weight: Any,
               normalizer: Any, from_logits: bool) -> LossPlan:
-    spec = VarifocalSpec(_checks.check_number("alpha", alpha, low=0.0, high=1.0), _checks.check_gamma(gamma))
+    def spec(call: Any) -> VarifocalSpec:
+        return VarifocalSpec(call.hyper("alpha", alpha, low=0.0, high=1.0, differentiable=True),
+                             call.hyper("gamma", gamma, low=0.0, high=math.inf, high_open=True, differentiable=True))
+
     return plan_binary(varifocal_kernel, spec, logits, targets, reduction=reduction, weight=weight,
                        normalizer=normalizer, from_logits=from_logits)
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any
 
-from . import _checks
+from ._hyper import given_as_vector
 from .backends._base import Array
 
 
@@ -28,29 +27,21 @@ flsd53 = _FLSD53()
 _LOG_0_8 = math.log(0.8)
 
 
-def check_gamma(call: Any, gamma: Any, classes: int | None) -> tuple[Any, tuple[Array, ...]]:
-    """``(γ for the spec, arrays)``: a float; ``flsd53``; or ``"vector"`` with a length-C array."""
+def check_gamma(call: Any, gamma: Any, classes: int | None, *, axis: int, differentiable: bool = True) -> Any:
+    """γ for a kernel's spec: a float, :data:`flsd53`, or the :class:`~focal._hyper.Slot` of a 0-d array
+    or of a per-class vector (a sequence or an array of length C, viewed along ``axis``)."""
     if gamma is flsd53:
-        return flsd53, ()
-    if isinstance(gamma, str) or gamma is None or _checks.is_scalar(gamma):
-        return _checks.check_gamma(gamma), ()
-    xp = call.xp
-    if isinstance(gamma, (list, tuple)):
-        values = [_checks.check_gamma(g) for g in gamma]
-        vector = xp.asarray(values, dtype=call.dtype, device=call.device)
-    else:
-        call.own("gamma", gamma)
-        vector = call.cast(gamma)
-    if classes is None or tuple(vector.shape) != (classes,):
-        raise ValueError(f"gamma has shape {tuple(vector.shape)}, expected ({classes},): one γ per class")
-    return "vector", (call.within("gamma", vector, 0.0, float(xp.finfo(call.dtype).max),
-                                   "finite and >= 0 for every class"),)
+        return flsd53
+    if given_as_vector(gamma):
+        if classes is None:
+            raise ValueError("gamma is a per-class vector but the logits have no class axis")
+        return call.vector("gamma", gamma, classes, axis=axis, per_class="γ", differentiable=differentiable)
+    return call.hyper("gamma", gamma, low=0.0, high=math.inf, high_open=True, differentiable=differentiable)
 
 
-def resolve_binary_gamma(xp: Any, gamma: Any, vectors: Sequence[Array], log_1m_pt: Array) -> Any:
-    """γ for each element of a sigmoid loss (a per-class vector runs along the last axis)."""
+def resolve_binary_gamma(xp: Any, gamma: Any, log_1m_pt: Array) -> Any:
+    """γ for each element of a sigmoid loss: FLSD-53's choice, or γ itself (a number or an array that
+    broadcasts along the last axis)."""
     if gamma is flsd53:
         return 3.0 + 2.0 * xp.astype(log_1m_pt > _LOG_0_8, log_1m_pt.dtype)  # p_t < 0.2 ⇔ 1 − p_t > 0.8
-    if isinstance(gamma, str):
-        return vectors[0]
     return gamma

@@ -1,10 +1,14 @@
 """The contract between a loss and the backends: a forward pass and its vector-Jacobian product.
 
-``kernel.forward(xp, logits, *aux) -> (out, residuals)`` computes the loss elements and whatever
-the gradient needs; ``kernel.vjp(xp, residuals, cotangent) -> d/d logits`` is linear in the
-cotangent. Backends wire exactly these two into their autodiff (JAX derives its JVP by transposing
-the VJP, so forward mode and ``jax.hessian`` work too); ``value_and_grad`` calls them directly.
-Kernels are frozen dataclasses: hashable, so JAX takes them as static arguments.
+``kernel.forward(xp, logits, aux, params, wanted) -> (out, residuals)`` computes the loss elements
+and whatever the gradient needs; ``kernel.vjp(xp, residuals, cotangent, wanted) -> (d logits,
+d params)`` is linear in the cotangent. ``aux`` are the arrays the kernel reads without a gradient
+(targets, masks); ``params`` the hyperparameters given as arrays (``focal._hyper``); ``wanted`` has
+one entry per param, its :class:`~focal._hyper.Slot` where that param's gradient is asked for and
+None elsewhere (static, so the residuals hold only the partials that will be used); ``d params``
+is aligned with it. Backends wire exactly these two into their autodiff (JAX derives its JVP by
+transposing the VJP, so forward mode and ``jax.hessian`` work too); ``value_and_grad`` calls them
+directly. Kernels are frozen dataclasses: hashable, so JAX takes them as static arguments.
 """
 
 from __future__ import annotations
@@ -14,34 +18,43 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ._hyper import Slot, bind, reduce_partials, take_partials
+
 Array = Any
+Wanted = tuple[Slot | None, ...]
+Grads = tuple[Array, tuple[Array | None, ...]]
 
 
 class Kernel(Protocol):
-    def forward(self, xp: Any, logits: Array, *aux: Array) -> tuple[Array, tuple[Array, ...]]: ...
+    def forward(self, xp: Any, logits: Array, aux: tuple[Array, ...], params: tuple[Array, ...],
+                wanted: Wanted) -> tuple[Array, tuple[Array, ...]]: ...
 
-    def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array) -> Array: ...
+    def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array, wanted: Wanted) -> Grads: ...
 
 
 @dataclass(frozen=True)
 class Elementwise:
     """A loss whose element i depends on logit i only (``axis=None``) or on row i along ``axis``.
 
-    ``fn(xp, logits, *aux, spec) -> (loss, dloss)`` gives each element's loss and its gradient
-    w.r.t. the logits it depends on. The Jacobian is block diagonal, so the VJP is the cotangent,
-    broadcast along ``axis``, times ``dloss``.
+    ``fn(xp, logits, *aux, spec) -> (loss, dloss, partials)`` gives each element's loss, its
+    gradient w.r.t. the logits it depends on, and ``partials[name]()``, the element's derivative
+    w.r.t. a hyperparameter (in the gradient's shape). The Jacobian is block diagonal, so the VJP
+    is the cotangent, broadcast along ``axis``, times ``dloss`` (and times each partial, summed).
     """
 
-    fn: Callable[..., tuple[Array, Array]]
+    fn: Callable[..., tuple[Array, Array, Any]]
     spec: Any
     axis: int | None = None
 
-    def forward(self, xp: Any, logits: Array, *aux: Array) -> tuple[Array, tuple[Array, ...]]:
-        loss, dloss = self.fn(xp, logits, *aux, self.spec)
-        return loss, (dloss,)
+    def forward(self, xp: Any, logits: Array, aux: tuple[Array, ...], params: tuple[Array, ...],
+                wanted: Wanted) -> tuple[Array, tuple[Array, ...]]:
+        loss, dloss, partials = self.fn(xp, logits, *aux, bind(self.spec, params))
+        return loss, (dloss, *take_partials(partials, wanted))
 
-    def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array) -> Array:
-        return expand(xp, cotangent, self.axis) * residuals[0]
+    def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array, wanted: Wanted) -> Grads:
+        dloss, *partials = residuals
+        scale = expand(xp, cotangent, self.axis)
+        return scale * dloss, reduce_partials(xp, wanted, scale, tuple(partials))
 
 
 def expand(xp: Any, x: Any, axis: int | None) -> Any:
@@ -64,7 +77,8 @@ class FromProbabilities:
     kernel: Any
     link: str  # "sigmoid" or "softmax"
 
-    def forward(self, xp: Any, probs: Array, *aux: Array) -> tuple[Array, tuple[Array, ...]]:
+    def forward(self, xp: Any, probs: Array, aux: tuple[Array, ...], params: tuple[Array, ...],
+                wanted: Wanted) -> tuple[Array, tuple[Array, ...]]:
         eps = float(xp.finfo(probs.dtype).eps)
         # outside [0, 1] is an error eagerly (LossPlan); traced, it must show as NaN, not be clipped away
         clipped = xp.where((probs < 0.0) | (probs > 1.0), math.nan, xp.clip(probs, eps, 1.0 - eps))
@@ -75,12 +89,13 @@ class FromProbabilities:
         else:
             logits = xp.log(clipped)
             dlogits_dprobs = 1.0 / clipped
-        out, residuals = self.kernel.forward(xp, logits, *aux)
+        out, residuals = self.kernel.forward(xp, logits, aux, params, wanted)
         return out, residuals + (xp.where(inside, dlogits_dprobs, 0.0),)
 
-    def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array) -> Array:
+    def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array, wanted: Wanted) -> Grads:
         *inner, chain = residuals
-        return self.kernel.vjp(xp, tuple(inner), cotangent) * chain
+        grad, params = self.kernel.vjp(xp, tuple(inner), cotangent, wanted)
+        return grad * chain, params
 
 
 @dataclass(frozen=True)
@@ -93,12 +108,13 @@ class Summed:
 
     kernel: Any
 
-    def forward(self, xp: Any, logits: Array, *aux: Array) -> tuple[Array, tuple[Array, ...]]:
-        out, residuals = self.kernel.forward(xp, logits, *aux)
+    def forward(self, xp: Any, logits: Array, aux: tuple[Array, ...], params: tuple[Array, ...],
+                wanted: Wanted) -> tuple[Array, tuple[Array, ...]]:
+        out, residuals = self.kernel.forward(xp, logits, aux, params, wanted)
         return xp.sum(out), residuals
 
-    def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array) -> Array:
-        return self.kernel.vjp(xp, residuals, cotangent)
+    def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array, wanted: Wanted) -> Grads:
+        return self.kernel.vjp(xp, residuals, cotangent, wanted)
 
 
 def summable(kernel: Any) -> bool:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from . import _checks
 from ._binary import AsymmetricSpec, asymmetric_kernel, plan_binary
 from ._docs import document
 from ._plan import LossPlan, plans
@@ -45,10 +45,12 @@ def asymmetric_loss(
 @plans(asymmetric_loss)
 def _plan_asl(logits: Array, targets: Array, *, gamma_pos: Any, gamma_neg: Any, clip: Any, reduction: str,
               weight: Any, normalizer: Any, label_smoothing: Any, from_logits: bool) -> LossPlan:
-    spec = AsymmetricSpec(
-        gamma_pos=_checks.check_number("gamma_pos", gamma_pos, low=0.0, high=float("inf"), high_open=True),
-        gamma_neg=_checks.check_number("gamma_neg", gamma_neg, low=0.0, high=float("inf"), high_open=True),
-        clip=_checks.check_number("clip", clip, low=0.0, high=1.0, high_open=True),
-    )
+    def spec(call: Any) -> AsymmetricSpec:
+        return AsymmetricSpec(
+            gamma_pos=call.hyper("gamma_pos", gamma_pos, low=0.0, high=math.inf, high_open=True, differentiable=True),
+            gamma_neg=call.hyper("gamma_neg", gamma_neg, low=0.0, high=math.inf, high_open=True, differentiable=True),
+            clip=call.hyper("clip", clip, low=0.0, high=1.0, high_open=True, differentiable=True),
+        )
+
     return plan_binary(asymmetric_kernel, spec, logits, targets, reduction=reduction, weight=weight,
                        normalizer=normalizer, from_logits=from_logits, label_smoothing=label_smoothing)

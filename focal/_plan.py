@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import _checks
+from ._hyper import Slot, no_grads
 from ._kernel import FromProbabilities, Kernel, Summed, summable
 from .backends import Backend, backend_for
 from .backends._base import Array
@@ -24,10 +25,21 @@ def _is_array(value: Any) -> bool:
     return value is not None and not isinstance(value, (numbers.Number, list, tuple))
 
 
+def _is_number(value: Any) -> bool:
+    """A Python or NumPy number (a NumPy 0-d array too): read now, a constant of the kernel."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, numbers.Real):
+        return True
+    return type(value).__module__ == "numpy" and getattr(value, "shape", None) == ()
+
+
 class Call:
     """One call of a public loss: its backend, and its arrays checked and cast to the compute dtype.
 
-    float16 and bfloat16 logits are computed in float32 and the results cast back.
+    float16 and bfloat16 logits are computed in float32 and the results cast back. Hyperparameters
+    given as arrays become the kernel's ``params`` (:meth:`hyper`, :meth:`vector`), each with its
+    :class:`~focal._hyper.Slot` in ``slots``.
     """
 
     def __init__(
@@ -60,6 +72,71 @@ class Call:
         self.reduction = _checks.check_reduction(reduction)
         self.weight = self._check_weight(weight)
         self.normalizer = self._check_normalizer(normalizer)
+        self.params: list[Array] = []
+        self.slots: list[Slot] = []
+        # a compiled path (PyTorch's, TensorFlow's) takes numbers as inputs too, so a new value is no new compile
+        self.numbers_as_arrays = self.backend.compiles_kernel(self.logits)
+
+    def hyper(self, name: str, value: Any, *, low: float = -math.inf, high: float = math.inf, low_open: bool = False,
+              high_open: bool = False, differentiable: bool = False, kernel: bool = True) -> Any:
+        """A real hyperparameter: a number is checked and returned as a float; a 0-d array of the logits'
+        library (concrete or traced) becomes a param of the kernel and its :class:`Slot` is returned
+        (or, for a value used outside the kernel, ``kernel=False``, the checked array itself).
+
+        Values outside ``[low, high]`` (an end excluded with ``low_open``, ``high_open``) are a ``ValueError``
+        eagerly and NaN where they cannot be read (``within``). Without ``differentiable`` asking
+        for the array's gradient is a ``TypeError``.
+        """
+        if _is_number(value):
+            number = _checks.check_number(name, value, low=low, high=high, high_open=high_open)
+            if low_open and number == low:
+                raise ValueError(f"{name} must be > {low:g}, got {number!r}")
+            if not (kernel and self.numbers_as_arrays):
+                return number
+            return self._slot(name, self.xp.full((), number, dtype=self.dtype, device=self.device), differentiable)
+        array = self._param_array(name, value, "a real number or a 0-d array")
+        if array.ndim != 0:
+            raise ValueError(f"{name} must be a scalar (a number or a 0-d array), got an array of shape "
+                             f"{tuple(array.shape)}")
+        expected = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        array = self.within(name, array, low, high, expected, low_open=low_open, high_open=high_open)
+        if not kernel:
+            return self.backend.no_gradient(name, array)
+        return self._slot(name, array, differentiable)
+
+    def vector(self, name: str, value: Any, classes: int, *, axis: int, per_class: str = "value",
+               differentiable: bool = False) -> Slot:
+        """A per-class hyperparameter, finite and >= 0 (a sequence of numbers or a 1-d array of length C),
+        as a param of the kernel, viewed along ``axis`` of the logits."""
+        if isinstance(value, (list, tuple)):
+            numbers_ = [_checks.check_number(f"{name}[{i}]", v, low=0.0, high=math.inf, high_open=True)
+                        for i, v in enumerate(value)]
+            array = self.xp.asarray(numbers_, dtype=self.dtype, device=self.device)
+        else:
+            array = self._param_array(name, value, "a number, a sequence or an array of one value per class")
+            array = self.within(name, array, 0.0, float(self.xp.finfo(self.dtype).max),
+                                "finite and >= 0 for every class")
+        if tuple(array.shape) != (classes,):
+            raise ValueError(f"{name} has shape {tuple(array.shape)}, expected ({classes},): one {per_class} per class")
+        view = tuple(classes if i == axis else 1 for i in range(len(self.shape)))
+        return self._slot(name, array, differentiable, view=view)
+
+    def _param_array(self, name: str, value: Any, expected: str) -> Array:
+        if not _is_array(value) or not hasattr(value, "dtype"):
+            raise TypeError(f"{name} must be {expected}, got {type(value).__name__} {value!r}")
+        self.own(name, value)
+        array = self.backend.array(value)
+        if not self.xp.isdtype(array.dtype, ("real floating", "integral")):
+            raise TypeError(f"{name} must be a real number or array, got an array of dtype {array.dtype}")
+        return self.cast(array)
+
+    def _slot(self, name: str, array: Array, differentiable: bool, view: tuple[int, ...] = ()) -> Slot:
+        if not differentiable:
+            array = self.backend.no_gradient(name, array)
+        slot = Slot(name, len(self.params), tuple(array.shape), view or tuple(array.shape), differentiable)
+        self.params.append(array)
+        self.slots.append(slot)
+        return slot
 
     def own(self, name: str, value: Array) -> None:
         """``value`` must be an array of the logits' library on the logits' device."""
@@ -73,21 +150,33 @@ class Call:
         if self.device is not None and device is not None and device != self.device:
             raise ValueError(f"{name} is on device {device} but logits is on {self.device}: move them to one device")
 
-    def within(self, name: str, x: Array, low: float, high: float, expected: str) -> Array:
-        """``x``, whose values must lie in ``[low, high]`` (NaN passes: it propagates like a NaN logit).
+    def within(self, name: str, x: Array, low: float, high: float, expected: str, *, low_open: bool = False,
+               high_open: bool = False) -> Array:
+        """``x``, whose values must lie in ``[low, high]`` (either end excluded with ``low_open``,
+        ``high_open``; NaN passes: it propagates like a NaN logit).
 
         Eagerly an element outside is a ``ValueError`` naming ``name``; while tracing, where values
         cannot be read, those elements become NaN, so the loss and gradient they touch show it.
         """
         xp = self.xp
+
+        def below(v: Array) -> Array:
+            return (v <= low) if low_open else (v < low)
+
+        def above(v: Array) -> Array:
+            return (v >= high) if high_open else (v > high)
+
+        def outside_of(v: Array) -> Array:
+            return below(v) | above(v)
+
         if not self.backend.is_concrete(x):
-            return xp.where((x < low) | (x > high), math.nan, x)
+            return xp.where(outside_of(x), math.nan, x)
         if math.prod(x.shape) == 0:
             return x
         # the extrema and one read, no boolean array the size of x: this runs on every eager call
         smallest, largest = self.backend.extrema(x)
-        if self.known((smallest < low) | (largest > high)):
-            outside = (x < low) | (x > high)
+        if self.known(below(smallest) | above(largest)):
+            outside = outside_of(x)
             smallest = float(xp.min(xp.where(outside, x, math.inf)))
             largest = float(xp.max(xp.where(outside, x, -math.inf)))
             got = f"{smallest:g}" if smallest == largest else f"values from {smallest:g} to {largest:g}"
@@ -146,6 +235,14 @@ class LossPlan:
     loss_shape: tuple[int, ...]
     valid: Array | None = None
 
+    @property
+    def params(self) -> tuple[Array, ...]:
+        return tuple(self.call.params)
+
+    @property
+    def slots(self) -> tuple[Slot, ...]:
+        return tuple(self.call.slots)
+
     def __post_init__(self) -> None:
         c = self.call
         if c.weight is not None and not isinstance(c.weight, float):
@@ -156,22 +253,24 @@ class LossPlan:
     def loss(self) -> Array:
         c = self.call
         if c.weight is None and c.reduction != "none" and summable(self.kernel):
-            total = c.backend.apply(Summed(self.kernel), c.logits, self.aux)
+            total = c.backend.apply(Summed(self.kernel), c.logits, self.aux, self.params, self.slots)
             return self.call.out(total / self._denominator())
-        elements = c.backend.apply(self.kernel, c.logits, self.aux)
+        elements = c.backend.apply(self.kernel, c.logits, self.aux, self.params, self.slots)
         return self.call.out(self._reduce(elements))
 
     def value_and_grad(self) -> tuple[Array, Array]:
         c, xp = self.call, self.call.xp
         logits = c.backend.stop_gradient(c.logits)
         aux = tuple(c.backend.stop_gradient(a) for a in self.aux)
-        elements, residuals = self.kernel.forward(xp, logits, *aux)
+        params = tuple(c.backend.stop_gradient(p) for p in self.params)
+        wanted = no_grads(len(params))
+        elements, residuals = self.kernel.forward(xp, logits, aux, params, wanted)
         cotangent = xp.ones_like(elements)
         if c.weight is not None:
             cotangent = cotangent * c.weight
         if c.reduction != "none":
             cotangent = cotangent / self._denominator()
-        grad = self.kernel.vjp(xp, residuals, cotangent)
+        grad, _ = self.kernel.vjp(xp, residuals, cotangent, wanted)
         return self.call.out(self._reduce(elements)), self.call.out(grad, gradient=True)
 
     def _reduce(self, elements: Array) -> Array:

@@ -6,8 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from . import _checks
-from ._binary import FocalSpec, check_alpha_scalar, focal_pt_kernel, plan_binary
+from ._binary import FocalSpec, binary_gamma, check_alpha_scalar, focal_pt_kernel, plan_binary
 from ._categorical import prepare_softmax
 from ._docs import document
 from ._plan import LossPlan, plans
@@ -16,8 +15,8 @@ from ._softmax import FocalTerms, focal_terms
 from .backends._base import Array
 
 
-def _epsilon(epsilon: Any) -> float:
-    return _checks.check_number("epsilon", epsilon, low=-math.inf, high=math.inf, high_open=True)
+def _epsilon(call: Any, epsilon: Any) -> Any:
+    return call.hyper("epsilon", epsilon, low=-math.inf, high=math.inf, high_open=True, differentiable=True)
 
 
 @document
@@ -56,15 +55,16 @@ def poly1_focal_loss(
 def _plan_poly1_focal(logits: Array, targets: Array, *, epsilon: Any, gamma: Any, alpha: Any, activation: Any,
                       axis: Any, ignore_index: Any, reduction: str, weight: Any, normalizer: Any,
                       label_smoothing: Any, from_logits: bool) -> LossPlan:
-    epsilon = _epsilon(epsilon)
     if _check_activation(activation) == "sigmoid":
-        spec = FocalSpec(alpha=check_alpha_scalar(alpha), gamma=None, epsilon=epsilon)
+        def spec(call: Any) -> FocalSpec:
+            return FocalSpec(alpha=check_alpha_scalar(call, alpha), gamma=binary_gamma(call, gamma),
+                             epsilon=_epsilon(call, epsilon))
+
         return plan_binary(focal_pt_kernel, spec, logits, targets, reduction=reduction, weight=weight,
-                           normalizer=normalizer, from_logits=from_logits, label_smoothing=label_smoothing,
-                           gamma=gamma)
+                           normalizer=normalizer, from_logits=from_logits, label_smoothing=label_smoothing)
     sc = prepare_softmax(logits, targets, axis=axis, alpha=alpha, gamma=gamma, ignore_index=ignore_index,
                          label_smoothing=label_smoothing, reduction=reduction, weight=weight, normalizer=normalizer)
-    return sc.plan(focal_terms, FocalTerms(epsilon=epsilon), from_logits=from_logits)
+    return sc.plan(focal_terms, FocalTerms(epsilon=_epsilon(sc.call, epsilon)), from_logits=from_logits)
 
 
 @document
@@ -103,4 +103,4 @@ def _plan_poly1_ce(logits: Array, targets: Array, *, epsilon: Any, axis: Any, ig
                    reduction: str, weight: Any, normalizer: Any, label_smoothing: Any, from_logits: bool) -> LossPlan:
     sc = prepare_softmax(logits, targets, axis=axis, alpha=alpha, gamma=0.0, ignore_index=ignore_index,
                          label_smoothing=label_smoothing, reduction=reduction, weight=weight, normalizer=normalizer)
-    return sc.plan(focal_terms, FocalTerms(epsilon=_epsilon(epsilon)), from_logits=from_logits)
+    return sc.plan(focal_terms, FocalTerms(epsilon=_epsilon(sc.call, epsilon)), from_logits=from_logits)

@@ -7,7 +7,6 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from . import _checks
 from ._binary import (
     FocalSpec,
     MarginSpec,
@@ -22,7 +21,7 @@ from ._binary import (
     row_sum_kernel,
     soft_truncated_kernel,
 )
-from ._categorical import Terms, prepare_softmax
+from ._categorical import Terms, TermsOut, prepare_softmax
 from ._docs import document
 from ._kernel import Elementwise, FromProbabilities
 from ._numerics import log_sigmoid_pair, neg_log_over_one_minus, tiny
@@ -41,24 +40,29 @@ def _check_activation(activation: Any) -> str:
 
 @dataclass(frozen=True)
 class NegativesParams:
-    alpha: float | None
-    gamma: float
+    alpha: Any
+    gamma: Any
 
 
-def negatives_terms(xp: Any, t: Terms, params: NegativesParams) -> tuple[Any, Any, Any, Any]:
-    """Per class: ``−α q (1 − p)^γ log p − (1 − α)(1 − q) p^γ log(1 − p)`` with ``p = softmax(z)``."""
+def negatives_terms(xp: Any, t: Terms, params: NegativesParams) -> TermsOut:
+    """Per class: ``−α q (1 − p)^γ log p − (1 − α)(1 − q) p^γ log(1 − p)`` with ``p = softmax(z)``;
+    ``∂/∂α`` is the positive term over α minus the negative one over ``1 − α``, ``∂/∂γ`` each term
+    times the log of its own base."""
     a_pos, a_neg = (1.0, 1.0) if params.alpha is None else (params.alpha, 1.0 - params.alpha)
     g, q = params.gamma, t.target
     u_safe = xp.maximum(t.u, math.log(tiny(xp, t.u)))
     m, pg = xp.exp(g * t.v), xp.exp(g * u_safe)  # (1 − p)^γ, p^γ
     wp, wn = a_pos * q, a_neg * (1.0 - q)
-    f = xp.where(wp != 0.0, -wp * m * t.u, 0.0) - wn * pg * t.v
+    negative = -(1.0 - q) * pg * t.v
+    f = xp.where(wp != 0.0, -wp * m * t.u, 0.0) + a_neg * negative  # a class of no weight adds exactly 0
     a = -wp * m - wn * g * pg * t.v
     b = -wp * g * m * u_safe - wn * pg
     # the exponent is <= 0 for every class but a dominant one (p > 1/2), whose E the kernel never reads
     # (it overflows there): clamping at 0 changes nothing read and keeps exp from overflowing
     e = wp * g * m * t.p * neg_log_over_one_minus(xp, u_safe) - wn * xp.exp(xp.minimum((g + 1.0) * u_safe - t.v, 0.0))
-    return f, a, b, e
+    partials = {"alpha": lambda: xp.where(q != 0.0, -q * m * t.u, 0.0) - negative,
+                "gamma": lambda: xp.where(wp != 0.0, -wp * m * t.u, 0.0) * t.v + a_neg * negative * u_safe}
+    return TermsOut(f, a, b, e, partials=partials)
 
 
 @document
@@ -99,10 +103,10 @@ def focal_loss_with_negatives(
 def _plan_negatives(logits: Array, targets: Array, *, alpha: Any, gamma: Any, activation: Any, axis: Any,
                     reduction: str, weight: Any, normalizer: Any, label_smoothing: Any, from_logits: bool) -> LossPlan:
     activation = _check_activation(activation)
-    alpha = check_alpha_scalar(alpha)
-    gamma = _checks.check_gamma(gamma)
     sc = prepare_softmax(logits, targets, axis=axis, alpha=None, label_smoothing=label_smoothing,
                          reduction=reduction, weight=weight, normalizer=normalizer, dense_labels=True)
+    alpha = check_alpha_scalar(sc.call, alpha)
+    gamma = sc.call.hyper("gamma", gamma, low=0.0, high=math.inf, high_open=True, differentiable=True)
     if activation == "softmax":
         return sc.plan(negatives_terms, NegativesParams(alpha, gamma), from_logits=from_logits)
     spec = RowSumSpec(focal_split_kernel, FocalSpec(alpha=alpha, gamma=gamma), sc.axis)
@@ -146,27 +150,29 @@ def hard_truncated_loss(
 @plans(hard_truncated_loss)
 def _plan_hard_truncated(logits: Array, targets: Array, *, margin: Any, activation: Any, axis: Any, ignore_index: Any,
                          reduction: str, weight: Any, normalizer: Any, from_logits: bool) -> LossPlan:
-    margin = _checks.check_number("margin", margin, low=0.0, high=1.0)
+    def checked(call: Any) -> Any:
+        return call.hyper("margin", margin, low=0.0, high=1.0)  # no gradient: λ is a step in m
+
     if _check_activation(activation) == "sigmoid":
-        return plan_binary(hard_truncated_kernel, MarginSpec(margin), logits, targets, reduction=reduction,
-                           weight=weight, normalizer=normalizer, from_logits=from_logits)
+        return plan_binary(hard_truncated_kernel, lambda call: MarginSpec(checked(call)), logits, targets,
+                           reduction=reduction, weight=weight, normalizer=normalizer, from_logits=from_logits)
     sc = prepare_softmax(logits, targets, axis=axis, alpha=None, ignore_index=ignore_index, reduction=reduction,
                          weight=weight, normalizer=normalizer)
-    return sc.plan(focal_terms, FocalTerms(truncate_margin=margin), from_logits=from_logits)
+    return sc.plan(focal_terms, FocalTerms(truncate_margin=checked(sc.call)), from_logits=from_logits)
 
 
 @dataclass(frozen=True)
 class SoftTruncatedParams:
-    k: float
+    k: Any
 
 
-def soft_truncated_terms(xp: Any, t: Terms, params: SoftTruncatedParams) -> tuple[Any, ...]:
-    """``−y σ(−K z) log p`` per class, with the direct ``∂/∂z`` of ``σ(−K z)``."""
+def soft_truncated_terms(xp: Any, t: Terms, params: SoftTruncatedParams) -> TermsOut:
+    """``−y σ(−K z) log p`` per class, with the direct ``∂/∂z`` of ``σ(−K z)``; ``∂/∂K = y z σ(Kz) σ(−Kz) log p``."""
     log_a, log_b = log_sigmoid_pair(xp, params.k * t.z)  # a = σ(Kz), b = σ(−Kz)
     b, ab = xp.exp(log_b), xp.exp(log_a + log_b)
     y = t.weight
     u = t.u if isinstance(y, float) else xp.where(y != 0.0, t.u, 0.0)
-    return -y * b * u, -y * b, 0.0, 0.0, params.k * y * ab * u
+    return TermsOut(-y * b * u, -y * b, 0.0, 0.0, params.k * y * ab * u, {"k": lambda: y * t.z * ab * u})
 
 
 @document
@@ -199,13 +205,15 @@ def soft_truncated_loss(
 @plans(soft_truncated_loss)
 def _plan_soft_truncated(logits: Array, targets: Array, *, k: Any, activation: Any, axis: Any, ignore_index: Any,
                          reduction: str, weight: Any, normalizer: Any, from_logits: bool) -> LossPlan:
-    k = _checks.check_number("k", k, low=0.0, high=math.inf, high_open=True)
+    def checked(call: Any) -> Any:
+        return call.hyper("k", k, low=0.0, high=math.inf, high_open=True, differentiable=True)
+
     if _check_activation(activation) == "sigmoid":
-        return plan_binary(soft_truncated_kernel, SoftSpec(k), logits, targets, reduction=reduction, weight=weight,
-                           normalizer=normalizer, from_logits=from_logits)
+        return plan_binary(soft_truncated_kernel, lambda call: SoftSpec(checked(call)), logits, targets,
+                           reduction=reduction, weight=weight, normalizer=normalizer, from_logits=from_logits)
     sc = prepare_softmax(logits, targets, axis=axis, alpha=None, ignore_index=ignore_index, reduction=reduction,
                          weight=weight, normalizer=normalizer)
-    return sc.plan(soft_truncated_terms, SoftTruncatedParams(k), from_logits=from_logits)
+    return sc.plan(soft_truncated_terms, SoftTruncatedParams(checked(sc.call)), from_logits=from_logits)
 
 
 @document
@@ -240,9 +248,12 @@ def focal_loss_star(
 @plans(focal_loss_star)
 def _plan_star(logits: Array, targets: Array, *, gamma: Any, beta: Any, alpha: Any, reduction: str, weight: Any,
                normalizer: Any, from_logits: bool) -> LossPlan:
-    gamma = _checks.check_number("gamma", gamma, low=0.0, high=math.inf, high_open=True)
-    if gamma == 0.0:
-        raise ValueError("gamma must be > 0 for FL* (it divides by gamma), got 0.0")
-    beta = _checks.check_number("beta", beta, low=-math.inf, high=math.inf, high_open=True)
-    return plan_binary(focal_star_kernel, StarSpec(gamma, beta, check_alpha_scalar(alpha)), logits, targets,
-                       reduction=reduction, weight=weight, normalizer=normalizer, from_logits=from_logits)
+    def spec(call: Any) -> StarSpec:
+        # γ > 0: FL* divides by it
+        return StarSpec(call.hyper("gamma", gamma, low=0.0, high=math.inf, low_open=True, high_open=True,
+                                   differentiable=True),
+                        call.hyper("beta", beta, low=-math.inf, high=math.inf, high_open=True, differentiable=True),
+                        check_alpha_scalar(call, alpha))
+
+    return plan_binary(focal_star_kernel, spec, logits, targets, reduction=reduction, weight=weight,
+                       normalizer=normalizer, from_logits=from_logits)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ._binary import FocalSpec, check_alpha_scalar, focal_pt_kernel, focal_split_kernel, plan_binary
+from ._binary import FocalSpec, binary_gamma, check_alpha_scalar, focal_pt_kernel, focal_split_kernel, plan_binary
 from ._docs import document
 from ._plan import LossPlan, plans
 from .backends._base import Array
@@ -89,6 +89,7 @@ def _plan_sigmoid_focal(
     if form not in ("pt", "split"):
         raise ValueError(f"form must be 'pt' or 'split', got {form!r}")
     kernel = focal_pt_kernel if form == "pt" else focal_split_kernel
-    return plan_binary(kernel, FocalSpec(alpha=check_alpha_scalar(alpha), gamma=None), logits, targets,
-                       reduction=reduction, weight=weight, normalizer=normalizer, from_logits=from_logits,
-                       label_smoothing=label_smoothing, gamma=gamma)
+    return plan_binary(kernel, lambda call: FocalSpec(alpha=check_alpha_scalar(call, alpha),
+                                                      gamma=binary_gamma(call, gamma)),
+                       logits, targets, reduction=reduction, weight=weight, normalizer=normalizer,
+                       from_logits=from_logits, label_smoothing=label_smoothing)

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from . import _checks
-from ._categorical import TargetKernel, Terms, prepare_softmax
+from ._categorical import TargetKernel, Terms, TermsOut, prepare_softmax
 from ._docs import document
 from ._gamma import flsd53
-from ._kernel import expand
+from ._hyper import Partials, bind, is_array, is_zero, reduce_partials
+from ._kernel import Grads, Wanted, expand
 from ._numerics import neg_log_over_one_minus, tiny
 from ._plan import LossPlan, plans
 from .backends._base import Array
@@ -19,11 +19,11 @@ from .backends._base import Array
 
 @dataclass(frozen=True)
 class FocalTerms:
-    """The static parameters of ``f = −w M(p) log p + ε y (1 − p)^(γ+1)``, with M the modulator."""
+    """The parameters of ``f = −w M(p) log p + ε y (1 − p)^(γ+1)``, with M the modulator (numbers or Slots)."""
 
-    epsilon: float = 0.0  # Poly-1
-    reduced_threshold: float | None = None  # M = 1 below th, ((1 − p)/th)^γ above
-    truncate_margin: float | None = None  # hard-truncated: M = [p ≤ m], no gradient through it
+    epsilon: Any = 0.0  # Poly-1
+    reduced_threshold: Any = None  # M = 1 below th, ((1 − p)/th)^γ above
+    truncate_margin: Any = None  # hard-truncated: M = [p ≤ m], no gradient through it
 
 
 def _resolve_gamma(xp: Any, t: Terms) -> Any:
@@ -32,29 +32,33 @@ def _resolve_gamma(xp: Any, t: Terms) -> Any:
     return t.gamma
 
 
-def modulator(xp: Any, t: Terms, params: FocalTerms) -> tuple[Any, Any]:
-    """``M`` and ``dM/d log(1 − p)``: ``(1 − p)^γ`` and ``γ M``, or their reduced/truncated forms."""
+def modulator(xp: Any, t: Terms, params: FocalTerms) -> tuple[Any, Any, Partials]:
+    """``M``, ``dM/d log(1 − p)`` and the partials of M: ``(1 − p)^γ`` and ``γ M`` (``∂M/∂γ = M log(1 − p)``),
+    or their reduced/truncated forms."""
     gamma = _resolve_gamma(xp, t)
     if params.truncate_margin is not None:
-        return xp.astype(t.p <= params.truncate_margin, t.p.dtype), 0.0
+        return xp.astype(t.p <= params.truncate_margin, t.p.dtype), 0.0, {}
     if params.reduced_threshold is not None:
         th = params.reduced_threshold
         below = t.p < th
-        m = xp.where(below, 1.0, xp.exp(gamma * (t.v - math.log(th))))
-        return m, xp.where(below, 0.0, gamma * m)
-    if isinstance(gamma, float) and gamma == 0.0:
-        return 1.0, 0.0
+        log_ratio = t.v - (xp.log(th) if is_array(th) else math.log(th))  # log((1 − p)/th)
+        m = xp.where(below, 1.0, xp.exp(gamma * log_ratio))
+        partials = {"gamma": lambda: xp.where(below, 0.0, m * log_ratio),
+                    "reduced_threshold": lambda: xp.where(below, 0.0, -gamma * m / th)}
+        return m, xp.where(below, 0.0, gamma * m), partials
+    if is_zero(gamma):
+        return 1.0, 0.0, {}
     m = xp.exp(gamma * t.v)
-    return m, gamma * m
+    return m, gamma * m, {"gamma": lambda: m * t.v}
 
 
-def focal_terms(xp: Any, t: Terms, params: FocalTerms) -> tuple[Any, Any, Any, Any]:
-    """``f``, ``A = ∂f/∂u``, ``B = ∂f/∂v`` and ``E = B p/(1 − p)`` of the focal family.
+def focal_terms(xp: Any, t: Terms, params: FocalTerms) -> TermsOut:
+    """``f``, ``A = ∂f/∂u``, ``B = ∂f/∂v`` and ``E = B p/(1 − p)`` of the focal family, and the partials.
 
     With ``r = −log p/(1 − p)`` (finite as p → 1), ``E = w (dM/dv) p r``; a class with no target
     weight contributes exactly 0 even where its logit is ``−inf``.
     """
-    m, dm = modulator(xp, t, params)
+    m, dm, m_partials = modulator(xp, t, params)
     gamma = _resolve_gamma(xp, t)
     u_safe = xp.maximum(t.u, math.log(tiny(xp, t.u)))
     w = t.weight
@@ -62,41 +66,66 @@ def focal_terms(xp: Any, t: Terms, params: FocalTerms) -> tuple[Any, Any, Any, A
     a = -w * m
     b = -w * dm * u_safe
     e = w * dm * t.p * neg_log_over_one_minus(xp, u_safe)
-    if params.epsilon:
-        eps_y = params.epsilon * t.target
-        f = f + eps_y * xp.exp((gamma + 1.0) * t.v)
-        b = b + eps_y * (gamma + 1.0) * xp.exp((gamma + 1.0) * t.v)
-        e = e + eps_y * (gamma + 1.0) * t.p * xp.exp(gamma * t.v)
-    return f, a, b, e
+    epsilon = params.epsilon
+    poly: Any = 0.0
+    if not is_zero(epsilon):
+        poly = t.target * xp.exp((gamma + 1.0) * t.v)  # y (1 − p)^(γ+1)
+        f = f + epsilon * poly
+        b = b + epsilon * (gamma + 1.0) * poly
+        e = e + epsilon * t.target * (gamma + 1.0) * t.p * xp.exp(gamma * t.v)
+
+    def through_m(name: str) -> Callable[[], Array]:  # −w ∂M/∂θ log p
+        return lambda: -w * m_partials[name]() * u_safe
+
+    partials = {
+        "alpha": lambda: -t.target * m * u_safe,
+        "gamma": lambda: through_m("gamma")() + epsilon * poly * t.v,
+        "epsilon": lambda: poly,
+        "reduced_threshold": through_m("reduced_threshold"),
+    }
+    return TermsOut(f, a, b, e, partials=partials)
 
 
 @dataclass(frozen=True)
 class NormalizedTargetKernel:
     """``L_i / max(Σ_j M_j, eps)`` over the rows that are not ignored (smp's ``normalized``).
 
-    The sum couples the rows, so the VJP has a second term:
-    ``d/dz = D_i g_i / S − (Σ_k g_k L_k / S²) dM_i/dz``.
+    The sum S couples the rows, so the VJP has a second term:
+    ``d/dz = D_i g_i / S − (Σ_k g_k L_k / S) dM_i/dz / S``, and so has a hyperparameter's
+    (``Σ_i g_i ∂f_i/∂θ / S − (Σ_k g_k L_k / S) ∂S/∂θ / S``).
     """
 
     inner: TargetKernel
 
-    def forward(self, xp: Any, z: Array, labels: Array, *arrays: Array) -> tuple[Array, tuple[Array, ...]]:
+    def forward(self, xp: Any, z: Array, aux: tuple[Array, ...], params: tuple[Array, ...],
+                wanted: Wanted) -> tuple[Array, tuple[Array, ...]]:
         inner = self.inner
-        t, onehot, p, in_range, labels = inner.parts(xp, z, labels, *arrays)
-        f, a, b, e = focal_terms(xp, t, inner.spec.params)
-        loss, grad = inner.masks(xp, labels, in_range, f, inner.row_grad(xp, t, onehot, p, a, b, e, None))
-        m, dm = modulator(xp, t, inner.spec.params)
+        (labels,) = aux
+        spec = bind(inner.spec, params)
+        t, onehot, p, in_range, labels = inner.parts(xp, z, labels, spec)
+        out = focal_terms(xp, t, spec.params)
+        loss, grad = inner.masks(xp, labels, in_range, out.f, inner.row_grad(xp, t, onehot, p, out.a, out.b, out.e,
+                                                                           None))
+        m, dm, m_partials = modulator(xp, t, spec.params)
         odds = xp.exp(t.u - t.v)
         m = xp.ones_like(t.u) * m  # a row array even when M is the constant 1 (γ = 0)
         row_grad = inner.row_grad(xp, t, onehot, p, 0.0, dm, dm * odds, None)
         m_rows, m_grad = inner.masks(xp, labels, in_range, m, row_grad)
         total = xp.maximum(xp.sum(m_rows), float(xp.finfo(z.dtype).eps))
-        return loss / total, (grad, m_grad, loss, total)
+        f_partials = inner.row_partials(xp, out.partials, wanted, onehot, labels, in_range)
+        s_partials = inner.row_partials(xp, {**{k: (lambda: xp.zeros_like(t.u)) for k in out.partials}, **m_partials},
+                                        wanted, onehot, labels, in_range)
+        return loss / total, (grad, m_grad, loss, total, *f_partials, *s_partials)
 
-    def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array) -> Array:
-        grad, m_grad, loss, total = residuals
+    def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array, wanted: Wanted) -> Grads:
+        grad, m_grad, loss, total, *partials = residuals
         axis = self.inner.spec.axis
-        return expand(xp, cotangent / total, axis) * grad - (xp.sum(cotangent * loss) / (total * total)) * m_grad
+        share = xp.sum(cotangent * loss) / (total * total)  # Σ_k g_k L_k / S, L_k the normalized loss
+        half = len(partials) // 2
+        f_grads = reduce_partials(xp, wanted, expand(xp, cotangent / total, axis), tuple(partials[:half]))
+        s_grads = reduce_partials(xp, wanted, share, tuple(partials[half:]))
+        grads = tuple(None if f is None else f - s for f, s in zip(f_grads, s_grads))
+        return expand(xp, cotangent / total, axis) * grad - share * m_grad, grads
 
 
 @document
@@ -182,10 +211,8 @@ def _plan_softmax_focal(
     sc = prepare_softmax(logits, targets, axis=axis, alpha=alpha, gamma=gamma, ignore_index=ignore_index,
                          label_smoothing=label_smoothing, reduction=reduction, weight=weight, normalizer=normalizer,
                          labels_only=normalized)
-    th = None if reduced_threshold is None else _checks.check_number(
-        "reduced_threshold", reduced_threshold, low=0.0, high=1.0, high_open=True)
-    if th == 0.0:
-        raise ValueError("reduced_threshold must be in (0, 1), got 0.0")
+    th = None if reduced_threshold is None else sc.call.hyper(
+        "reduced_threshold", reduced_threshold, low=0.0, high=1.0, low_open=True, high_open=True, differentiable=True)
     plan = sc.plan(focal_terms, FocalTerms(reduced_threshold=th), from_logits=from_logits)
     if normalized:
         if sc.labels is None:

@@ -6,10 +6,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from . import _checks
 from ._categorical import prepare_softmax
 from ._docs import document
-from ._kernel import FromProbabilities
+from ._hyper import bind, is_array, reduce_partials
+from ._kernel import FromProbabilities, Grads, Wanted
 from ._numerics import log1mexp, log_sigmoid_pair, log_softmax, tiny
 from ._plan import LossPlan, plans
 from ._seed import _check_activation
@@ -18,10 +18,10 @@ from .backends._base import Array
 
 @dataclass(frozen=True)
 class TverskySpec:
-    a: float
-    b: float
-    gamma: float
-    smooth: float
+    a: Any  # numbers or Slots
+    b: Any
+    gamma: Any
+    smooth: Any
     axis: int
     activation: str
 
@@ -32,13 +32,17 @@ class TverskyKernel:
 
     With ``R = a FN + b FP`` and ``D = TP + R + s``, ``1 − TI = R/D`` and
     ``d(1 − TI)^γ/dp = γ (R/D)^(γ−1) (dR/dp · (TP + s) − R y)/D²``; R is floored at ``tiny`` so the
-    γ < 1 gradient at a perfect prediction (truly unbounded) stays finite.
+    γ < 1 gradient at a perfect prediction (truly unbounded) stays finite. The hyperparameters'
+    partials: ``∂/∂γ = (R/D)^γ log(R/D)``, ``∂/∂a = γ (R/D)^(γ−1) (TP + s) FN / D²`` (b: FP),
+    ``∂/∂s = −γ (R/D)^γ / D``.
     """
 
     spec: TverskySpec
 
-    def forward(self, xp: Any, z: Array, y: Array, *mask: Array) -> tuple[Array, tuple[Array, ...]]:
-        s = self.spec
+    def forward(self, xp: Any, z: Array, aux: tuple[Array, ...], params: tuple[Array, ...],
+                wanted: Wanted) -> tuple[Array, tuple[Array, ...]]:
+        s = bind(self.spec, params)
+        y, *mask = aux
         axis = s.axis
         if s.activation == "softmax":
             log_p = log_softmax(xp, z, axis)
@@ -58,21 +62,33 @@ class TverskyKernel:
         d = xp.maximum(n + r, tiny(xp, z))  # 0 only when R = 0 too (smooth = 0, nothing counted): loss 0 below
         log_ratio = xp.log(xp.maximum(r, tiny(xp, z))) - xp.log(d)
         # R = 0 (a perfect prediction, or every pixel ignored) is exactly 0, not the floor's tiny^γ
-        loss = xp.where(r == 0.0, 0.0 if s.gamma > 0.0 else 1.0, xp.exp(s.gamma * log_ratio))  # NaN stays NaN
+        gamma = s.gamma
+        at_zero: Any = (0.0 if gamma > 0.0 else 1.0) if not is_array(gamma) else xp.astype(gamma <= 0.0, z.dtype)
+        loss = xp.where(r == 0.0, at_zero, xp.exp(gamma * log_ratio))  # NaN stays NaN
         dr = (s.b - (s.a + s.b) * y) * keep
-        h = s.gamma * xp.exp((s.gamma - 1.0) * log_ratio) * (dr * n - r * y * keep) / (d * d)
+        h = gamma * xp.exp((gamma - 1.0) * log_ratio) * (dr * n - r * y * keep) / (d * d)
         residuals = (h, p) if chain is None else (h, chain)
-        return xp.reshape(loss, (z.shape[axis],)), residuals
 
-    def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array) -> Array:
-        h, p_or_chain = residuals
+        def slope() -> Array:  # γ (R/D)^(γ−1) / D², the derivative of (R/D)^γ in R, over n
+            return gamma * xp.exp((gamma - 1.0) * log_ratio) / (d * d)
+
+        partials = {"gamma": lambda: xp.where(r == 0.0, 0.0, loss * log_ratio),
+                    "a": lambda: slope() * n * fn, "b": lambda: slope() * n * fp,
+                    "smooth": lambda: -slope() * r}
+        classes = (z.shape[axis],)
+        wanted_partials = tuple(xp.reshape(partials[slot.name](), classes) for slot in wanted if slot is not None)
+        return xp.reshape(loss, classes), residuals + wanted_partials
+
+    def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array, wanted: Wanted) -> Grads:
+        h, p_or_chain, *partials = residuals
         shape = [1] * h.ndim
         shape[self.spec.axis] = -1
         grad_p = xp.reshape(cotangent, tuple(shape)) * h
+        grads = reduce_partials(xp, wanted, cotangent, tuple(partials))
         if self.spec.activation == "sigmoid":
-            return grad_p * p_or_chain
+            return grad_p * p_or_chain, grads
         p = p_or_chain
-        return p * (grad_p - xp.sum(p * grad_p, axis=self.spec.axis, keepdims=True))
+        return p * (grad_p - xp.sum(p * grad_p, axis=self.spec.axis, keepdims=True)), grads
 
 
 @document
@@ -117,14 +133,10 @@ def focal_tversky_loss(
 def _plan_tversky(logits: Array, targets: Array, *, a: Any, b: Any, gamma: Any, smooth: Any, axis: Any,
                   activation: Any, ignore_index: Any, reduction: str, weight: Any, from_logits: bool) -> LossPlan:
     activation = _check_activation(activation)
-    spec_args = {
-        "a": _checks.check_number("a", a, low=0.0, high=math.inf, high_open=True),
-        "b": _checks.check_number("b", b, low=0.0, high=math.inf, high_open=True),
-        "gamma": _checks.check_gamma(gamma),
-        "smooth": _checks.check_number("smooth", smooth, low=0.0, high=math.inf, high_open=True),
-    }
     sc = prepare_softmax(logits, targets, axis=axis, alpha=None, ignore_index=ignore_index, reduction=reduction,
                          weight=weight, normalizer=None, dense_labels=True)
+    spec_args = {name: sc.call.hyper(name, value, low=0.0, high=math.inf, high_open=True, differentiable=True)
+                 for name, value in (("a", a), ("b", b), ("gamma", gamma), ("smooth", smooth))}
     xp = sc.call.xp
     mask: tuple[Array, ...] = ()
     if sc.valid is not None:

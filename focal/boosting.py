@@ -24,12 +24,15 @@ from typing import Any
 import numpy as np
 
 from . import _checks
-from ._binary import check_alpha_scalar
 from ._numerics import log_sigmoid_pair
 from ._plan import Call
 from .backends._base import Array
 
 __all__ = ["lightgbm_objective", "sigmoid_focal_grad_hess", "xgboost_objective"]
+
+
+def _alpha(alpha: Any) -> float | None:
+    return None if alpha is None else _checks.check_number("alpha", alpha, low=0.0, high=1.0)
 
 
 def sigmoid_focal_grad_hess(logits: Array, targets: Array, *, alpha: float | None = 0.25,
@@ -57,7 +60,7 @@ def sigmoid_focal_grad_hess(logits: Array, targets: Array, *, alpha: float | Non
     References:
         Lin et al. Focal Loss for Dense Object Detection. ICCV 2017.
     """
-    alpha = check_alpha_scalar(alpha)
+    alpha = _alpha(alpha)
     gamma = _checks.check_gamma(gamma)
     call = Call(logits, targets, reduction="none", weight=None, normalizer=None)
     xp, logits = call.xp, call.logits
@@ -82,7 +85,7 @@ def sigmoid_focal_grad_hess(logits: Array, targets: Array, *, alpha: float | Non
 def _objective(alpha: float | None, gamma: float,
                min_hessian: float) -> Callable[[Any, Any], tuple[np.ndarray, np.ndarray]]:
     """XGBoost's DMatrix and LightGBM's Dataset both have ``get_label`` and ``get_weight``."""
-    alpha = check_alpha_scalar(alpha)
+    alpha = _alpha(alpha)
     gamma = _checks.check_gamma(gamma)
     min_hessian = _checks.check_number("min_hessian", min_hessian, low=0.0, high=np.inf, high_open=True)
 

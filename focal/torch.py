@@ -1,8 +1,11 @@
 """PyTorch criteria: one ``nn.Module`` per ``focal`` loss, ``forward(input, target)``.
 
-The class axis defaults to 1, as in ``nn.CrossEntropyLoss`` (input ``(N, C, d1, ...)``). Per-class
-vectors (``alpha``, ``gamma`` given as sequences or tensors) are buffers, so ``.to(device)``,
-``state_dict`` and ``copy.deepcopy`` carry them. ``forward`` also takes per-call ``weight`` and
+The class axis defaults to 1, as in ``nn.CrossEntropyLoss`` (input ``(N, C, d1, ...)``). A
+hyperparameter given as a tensor (``gamma=torch.tensor(2.0)``, per-class ``alpha``/``gamma`` given as
+sequences or tensors) is a buffer, and one given as an ``nn.Parameter`` is a parameter, learned with
+the model (``criterion.parameters()``, its gradient is the analytic one); either way
+``.to(device)``, ``state_dict`` and ``copy.deepcopy`` carry it, and a new value (``criterion.gamma.fill_(1.5)``,
+or a Python number per call on the compiled path) compiles nothing new. ``forward`` also takes per-call ``weight`` and
 ``normalizer`` (e.g. the number of positive anchors); or give the criterion
 ``normalizer="num_positives"`` to count them itself, with ``sync=True`` over a DistributedDataParallel
 process group (see :func:`num_positives`). Under ``torch.autocast`` a criterion does what
@@ -26,7 +29,7 @@ from ._signatures import check_known, keyword_defaults, keyword_signature
 from .backends import torch as _torch_backend  # noqa: F401 - loaded now, so torch.compile never imports it
 
 _PER_CALL = ("weight", "normalizer")
-_VECTORS = ("alpha", "gamma")
+_VECTORS = ("alpha", "gamma")  # a sequence given for these is a per-class buffer
 # the criterion's own options (not the loss function's): the normalizer it computes itself
 _NORMALIZER_OPTIONS = {"normalizer": None, "sync": False}
 
@@ -55,7 +58,8 @@ def num_positives(target: torch.Tensor, *, sync: bool = False, group: Any = None
 
 
 class FocalCriterion(nn.Module):
-    """Base of the criteria: holds a loss function's parameters; vectors as buffers.
+    """Base of the criteria: holds a loss function's parameters; tensors as buffers, ``nn.Parameter``
+    as parameters.
 
     Parameters are checked, with the functional API's errors, on the first ``forward``.
     """
@@ -70,20 +74,24 @@ class FocalCriterion(nn.Module):
         if self._normalizer not in (None, "num_positives"):
             raise ValueError(f"normalizer must be None or 'num_positives' (a number or tensor goes to forward), "
                              f"got {self._normalizer!r}")
+        self._arrays: list[str] = []
         for name, value in params.items():
-            if name in _VECTORS and isinstance(value, (list, tuple)):
+            if isinstance(value, nn.Parameter):
+                self.register_parameter(name, value)
+            elif name in _VECTORS and isinstance(value, (list, tuple)):
                 # float64 keeps the numbers as written; each call casts them to the input's dtype
                 self.register_buffer(name, torch.as_tensor(value, dtype=torch.float64))
-            elif name in _VECTORS and torch.is_tensor(value):
+            elif torch.is_tensor(value):
                 self.register_buffer(name, value.detach().clone())
             else:
                 self._static[name] = value
+                continue
+            self._arrays.append(name)
 
     def _params(self) -> dict[str, Any]:
         params = dict(self._static)
-        for name in _VECTORS:
-            if name in self._buffers:
-                params[name] = self._buffers[name]
+        for name in self._arrays:
+            params[name] = getattr(self, name)
         return params
 
     def forward(self, input: torch.Tensor, target: torch.Tensor, *, weight: Any = None,  # noqa: A002

@@ -67,15 +67,19 @@ def test_jax_compiles_once_for_the_same_shapes(lib):
 
 
 @pytest.mark.parametrize("lib", [lib for lib in LIBS if lib.name in ("jax", "tensorflow")], ids=lambda lib: lib.id)
-def test_a_traced_static_parameter_is_a_clear_error(lib):
+def test_a_traced_hyperparameter_is_read_when_the_function_runs(lib):
+    """gamma as an argument of ``jax.jit`` / ``tf.function``: one trace serves every value."""
     x, y = lib.array(X), lib.array(Y)
     if lib.name == "jax":
         traced = lib.jax.jit(lambda v, t, g: focal.sigmoid_focal_loss(v, t, gamma=g))
     else:
         traced = lib.xp.function(lambda v, t, g: focal.sigmoid_focal_loss(v, t, gamma=g), autograph=False)
-    with pytest.raises(TypeError, match="gamma must be a concrete number, got a traced .*static"):
-        traced(x, y, lib.array(np.asarray(2.0)))
-    # a concrete 0-d array is read as the number it holds
+    for gamma in (2.0, 0.5, 3.0):
+        assert_close(np.asarray(traced(x, y, lib.array(np.asarray(gamma)))),
+                     np.asarray(focal.sigmoid_focal_loss(X, Y, gamma=gamma)), 1e-12, f"gamma={gamma}")
+    count = traced._cache_size() if lib.name == "jax" else traced.experimental_get_tracing_count()
+    assert count == 1
+    # a concrete 0-d array gives what the number gives
     assert_close(np.asarray(focal.sigmoid_focal_loss(x, y, alpha=lib.array(np.asarray(0.5)), gamma=lib.array(
         np.asarray(1.0)))), np.asarray(focal.sigmoid_focal_loss(X, Y, alpha=0.5, gamma=1.0)), 1e-12, "0-d array")
 

@@ -62,9 +62,21 @@ class Backend:
         """Whether the values of ``x`` can be read now (False while a function is being traced)."""
         return True
 
-    def apply(self, kernel: Any, logits: Array, aux: Sequence[Array]) -> Array:
-        """The kernel's output, differentiable w.r.t. ``logits`` through the kernel's own VJP."""
-        return kernel.forward(self.xp, logits, *aux)[0]
+    def compiles_kernel(self, logits: Array) -> bool:
+        """Whether the kernel for ``logits`` will be compiled by focal itself (then hyperparameters given as
+        numbers enter it as arrays too, so that a new value is not a new compile)."""
+        return False
+
+    def no_gradient(self, name: str, x: Array) -> Array:
+        """``x``, a hyperparameter the kernel has no gradient for: asking for its gradient must be a
+        ``TypeError`` naming ``name`` (never a silent None or 0)."""
+        return x
+
+    def apply(self, kernel: Any, logits: Array, aux: Sequence[Array], params: Sequence[Array],
+              slots: Sequence[Any]) -> Array:
+        """The kernel's output, differentiable w.r.t. ``logits`` and the differentiable ``params``
+        through the kernel's own VJP."""
+        return kernel.forward(self.xp, logits, tuple(aux), tuple(params), (None,) * len(params))[0]
 
     def stop_gradient(self, x: Array) -> Array:
         """``x`` cut from any autodiff graph, for results computed outside the framework's autodiff."""
@@ -72,3 +84,8 @@ class Backend:
 
     def __repr__(self) -> str:
         return f"<focal backend {self.name}>"
+
+
+def no_gradient_message(name: str) -> str:
+    return (f"{name} has no gradient in this loss (it is not differentiable here): pass a number, or an array "
+            f"that no gradient is asked for (detach it / stop its gradient)")

@@ -159,3 +159,7 @@ isfinite = tf.math.is_finite
 isnan = tf.math.is_nan
 zeros_like = tf.zeros_like
 ones_like = tf.ones_like
+
+
+def full(shape: tuple[int, ...], fill_value: Any, *, dtype: Any = None, device: Any = None) -> Array:
+    return tf.fill(shape, tf.constant(fill_value, dtype=dtype or tf.float32))

@@ -29,13 +29,15 @@ MIN_ELEMENTS = int(os.environ.get("FOCAL_TORCH_FUSED_MIN", 1 << 16))
 _enabled = os.environ.get("FOCAL_TORCH_FUSED", "1") != "0"
 
 
-def _value(kernel: Any, logits: torch.Tensor, *aux: torch.Tensor) -> torch.Tensor:
-    return kernel.forward(xp, logits, *aux)[0]
+def _value(kernel: Any, wanted: tuple[Any, ...], logits: torch.Tensor, aux: tuple[torch.Tensor, ...],
+           params: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    return kernel.forward(xp, logits, aux, params, (None,) * len(params))[0]
 
 
-def _backward(kernel: Any, cotangent: torch.Tensor, logits: torch.Tensor, *aux: torch.Tensor) -> torch.Tensor:
-    _, residuals = kernel.forward(xp, logits, *aux)
-    return kernel.vjp(xp, residuals, cotangent)
+def _backward(kernel: Any, wanted: tuple[Any, ...], cotangent: torch.Tensor, logits: torch.Tensor,
+              aux: tuple[torch.Tensor, ...], params: tuple[torch.Tensor, ...]) -> Any:
+    _, residuals = kernel.forward(xp, logits, aux, params, wanted)
+    return kernel.vjp(xp, residuals, cotangent, wanted)
 
 
 _FUNCTIONS: dict[str, Callable[..., Any]] = {"value": _value, "backward": _backward}
@@ -48,9 +50,10 @@ def wanted(logits: torch.Tensor) -> bool:
             and not torch._C._functorch.is_functorch_wrapped_tensor(logits))
 
 
-def run(which: str, kernel: Any, *arrays: torch.Tensor) -> Any:
-    """``_value(kernel, logits, *aux)`` or ``_backward(kernel, cotangent, logits, *aux)``, compiled;
-    eager (and a warning, once) where compiling fails."""
+def run(which: str, kernel: Any, wanted: tuple[Any, ...], *arrays: Any) -> Any:
+    """``_value(kernel, wanted, logits, aux, params)`` or ``_backward(kernel, wanted, cotangent, logits,
+    aux, params)``, compiled; eager (and a warning, once) where compiling fails. Hyperparameters are in
+    ``params`` (numbers too: ``Call.numbers_as_arrays``), so a new value is not a new compile."""
     global _enabled
     fn = _FUNCTIONS[which]
     if _enabled:
@@ -58,10 +61,10 @@ def run(which: str, kernel: Any, *arrays: torch.Tensor) -> Any:
         if compiled is None:
             compiled = _compiled[which] = torch.compile(fn, dynamic=None)
         try:
-            return compiled(kernel, *arrays)
+            return compiled(kernel, wanted, *arrays)
         except Exception as error:  # noqa: BLE001 - any compiler failure: run the same kernel eagerly
             _enabled = False
             warnings.warn(f"focal: torch.compile of the loss kernel failed ({type(error).__name__}: {error}); "
                           "running eagerly from now on (set FOCAL_TORCH_FUSED=0 to skip the attempt)",
                           RuntimeWarning, stacklevel=3)
-    return fn(kernel, *arrays)
+    return fn(kernel, wanted, *arrays)

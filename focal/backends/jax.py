@@ -2,7 +2,9 @@
 
 The kernel gives a VJP; its JVP is the linear transpose of that VJP. A JVP rule (rather than a
 ``custom_vjp``) keeps forward mode working, so ``jax.jacfwd`` and ``jax.hessian`` compose with
-``jax.grad``; reverse mode transposes the rule back into the kernel's VJP.
+``jax.grad``; reverse mode transposes the rule back into the kernel's VJP. Hyperparameters given
+as arrays are differentiable inputs: the rule sees which of them carry a tangent (symbolic zeros
+mark the others), and the kernel computes the partials of those only.
 """
 
 from __future__ import annotations
@@ -13,21 +15,47 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax.custom_derivatives import SymbolicZero
 
-from ._base import Array, Backend
+from ._base import Array, Backend, no_gradient_message
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1))
+def _apply(kernel: Any, slots: tuple[Any, ...], logits: Array, aux: tuple[Array, ...],
+           params: tuple[Array, ...]) -> Array:
+    return kernel.forward(jnp, logits, aux, params, (None,) * len(params))[0]
+
+
+def _apply_jvp(kernel: Any, slots: tuple[Any, ...], primals: Any, tangents: Any) -> Any:
+    logits, aux, params = primals
+    logits_tangent, _, param_tangents = tangents
+    moving = [not isinstance(t, SymbolicZero) for t in param_tangents]
+    wanted = tuple(slot if move and slot.differentiable else None for slot, move in zip(slots, moving))
+    out, residuals = kernel.forward(jnp, logits, aux, params, wanted)
+
+    def vjp(cotangent: Array) -> Any:
+        grad, grads = kernel.vjp(jnp, residuals, cotangent, wanted)
+        return grad, tuple(g for g in grads if g is not None)
+
+    if isinstance(logits_tangent, SymbolicZero):
+        logits_tangent = jnp.zeros_like(logits)
+    moved = tuple(t for t, slot in zip(param_tangents, wanted) if slot is not None)
+    (tangent,) = jax.linear_transpose(vjp, out)((logits_tangent, moved))
+    return out, tangent
+
+
+_apply.defjvp(_apply_jvp, symbolic_zeros=True)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
-def _apply(kernel: Any, logits: Array, *aux: Array) -> Array:
-    return kernel.forward(jnp, logits, *aux)[0]
+def _no_gradient(name: str, x: Array) -> Array:
+    return x
 
 
-@_apply.defjvp
-def _apply_jvp(kernel: Any, primals: Any, tangents: Any) -> Any:
-    logits, *aux = primals
-    out, residuals = kernel.forward(jnp, logits, *aux)
-    (tangent,) = jax.linear_transpose(lambda g: kernel.vjp(jnp, residuals, g), out)(tangents[0])
-    return out, tangent
+@_no_gradient.defjvp
+def _no_gradient_jvp(name: str, primals: Any, tangents: Any) -> Any:
+    # only called where a tangent reaches x: its gradient is being asked for
+    raise TypeError(no_gradient_message(name))
 
 
 class JaxBackend(Backend):
@@ -39,8 +67,12 @@ class JaxBackend(Backend):
     def is_concrete(self, x: Array) -> bool:
         return not isinstance(x, jax.core.Tracer)
 
-    def apply(self, kernel: Any, logits: Array, aux: Sequence[Array]) -> Array:
-        return _apply(kernel, logits, *(jax.lax.stop_gradient(a) for a in aux))
+    def no_gradient(self, name: str, x: Array) -> Array:
+        return _no_gradient(name, x)
+
+    def apply(self, kernel: Any, logits: Array, aux: Sequence[Array], params: Sequence[Array],
+              slots: Sequence[Any]) -> Array:
+        return _apply(kernel, tuple(slots), logits, tuple(jax.lax.stop_gradient(a) for a in aux), tuple(params))
 
     def stop_gradient(self, x: Array) -> Array:
         return jax.lax.stop_gradient(x)

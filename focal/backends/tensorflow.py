@@ -18,21 +18,23 @@ from typing import Any
 import tensorflow as tf
 
 from . import _tf_namespace as xp
-from ._base import Array, Backend
+from ._base import Array, Backend, no_gradient_message
 
 FUSED_MIN_ELEMENTS = int(os.environ.get("FOCAL_TF_FUSED_MIN", 1 << 16))
 FUSED = os.environ.get("FOCAL_TF_FUSED", "1") != "0"
 
 
 @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
-def _fused_value(kernel: Any, logits: Array, *aux: Array) -> Array:
-    return kernel.forward(xp, logits, *aux)[0]
+def _fused_value(kernel: Any, logits: Array, aux: tuple[Array, ...], params: tuple[Array, ...]) -> Array:
+    return kernel.forward(xp, logits, aux, params, (None,) * len(params))[0]
 
 
 @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
-def _fused_backward(kernel: Any, cotangent: Array, logits: Array, *aux: Array) -> Array:
-    _, residuals = kernel.forward(xp, logits, *aux)
-    return kernel.vjp(xp, residuals, cotangent)
+def _fused_backward(kernel: Any, wanted: tuple[Any, ...], cotangent: Array, logits: Array, aux: tuple[Array, ...],
+                    params: tuple[Array, ...]) -> Any:
+    _, residuals = kernel.forward(xp, logits, aux, params, wanted)
+    grad, grads = kernel.vjp(xp, residuals, cotangent, wanted)
+    return grad, tuple(g for g in grads if g is not None)
 
 
 def _inside_xla() -> bool:
@@ -45,6 +47,20 @@ def _inside_xla() -> bool:
         return bool(control_flow_util.GraphOrParentsInXlaContext(ops.get_default_graph()))
     except Exception:  # a private API: where it moves, take the fused path (correct, a little slower)
         return False
+
+
+def _recorded(x: Array) -> bool:
+    """Whether a gradient tape may ask for the gradient of ``x``. Eagerly the tapes say; inside a
+    graph (``tf.function``) a tape outside it may differentiate the whole graph later, so yes (the
+    partials are then pruned from the graph where no gradient is taken)."""
+    if not tf.executing_eagerly():
+        return True
+    try:
+        from tensorflow.python.eager import record
+
+        return bool(record.should_record_backprop([x]))
+    except Exception:  # a private API: where it moves, compute the partials (correct, a little slower)
+        return True
 
 
 def _fused_wanted(logits: Array) -> bool:
@@ -68,20 +84,48 @@ class TensorFlowBackend(Backend):
     def is_concrete(self, x: Array) -> bool:
         return tf.executing_eagerly() and hasattr(x, "numpy")
 
-    def apply(self, kernel: Any, logits: Array, aux: Sequence[Array]) -> Array:
+    def compiles_kernel(self, logits: Array) -> bool:
+        return _fused_wanted(logits)
+
+    def no_gradient(self, name: str, x: Array) -> Array:
+        @tf.custom_gradient
+        def guarded(value: Array) -> Any:
+            def refuse(upstream: Array) -> Any:  # only called where a gradient w.r.t. x is being taken
+                raise TypeError(no_gradient_message(name))
+
+            return tf.identity(value), refuse
+
+        return guarded(x)
+
+    def apply(self, kernel: Any, logits: Array, aux: Sequence[Array], params: Sequence[Array],
+              slots: Sequence[Any]) -> Array:
+        aux, params = tuple(aux), tuple(params)
+        wanted = tuple(slot if slot.differentiable and _recorded(p) else None for slot, p in zip(slots, params))
+
+        def spread(grad: Array, grads: Sequence[Array | None]) -> list[Array | None]:
+            # a param without a gradient gets 0 here, so that the tape reaches its no_gradient guard
+            # (which refuses) rather than stopping at None
+            return [grad, *(tf.zeros_like(p) if not slot.differentiable else g
+                            for g, p, slot in zip(grads, params, slots))]
+
         if _fused_wanted(logits):
             @tf.custom_gradient
-            def fused(x: Array) -> Any:
-                return _fused_value(kernel, x, *aux), lambda upstream: _fused_backward(kernel, upstream, x, *aux)
+            def fused(x: Array, *ps: Array) -> Any:
+                def backward(upstream: Array) -> Any:
+                    grad, moved = _fused_backward(kernel, wanted, upstream, x, aux, ps)
+                    grads = iter(moved)
+                    return spread(grad, [None if slot is None else next(grads) for slot in wanted])
 
-            return fused(logits)
+                return _fused_value(kernel, x, aux, ps), backward
+
+            return fused(logits, *params)
 
         @tf.custom_gradient
-        def with_kernel_vjp(x: Array) -> Any:
-            out, residuals = kernel.forward(xp, x, *aux)
-            return out, lambda upstream: kernel.vjp(xp, residuals, upstream)
+        def with_kernel_vjp(x: Array, *ps: Array) -> Any:
+            out, residuals = kernel.forward(xp, x, aux, ps, wanted)
+            return out, lambda upstream: spread(*kernel.vjp(xp, residuals, upstream, wanted))
 
-        return with_kernel_vjp(logits)
+        return with_kernel_vjp(logits, *params)
 
     def stop_gradient(self, x: Array) -> Array:
         return tf.stop_gradient(x)

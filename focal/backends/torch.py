@@ -2,6 +2,8 @@
 
 The function is written in the ``setup_context`` style so ``torch.func.grad``/``vmap`` accept it;
 the forward returns the kernel's residuals as extra, non-differentiable outputs, saved for backward.
+Hyperparameters given as tensors are inputs too: the kernel computes the partials of those that
+require a gradient, and backward returns their gradients beside the logits' one.
 """
 
 from __future__ import annotations
@@ -13,21 +15,20 @@ import torch
 
 from . import _torch_fused as fused
 from . import _torch_namespace as xp
-from ._base import Array, Backend
+from ._base import Array, Backend, no_gradient_message
 
 
 class _Apply(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(kernel: Any, logits: Array, *aux: Array) -> Any:
-        out, residuals = kernel.forward(xp, logits, *aux)
+    def forward(kernel: Any, wanted: tuple[Any, ...], num_aux: int, logits: Array, *arrays: Array) -> Any:
+        out, residuals = kernel.forward(xp, logits, arrays[:num_aux], arrays[num_aux:], wanted)
         return (out, *residuals)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
-        ctx.kernel = inputs[0]
-        ctx.num_aux = len(inputs) - 2
+        ctx.kernel, ctx.wanted, ctx.num_aux = inputs[0], inputs[1], inputs[2]
         ctx.mark_non_differentiable(*output[1:])
         ctx.save_for_backward(*output[1:])
         # the residual outputs never get a gradient: don't let autograd fill one with zeros for each
@@ -36,9 +37,9 @@ class _Apply(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad_out: Array | None, *_grad_residuals: Array) -> Any:
         if grad_out is None:  # grads are not materialized: nothing flowed back into the loss
-            return (None,) * (ctx.num_aux + 2)
-        grad = ctx.kernel.vjp(xp, tuple(ctx.saved_tensors), grad_out)
-        return (None, grad) + (None,) * ctx.num_aux
+            return (None,) * (4 + ctx.num_aux + len(ctx.wanted))
+        grad, grads = ctx.kernel.vjp(xp, tuple(ctx.saved_tensors), grad_out, ctx.wanted)
+        return (None, None, None, grad) + (None,) * ctx.num_aux + grads
 
 
 class _ApplyFused(torch.autograd.Function):
@@ -46,18 +47,20 @@ class _ApplyFused(torch.autograd.Function):
     inputs, which autograd saves without a copy)."""
 
     @staticmethod
-    def forward(kernel: Any, logits: Array, *aux: Array) -> Any:
-        return fused.run("value", kernel, logits, *aux)
+    def forward(kernel: Any, wanted: tuple[Any, ...], num_aux: int, logits: Array, *arrays: Array) -> Any:
+        return fused.run("value", kernel, wanted, logits, arrays[:num_aux], arrays[num_aux:])
 
     @staticmethod
     def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
-        ctx.kernel = inputs[0]
-        ctx.save_for_backward(*inputs[1:])
+        ctx.kernel, ctx.wanted, ctx.num_aux = inputs[0], inputs[1], inputs[2]
+        ctx.save_for_backward(*inputs[3:])
 
     @staticmethod
     def backward(ctx: Any, grad_out: Array) -> Any:
-        logits, *aux = ctx.saved_tensors
-        return (None, fused.run("backward", ctx.kernel, grad_out, logits, *aux)) + (None,) * len(aux)
+        logits, *arrays = ctx.saved_tensors
+        aux, params = tuple(arrays[:ctx.num_aux]), tuple(arrays[ctx.num_aux:])
+        grad, grads = fused.run("backward", ctx.kernel, ctx.wanted, grad_out, logits, aux, params)
+        return (None, None, None, grad) + (None,) * ctx.num_aux + tuple(grads)
 
 
 class TorchBackend(Backend):
@@ -81,16 +84,29 @@ class TorchBackend(Backend):
             return False
         return not torch._C._functorch.is_batchedtensor(x)
 
-    def apply(self, kernel: Any, logits: Array, aux: Sequence[Array]) -> Array:
-        if not (torch.is_grad_enabled() and logits.requires_grad):
+    def compiles_kernel(self, logits: Array) -> bool:
+        return fused.wanted(logits)
+
+    def no_gradient(self, name: str, x: Array) -> Array:
+        if x.requires_grad and torch.is_grad_enabled():
+            raise TypeError(no_gradient_message(name))
+        return x
+
+    def apply(self, kernel: Any, logits: Array, aux: Sequence[Array], params: Sequence[Array],
+              slots: Sequence[Any]) -> Array:
+        aux, params = tuple(aux), tuple(params)
+        recording = torch.is_grad_enabled()
+        wanted = tuple(slot if recording and slot.differentiable and p.requires_grad else None
+                       for slot, p in zip(slots, params))
+        if not (recording and logits.requires_grad) and not any(wanted):
             # no gradient wanted: no autograd.Function (less overhead, and dynamo then never
             # meets it without a gradient, where it mistakes the function's ctx for its first argument)
             if fused.wanted(logits):
-                return fused.run("value", kernel, logits, *aux)
-            return kernel.forward(xp, logits, *aux)[0]
+                return fused.run("value", kernel, wanted, logits, aux, params)
+            return kernel.forward(xp, logits, aux, params, wanted)[0]
         if fused.wanted(logits):
-            return _ApplyFused.apply(kernel, logits, *aux)
-        return _Apply.apply(kernel, logits, *aux)[0]
+            return _ApplyFused.apply(kernel, wanted, len(aux), logits, *aux, *params)
+        return _Apply.apply(kernel, wanted, len(aux), logits, *aux, *params)[0]
 
     def stop_gradient(self, x: Array) -> Array:
         return x.detach()
