@@ -268,3 +268,60 @@ def test_torch_fused_path_serves_a_gamma_schedule_without_recompiling(lib, monke
         assert_close(lib.numpy(leaf.grad), expected_grad, CROSS_RTOL["float32"], f"grad at gamma={g}")
     assert calls == ["value", "backward"] * len(GAMMAS), calls
     assert sum(compiled[1:]) == 0, f"graphs compiled per gamma value: {compiled}"
+
+
+@pytest.mark.parametrize("lib", _lib("tensorflow"), ids=lambda lib: lib.id)
+def test_tensorflow_fused_path_serves_a_gamma_schedule_with_one_trace(lib, monkeypatch):
+    """TensorFlow's XLA path for large inputs: numbers and a variable γ are inputs, traced once."""
+    tf = lib.xp
+    from focal.backends import tensorflow as tf_backend
+
+    monkeypatch.setattr(tf_backend, "FUSED_MIN_ELEMENTS", 0)
+    x, y = lib.array(X), lib.array(Y)
+    gamma = tf.Variable(1.0, dtype=tf.float64)
+    traces = []
+    for g in GAMMAS:
+        gamma.assign(g)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            by_number = focal.sigmoid_focal_loss(x, y, gamma=g)
+            by_variable = focal.sigmoid_focal_loss(x, y, gamma=gamma)
+        grad, dgamma = tape.gradient(by_variable, [x, gamma])
+        expected, expected_grad = focal.value_and_grad(focal.sigmoid_focal_loss)(X, Y, gamma=g)
+        assert_close(float(by_number), float(expected), 1e-12, f"number gamma={g}")
+        assert_close(float(by_variable), float(expected), 1e-12, f"variable gamma={g}")
+        assert_close(grad.numpy(), expected_grad, 1e-12, f"grad at gamma={g}")
+        assert_close(float(dgamma), _numeric(lambda h: focal.sigmoid_focal_loss(X, Y, gamma=h), g), 1e-6,
+                     f"d/dgamma at {g}")
+        traces.append((tf_backend._fused_value.experimental_get_tracing_count(),
+                       tf_backend._fused_backward.experimental_get_tracing_count()))
+    assert traces[-1] == traces[0], f"traces of the fused value and backward per gamma value: {traces}"
+
+
+@pytest.mark.parametrize("lib", _lib("torch"), ids=lambda lib: lib.id)
+def test_torch_criterion_learns_gamma_and_alpha_as_parameters(lib):
+    torch = lib.xp
+    import copy
+
+    import focal.torch as ft
+
+    criterion = ft.SoftmaxFocalLoss(gamma=torch.nn.Parameter(torch.tensor(2.0, dtype=torch.float64)),
+                                    alpha=torch.nn.Parameter(torch.tensor(ALPHAS)))
+    assert {name for name, _ in criterion.named_parameters()} == {"gamma", "alpha"}
+    assert set(criterion.state_dict()) == {"gamma", "alpha"}
+    optimizer = torch.optim.SGD(criterion.parameters(), lr=0.1)
+    x, labels = lib.array(X), lib.array(LABELS)
+    criterion(x, labels).backward()  # class axis 1 of (N, C)
+    assert_close(lib.numpy(criterion.gamma.grad),
+                 _numeric(lambda g: focal.softmax_focal_loss(X, LABELS, gamma=g, alpha=list(ALPHAS), axis=1), 2.0),
+                 1e-6, "criterion d/dgamma")
+    optimizer.step()
+    assert float(criterion.gamma.detach()) != 2.0  # it learned
+    clone = copy.deepcopy(criterion)
+    assert_close(lib.numpy(clone(x, labels)), lib.numpy(criterion(x, labels)), 1e-15, "deepcopy")
+    # a buffer γ changed in place: a schedule
+    scheduled = ft.SigmoidFocalLoss(gamma=torch.tensor(2.0, dtype=torch.float64))
+    y = lib.array(Y)
+    for g in (2.0, 1.0, 0.5):
+        scheduled.gamma.fill_(g)
+        assert_close(lib.numpy(scheduled(x, y)), focal.sigmoid_focal_loss(X, Y, gamma=g), 1e-12, f"gamma={g}")

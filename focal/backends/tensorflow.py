@@ -49,6 +49,16 @@ def _inside_xla() -> bool:
         return False
 
 
+_interned: dict[Any, Any] = {}
+
+
+def _intern(value: Any) -> Any:
+    """One object per distinct kernel (or tuple of slots): tf.function traces a Python object by a weak
+    reference to it, so equal kernels made by two calls would otherwise be two traces (and two XLA
+    compiles); kernels are hashable by value."""
+    return _interned.setdefault(value, value)
+
+
 def _recorded(x: Array) -> bool:
     """Whether a gradient tape may ask for the gradient of ``x``. Eagerly the tapes say; inside a
     graph (``tf.function``) a tape outside it may differentiate the whole graph later, so yes (the
@@ -109,6 +119,8 @@ class TensorFlowBackend(Backend):
                             for g, p, slot in zip(grads, params, slots))]
 
         if _fused_wanted(logits):
+            kernel, wanted = _intern(kernel), _intern(wanted)
+
             @tf.custom_gradient
             def fused(x: Array, *ps: Array) -> Any:
                 def backward(upstream: Array) -> Any:
