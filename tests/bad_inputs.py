@@ -62,7 +62,7 @@ class Case:
     error: type[Exception]
     says: tuple[str, ...]  # fragments of the message, in order
     traced: str = "error"
-    affects: str = "element"  # the bad element of the output of reduction="none"; "all"; "class k"
+    affects: str = "element"  # the bad element of the output of reduction="none"; "all"; "class k"; "used"
     example: str = ""  # the bad argument as the table shows it
     libraries: tuple[str, ...] = field(default=())  # only these (an empty tuple: all)
     vectors: bool | None = None  # only the entry points whose parameter takes (True) or refuses (False) a vector
@@ -127,6 +127,14 @@ def _cases() -> list[Case]:
              example="alpha=1.5"),
         Case("label_smoothing outside [0, 1)", ("sigmoid", "softmax"), {"label_smoothing": 1.0}, ValueError,
              ("label_smoothing", "[0, 1)", "1.0"), example="label_smoothing=1.0"),
+        # hyperparameters given as arrays: checked eagerly, NaN where traced (a jit argument, a tf.Variable)
+        Case("gamma < 0 as an array", ("sigmoid", "softmax"), {"gamma": np.array(-1.0)}, ValueError,
+             ("gamma", "0, inf", "-1"), traced="nan", affects="used", example="gamma=xp.asarray(-1.0)"),
+        Case("alpha outside [0, 1] as an array", ("sigmoid", "softmax"), {"alpha": np.array(1.5)}, ValueError,
+             ("alpha", "[0, 1]", "1.5"), traced="nan", affects="used", example="alpha=xp.asarray(1.5)"),
+        Case("label_smoothing outside [0, 1) as an array", ("sigmoid", "softmax"),
+             {"label_smoothing": np.array(1.0)}, ValueError, ("label_smoothing", "[0, 1)", "1"), traced="nan",
+             affects="used", example="label_smoothing=xp.asarray(1.0)"),
         # per-class vectors (along the class axis)
         Case("gamma vector of another length", ("sigmoid", "softmax"), {"gamma": [2.0] * 3}, ValueError,
              ("gamma", "(3,)", "(5,)"), example="gamma=[2.0, 2.0, 2.0] for 5 classes", vectors=True),
@@ -285,6 +293,7 @@ def table() -> str:
     for case in CASES:
         traced = "the same error" if case.traced == "error" else (
             "NaN loss" if case.affects == "all" else
+            "NaN wherever it is used (every element; varifocal's negatives)" if case.affects == "used" else
             f"NaN where {case.affects}'s value is used" if case.affects.startswith("class ") else
             "NaN in the affected elements")
         lines.append(f"| {case.what} | {case.example} | {_who(case)} | `{case.error.__name__}` naming "

@@ -76,7 +76,9 @@ def _affected(case: Case, fn, fixed: dict, shape: tuple[int, ...]) -> np.ndarray
     mask = np.zeros(shape, bool)
     if fn is focal.focal_tversky_loss and _is(case.what, "class probabilities outside [0, 1]"):
         mask[((ROWS_OUTSIDE < 0) | (ROWS_OUTSIDE > 1)).any(axis=0)] = True  # one loss per class: those classes
-    elif case.affects == "all" or fn is focal.focal_tversky_loss:  # one loss per class, summed over the batch
+    elif case.affects == "used" and fn is focal.varifocal_loss:  # its alpha and gamma weigh the negatives only
+        mask[CLEAN_TARGETS["sigmoid"] == 0.0] = True
+    elif case.affects in ("all", "used") or fn is focal.focal_tversky_loss:  # one loss per class, summed over the batch
         mask[...] = True
     elif case.affects.startswith("class "):  # where that class's parameter is used
         k = int(case.affects.split()[1])
