@@ -11,6 +11,8 @@ stay finite.
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -62,6 +64,7 @@ class FocalSpec:
     alpha: Any  # None, a number or an array
     gamma: Any  # a number, an array (one or one per class) or FLSD53
     epsilon: Any = 0.0  # Poly-1: + ε (1 − p_t)^(γ+1)
+    pos_weight: Any = None  # scales the positive term, as BCEWithLogitsLoss's pos_weight
 
 
 def focal_pt_kernel(xp: Any, x: Array, y: Array, spec: FocalSpec) -> Result:
@@ -72,12 +75,18 @@ def focal_pt_kernel(xp: Any, x: Array, y: Array, spec: FocalSpec) -> Result:
     sum of two non-negative terms has no cancellation. Any other γ (an array, per-class or adaptive
     γ) is ``exp(γ · log(1 − p_t))`` with the exact ``log σ(∓x)`` for hard labels, so γ < 1 at
     saturated logits is finite. ``∂/∂γ`` is the loss times ``log(1 − p_t)``; ``∂/∂α = (2y − 1)`` times
-    the unweighted loss; ``∂/∂ε = (1 − p_t)^(γ+1)``.
+    the unweighted loss; ``∂/∂ε = (1 − p_t)^(γ+1)``. ``pos_weight`` w scales BCE's positive term:
+    ``BCE = −(w y log p + (1 − y) log(1 − p))``.
     """
     softplus, p, q = sigmoid_parts(xp, x)
     bce = xp.maximum(x, 0.0) - x * y + softplus  # as BCE-with-logits: exact for 0/1 labels
     negative_p, positive_q = (1.0 - y) * p, y * q
     dbce = negative_p - positive_q  # p − y, without cancellation as p → 0 or 1
+    w = spec.pos_weight
+    positive: Any = None
+    if w is not None:
+        positive = y * (xp.maximum(-x, 0.0) + softplus)  # −y log p
+        bce, dbce = bce + (w - 1.0) * positive, dbce - (w - 1.0) * positive_q
     gamma, epsilon = spec.gamma, spec.epsilon
     poly = not is_zero(epsilon)
     power = _small_integer(gamma)
@@ -112,6 +121,7 @@ def focal_pt_kernel(xp: Any, x: Array, y: Array, spec: FocalSpec) -> Result:
         "alpha": lambda: (2.0 * y - 1.0) * focused,
         "gamma": lambda: (alpha_t * focused + epsilon * weighted) * log_1m_pt,  # γ an array: the exp path
         "epsilon": lambda: weighted,
+        "pos_weight": lambda: alpha_t * (1.0 if modulator is None else modulator) * positive,
     }
     return loss, grad, partials
 
@@ -162,7 +172,11 @@ def focal_split_kernel(xp: Any, x: Array, y: Array, spec: FocalSpec) -> Result:
     pos, dpos = _positive_term(xp, y, gamma, log_p, log_q)
     neg, dneg = _negative_term(xp, y, gamma, log_p, log_q)
     a_pos, a_neg = (1.0, 1.0) if spec.alpha is None else (spec.alpha, 1.0 - spec.alpha)
-    partials = {"alpha": lambda: pos - neg, "gamma": lambda: a_pos * pos * log_q + a_neg * neg * log_p}
+    unweighted_pos = pos
+    if spec.pos_weight is not None:
+        pos, dpos = spec.pos_weight * pos, spec.pos_weight * dpos
+    partials = {"alpha": lambda: pos - neg, "gamma": lambda: a_pos * pos * log_q + a_neg * neg * log_p,
+                "pos_weight": lambda: a_pos * unweighted_pos}
     return a_pos * pos + a_neg * neg, a_pos * dpos + a_neg * dneg, partials
 
 
@@ -306,12 +320,13 @@ def varifocal_kernel(xp: Any, x: Array, y: Array, spec: VarifocalSpec) -> Result
 
 def plan_binary(
     kernel_fn: Any, make_spec: Callable[[Call], Any], logits: Array, targets: Array, *, reduction: str, weight: Any,
-    normalizer: Any, from_logits: bool = True, label_smoothing: Any = 0.0,
+    normalizer: Any, from_logits: bool = True, label_smoothing: Any = 0.0, ignore_index: Any = None,
 ) -> LossPlan:
     """The plan of an elementwise sigmoid loss: targets of the logits' shape, floating or bool.
 
     ``make_spec(call)`` checks the loss's hyperparameters against the call (numbers, or arrays of the
-    logits' library: ``Call.hyper``) and gives the kernel's spec.
+    logits' library: ``Call.hyper``) and gives the kernel's spec. Elements whose target equals
+    ``ignore_index`` give 0 and are left out of the mean's count.
     """
     call = Call(logits, targets, reduction=reduction, weight=weight, normalizer=normalizer)
     xp = call.xp
@@ -323,15 +338,37 @@ def plan_binary(
             "cast integer labels to the logits' dtype"
         )
     y = call.cast(targets)
+    valid = None
+    if ignore_index is not None:
+        if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Real):
+            raise TypeError(f"ignore_index must be a number or None, got {ignore_index!r}")
+        valid = targets != ignore_index
+        y = xp.where(valid, y, 0.0)
     if not xp.isdtype(targets.dtype, "bool"):
-        y = call.within("targets", y, 0.0, 1.0, "labels in [0, 1] (hard 0/1 or soft)")
+        y = call.within("targets", y, 0.0, 1.0, "labels in [0, 1] (hard 0/1 or soft)"
+                        + ("" if valid is None else f", or ignore_index={ignore_index!r}"))
     smoothing = call.hyper("label_smoothing", label_smoothing, low=0.0, high=1.0, high_open=True, kernel=False)
     if not is_zero(smoothing):
         y = y * (1.0 - smoothing) + smoothing / 2.0
-    kernel: Any = Elementwise(kernel_fn, spec)
+    kernel: Any = Elementwise(kernel_fn, spec, masked=valid is not None)
     if not from_logits:
         kernel = FromProbabilities(kernel, "sigmoid")
-    return LossPlan(call, kernel, aux=(y,), loss_shape=call.shape)
+    aux = (y,) if valid is None else (y, valid)
+    return LossPlan(call, kernel, aux=aux, loss_shape=call.shape, valid=valid)
+
+
+def binary_pos_weight(call: Call, pos_weight: Any) -> Any:
+    """``pos_weight`` (as ``torch.nn.BCEWithLogitsLoss``): None, a number, or an array ``>= 0`` that
+    broadcasts against the logits (one per class along the last axis: shape ``(C,)``), with a gradient."""
+    if pos_weight is None:
+        return None
+    if isinstance(pos_weight, (list, tuple)):
+        numbers_ = [_checks.check_number(f"pos_weight[{i}]", v, low=0.0, high=math.inf, high_open=True)
+                    for i, v in enumerate(pos_weight)]
+        pos_weight = call.xp.asarray(numbers_, dtype=call.dtype, device=call.device)
+    elif not hasattr(pos_weight, "shape") or len(pos_weight.shape) == 0:
+        return call.hyper("pos_weight", pos_weight, low=0.0, high=math.inf, high_open=True, differentiable=True)
+    return call.broadcast_param("pos_weight", pos_weight, differentiable=True)
 
 
 def binary_gamma(call: Call, gamma: Any, *, differentiable: bool = True) -> Any:

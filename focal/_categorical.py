@@ -29,7 +29,7 @@ from . import _checks
 from ._gamma import check_gamma
 from ._hyper import Partials, bind, given_as_vector, is_vector, is_zero, reduce_partials
 from ._kernel import FromProbabilities, Grads, Wanted, expand
-from ._numerics import log1mexp, softmax_parts
+from ._numerics import log1mexp, softmax_parts, tiny
 from ._plan import Call, LossPlan
 from .backends._base import Array
 
@@ -172,12 +172,13 @@ class TargetKernel:
 def _log_others(xp: Any, shifted: Array, dominant: Array, axis: int) -> Array:
     """``log Σ_{j ≠ d} exp(z_j − m)`` over the classes other than the row's dominant one, by its own
     log-sum-exp: ``log(1 − p_d)`` from it does not underflow (``log1mexp(log p_d)`` floors at
-    ``log(tiny)``, −87 in float32, once ``1 − p_d`` is below the smallest normal). Rows of one class
-    give ``-inf``."""
+    ``log(tiny)``, −87 in float32, once ``1 − p_d`` is below the smallest normal). Rows with no
+    other class (one class, or the others left out by ``where``) give ``log(tiny)``, the floor of v."""
     others = xp.where(dominant, -math.inf, shifted)
     top = xp.max(others, axis=axis, keepdims=True)
     top = xp.where(xp.isfinite(top), top, 0.0)
-    return top + xp.log(xp.sum(xp.exp(others - top), axis=axis, keepdims=True))
+    total = xp.sum(xp.exp(others - top), axis=axis, keepdims=True)
+    return top + xp.log(xp.maximum(total, tiny(xp, shifted)))
 
 
 @dataclass(frozen=True)
@@ -234,8 +235,11 @@ class SoftmaxCall:
     dense: Array | None  # float targets of the logits' shape, label smoothing applied
     valid: Array | None
     spec_args: dict[str, Any]
+    masked: bool = False  # `where` left classes out (their logits are -inf)
 
     def plan(self, terms: TermsFn, params: Any, *, from_logits: bool = True) -> LossPlan:
+        if self.masked and not from_logits:
+            raise ValueError("where takes logits (from_logits=True): masked classes are left out of the softmax")
         spec = SoftmaxSpec(axis=self.axis, classes=self.classes, params=params, **self.spec_args)
         if self.labels is not None:
             kernel: Any = TargetKernel(terms, spec)
@@ -252,10 +256,10 @@ class SoftmaxCall:
 def prepare_softmax(
     logits: Array, targets: Array, *, axis: Any, alpha: Any, gamma: Any = 0.0, ignore_index: Any = None,
     label_smoothing: Any = 0.0, reduction: str, weight: Any, normalizer: Any, labels_only: bool = False,
-    dense_labels: bool = False,
+    dense_labels: bool = False, where: Any = None,
 ) -> SoftmaxCall:
-    """Check a softmax loss's arguments. Integer labels become dense targets with label smoothing, or
-    when the loss has a term for every class (``dense_labels``)."""
+    """Check a softmax loss's arguments. Integer labels become dense targets with label smoothing, with
+    ``where``, or when the loss has a term for every class (``dense_labels``)."""
     call = Call(logits, targets, reduction=reduction, weight=weight, normalizer=normalizer, alpha=alpha)
     xp, shape = call.xp, call.shape
     if not shape:
@@ -269,16 +273,21 @@ def prepare_softmax(
         raise TypeError(f"ignore_index must be an int or None, got {ignore_index!r}")
     ignore = None if ignore_index is None else int(ignore_index)
     smoothing = call.hyper("label_smoothing", label_smoothing, low=0.0, high=1.0, high_open=True, kernel=False)
+    included = None if where is None else _class_mask(call, where, axis)
     labels = dense = valid = None
     if xp.isdtype(targets.dtype, "integral"):
         _checks.check_shape("targets", targets.shape, row_shape,
                             f"integer class indices have the logits' shape without axis={axis}")
+        if labels_only and included is not None:
+            raise ValueError("where takes dense targets or integer labels without normalized=True")
         if ignore is not None:
             valid = targets != ignore
         checked = check_labels(call, targets, valid, classes)
         labels = targets
-        if not is_zero(smoothing) or dense_labels:
+        if not is_zero(smoothing) or dense_labels or included is not None:
             labels, dense = None, _smoothed_onehot(call, targets, valid, axis, classes, smoothing, checked)
+            if included is not None:
+                dense = _labels_inside(call, targets, valid, included, dense, axis, classes)
     elif xp.isdtype(targets.dtype, "real floating"):
         if labels_only:
             raise TypeError(f"targets must be integer class indices for this loss, got {targets.dtype}")
@@ -289,8 +298,52 @@ def prepare_softmax(
             dense = dense * (1.0 - smoothing) + smoothing / classes
     else:
         raise TypeError(f"targets must be integer class indices or floating class probabilities, got {targets.dtype}")
+    if included is not None:
+        # optax's `where`: masked classes are left out of the softmax (their logits -inf, so p = 0) and of the
+        # loss (their targets 0); a row with no class left gives 0 and is not counted in the mean
+        call.logits = xp.where(included, call.logits, -math.inf)
+        dense = xp.where(included, dense, 0.0)
+        kept = xp.any(included, axis=axis)
+        valid = kept if valid is None else valid & kept
     spec_args = {"ignore_index": ignore, "alpha": alpha_spec, "gamma": gamma_spec}
-    return SoftmaxCall(call, axis, classes, labels, dense, valid, spec_args)
+    return SoftmaxCall(call, axis, classes, labels, dense, valid, spec_args, masked=included is not None)
+
+
+def _class_mask(call: Call, where: Any, axis: int) -> Array:
+    """optax's ``where``: a boolean mask of the logits' shape (or broadcasting to it), or of the rows'
+    shape (one per row, as optax: expanded along ``axis``), broadcast to the logits' shape."""
+    xp, shape = call.xp, call.shape
+    if isinstance(where, (list, tuple)):
+        where = xp.asarray(where, dtype=xp.bool, device=call.device)
+    if not hasattr(where, "dtype"):
+        raise TypeError(f"where must be None or a boolean array, got {type(where).__name__} {where!r}")
+    call.own("where", where)
+    where = call.backend.array(where)
+    if not xp.isdtype(where.dtype, "bool"):
+        raise TypeError(f"where must be a boolean array (True: the class takes part), got dtype {where.dtype}")
+    if where.ndim == len(shape) - 1:
+        where = xp.expand_dims(where, axis=axis)
+    _checks.broadcast_shape("where", tuple(where.shape), shape)
+    return xp.broadcast_to(where, shape)
+
+
+def _labels_inside(call: Call, labels: Array, valid: Array | None, included: Array, dense: Array, axis: int,
+                   classes: int) -> Array:
+    """A row whose label is a class that ``where`` leaves out has no loss to give: eagerly an error,
+    traced its row NaN."""
+    xp = call.xp
+    onehot = xp.expand_dims(labels, axis=axis) == _along(xp, xp.arange(classes, dtype=labels.dtype), axis,
+                                                          len(call.shape))
+    outside = xp.any(onehot & ~included, axis=axis) & xp.any(included, axis=axis)
+    if valid is not None:
+        outside = outside & valid
+    found = call.known(xp.any(outside))
+    if found:
+        raise ValueError("targets holds a class index that where leaves out (where is False there): the row's "
+                         "target class must take part, or leave the whole row out")
+    if found is None:
+        dense = xp.where(xp.expand_dims(outside, axis=axis), math.nan, dense)
+    return dense
 
 
 def _smoothed_onehot(call: Call, labels: Array, valid: Array | None, axis: int, classes: int,

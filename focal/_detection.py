@@ -18,6 +18,7 @@ from .backends._base import Array
 def quality_focal_loss(
     logits: Array, targets: Array, *, beta: float = 2.0, reduction: str = "mean",
     weight: Array | float | None = None, normalizer: Array | float | None = None, from_logits: bool = True,
+    ignore_index: float | None = None,
 ) -> Array:
     r"""Quality focal loss (GFL, Li et al. 2020): ``|y − σ(x)|^β · BCE(x, y)``.
 
@@ -37,23 +38,24 @@ def quality_focal_loss(
         Li et al. Generalized Focal Loss. NeurIPS 2020.
     """
     return _plan_qfl(logits, targets, beta=beta, reduction=reduction, weight=weight, normalizer=normalizer,
-                     from_logits=from_logits).loss()
+                     from_logits=from_logits, ignore_index=ignore_index).loss()
 
 
 @plans(quality_focal_loss)
 def _plan_qfl(logits: Array, targets: Array, *, beta: Any, reduction: str, weight: Any, normalizer: Any,
-              from_logits: bool) -> LossPlan:
+              from_logits: bool, ignore_index: Any) -> LossPlan:
     def spec(call: Any) -> QualitySpec:
         return QualitySpec(call.hyper("beta", beta, low=0.0, high=math.inf, high_open=True, differentiable=True))
 
     return plan_binary(quality_focal_kernel, spec, logits, targets, reduction=reduction, weight=weight,
-                       normalizer=normalizer, from_logits=from_logits)
+                       normalizer=normalizer, from_logits=from_logits, ignore_index=ignore_index)
 
 
 @document
 def varifocal_loss(
     logits: Array, targets: Array, *, alpha: float = 0.75, gamma: float = 2.0, reduction: str = "mean",
     weight: Array | float | None = None, normalizer: Array | float | None = None, from_logits: bool = True,
+    ignore_index: float | None = None,
 ) -> Array:
     r"""Varifocal loss (VarifocalNet, Zhang et al. 2021).
 
@@ -74,18 +76,18 @@ def varifocal_loss(
         Zhang et al. VarifocalNet: An IoU-aware Dense Object Detector. CVPR 2021.
     """
     return _plan_vfl(logits, targets, alpha=alpha, gamma=gamma, reduction=reduction, weight=weight,
-                     normalizer=normalizer, from_logits=from_logits).loss()
+                     normalizer=normalizer, from_logits=from_logits, ignore_index=ignore_index).loss()
 
 
 @plans(varifocal_loss)
 def _plan_vfl(logits: Array, targets: Array, *, alpha: Any, gamma: Any, reduction: str, weight: Any,
-              normalizer: Any, from_logits: bool) -> LossPlan:
+              normalizer: Any, from_logits: bool, ignore_index: Any) -> LossPlan:
     def spec(call: Any) -> VarifocalSpec:
         return VarifocalSpec(call.hyper("alpha", alpha, low=0.0, high=1.0, differentiable=True),
                              call.hyper("gamma", gamma, low=0.0, high=math.inf, high_open=True, differentiable=True))
 
     return plan_binary(varifocal_kernel, spec, logits, targets, reduction=reduction, weight=weight,
-                       normalizer=normalizer, from_logits=from_logits)
+                       normalizer=normalizer, from_logits=from_logits, ignore_index=ignore_index)
 
 
 @document

@@ -22,8 +22,8 @@ SHARED = {
                "or ``ignore_index``), or class probabilities of the logits' shape.",
     "activation": '``"sigmoid"`` (elementwise: binary and multi-label) or ``"softmax"`` (over ``axis``).',
     "axis": "the class axis of ``logits``. Default -1 (the ``focal.torch`` criteria use 1).",
-    "ignore_index": "with integer targets, the label whose elements count neither in the loss nor in the "
-                    "mean's denominator. Default None.",
+    "ignore_index": "the target value (an integer label, or a sigmoid loss's float target such as -100 or 255) "
+                    "whose elements count neither in the loss nor in the mean's denominator. Default None.",
     "reduction": '``"none"`` (per element, or per row of a softmax loss), ``"mean"`` (the default: over the '
                  'elements, or the rows that are not ignored) or ``"sum"``.',
     "weight": "elementwise weights broadcastable to the per-element loss, multiplied before reducing "
@@ -32,6 +32,10 @@ SHARED = {
                   "number of positive anchors), a number or 0-d array. Default None.",
     "label_smoothing": "``ls`` in [0, 1): binary targets become ``y (1 − ls) + ls / 2``, class targets "
                        "``y (1 − ls) + ls / C``. Default 0.",
+    "where": "optax's ``where``: a boolean mask of the logits' shape (or one that broadcasts to it, or of "
+             "the rows' shape, one per row): classes where it is False are left out of the softmax and of the "
+             "loss, and a row left with no class gives 0 and is not counted in the mean. With "
+             "``from_logits=True``. Default None.",
     "from_logits": "``True`` (default): ``logits`` are logits; ``False``: probabilities in [0, 1], clipped "
                    "to ``[eps, 1 − eps]`` of their dtype.",
 }

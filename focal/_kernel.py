@@ -40,16 +40,26 @@ class Elementwise:
     gradient w.r.t. the logits it depends on, and ``partials[name]()``, the element's derivative
     w.r.t. a hyperparameter (in the gradient's shape). The Jacobian is block diagonal, so the VJP
     is the cotangent, broadcast along ``axis``, times ``dloss`` (and times each partial, summed).
+    With ``masked`` the last of ``aux`` is a boolean mask: elements outside it (``ignore_index``) give
+    0 loss, gradient and partials, whatever their inputs.
     """
 
     fn: Callable[..., tuple[Array, Array, Any]]
     spec: Any
     axis: int | None = None
+    masked: bool = False
 
     def forward(self, xp: Any, logits: Array, aux: tuple[Array, ...], params: tuple[Array, ...],
                 wanted: Wanted) -> tuple[Array, tuple[Array, ...]]:
+        mask = aux[-1] if self.masked else None
+        if self.masked:
+            aux = aux[:-1]
         loss, dloss, partials = self.fn(xp, logits, *aux, bind(self.spec, params))
-        return loss, (dloss, *take_partials(partials, wanted))
+        residuals = (dloss, *take_partials(partials, wanted))
+        if mask is not None:
+            loss = xp.where(mask, loss, 0.0)
+            residuals = tuple(xp.where(mask, r, 0.0) for r in residuals)
+        return loss, residuals
 
     def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array, wanted: Wanted) -> Grads:
         dloss, *partials = residuals

@@ -15,7 +15,7 @@ from .backends._base import Array
 def asymmetric_loss(
     logits: Array, targets: Array, *, gamma_pos: float = 0.0, gamma_neg: float = 4.0, clip: float = 0.05,
     reduction: str = "mean", weight: Array | float | None = None, normalizer: Array | float | None = None,
-    label_smoothing: float = 0.0, from_logits: bool = True,
+    label_smoothing: float = 0.0, from_logits: bool = True, ignore_index: float | None = None,
 ) -> Array:
     r"""Asymmetric loss (ASL) for multi-label classification.
 
@@ -39,12 +39,12 @@ def asymmetric_loss(
     """
     return _plan_asl(logits, targets, gamma_pos=gamma_pos, gamma_neg=gamma_neg, clip=clip, reduction=reduction,
                      weight=weight, normalizer=normalizer, label_smoothing=label_smoothing,
-                     from_logits=from_logits).loss()
+                     from_logits=from_logits, ignore_index=ignore_index).loss()
 
 
 @plans(asymmetric_loss)
 def _plan_asl(logits: Array, targets: Array, *, gamma_pos: Any, gamma_neg: Any, clip: Any, reduction: str,
-              weight: Any, normalizer: Any, label_smoothing: Any, from_logits: bool) -> LossPlan:
+              weight: Any, normalizer: Any, label_smoothing: Any, from_logits: bool, ignore_index: Any) -> LossPlan:
     def spec(call: Any) -> AsymmetricSpec:
         return AsymmetricSpec(
             gamma_pos=call.hyper("gamma_pos", gamma_pos, low=0.0, high=math.inf, high_open=True, differentiable=True),
@@ -53,4 +53,5 @@ def _plan_asl(logits: Array, targets: Array, *, gamma_pos: Any, gamma_neg: Any, 
         )
 
     return plan_binary(asymmetric_kernel, spec, logits, targets, reduction=reduction, weight=weight,
-                       normalizer=normalizer, from_logits=from_logits, label_smoothing=label_smoothing)
+                       normalizer=normalizer, from_logits=from_logits, label_smoothing=label_smoothing,
+                       ignore_index=ignore_index)

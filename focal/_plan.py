@@ -121,6 +121,13 @@ class Call:
         view = tuple(classes if i == axis else 1 for i in range(len(self.shape)))
         return self._slot(name, array, differentiable, view=view)
 
+    def broadcast_param(self, name: str, value: Any, *, differentiable: bool = False) -> Slot:
+        """An array hyperparameter ``>= 0`` of any shape that broadcasts against the logits (``pos_weight``)."""
+        array = self._param_array(name, value, "a number, a sequence or an array that broadcasts against the logits")
+        _checks.broadcast_shape(name, tuple(array.shape), self.shape)
+        array = self.within(name, array, 0.0, float(self.xp.finfo(self.dtype).max), "finite and >= 0")
+        return self._slot(name, array, differentiable)
+
     def _param_array(self, name: str, value: Any, expected: str) -> Array:
         if not _is_array(value) or not hasattr(value, "dtype"):
             raise TypeError(f"{name} must be {expected}, got {type(value).__name__} {value!r}")

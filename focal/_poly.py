@@ -25,6 +25,7 @@ def poly1_focal_loss(
     alpha: float | Sequence[float] | Array | None = 0.25, activation: str = "sigmoid", axis: int = -1,
     ignore_index: int | None = None, reduction: str = "mean", weight: Array | float | None = None,
     normalizer: Array | float | None = None, label_smoothing: float = 0.0, from_logits: bool = True,
+    where: Array | None = None,
 ) -> Array:
     r"""Poly-1 focal loss: ``FL + ε (1 − p_t)^(γ+1)`` (PolyLoss, Leng et al. 2022, eq. 4).
 
@@ -48,22 +49,27 @@ def poly1_focal_loss(
     """
     return _plan_poly1_focal(logits, targets, epsilon=epsilon, gamma=gamma, alpha=alpha, activation=activation,
                              axis=axis, ignore_index=ignore_index, reduction=reduction, weight=weight,
-                             normalizer=normalizer, label_smoothing=label_smoothing, from_logits=from_logits).loss()
+                             normalizer=normalizer, label_smoothing=label_smoothing, from_logits=from_logits,
+                             where=where).loss()
 
 
 @plans(poly1_focal_loss)
 def _plan_poly1_focal(logits: Array, targets: Array, *, epsilon: Any, gamma: Any, alpha: Any, activation: Any,
                       axis: Any, ignore_index: Any, reduction: str, weight: Any, normalizer: Any,
-                      label_smoothing: Any, from_logits: bool) -> LossPlan:
+                      label_smoothing: Any, from_logits: bool, where: Any) -> LossPlan:
     if _check_activation(activation) == "sigmoid":
+        if where is not None:
+            raise ValueError("where leaves classes out of a softmax: use it with activation='softmax'")
         def spec(call: Any) -> FocalSpec:
             return FocalSpec(alpha=check_alpha_scalar(call, alpha), gamma=binary_gamma(call, gamma),
                              epsilon=_epsilon(call, epsilon))
 
         return plan_binary(focal_pt_kernel, spec, logits, targets, reduction=reduction, weight=weight,
-                           normalizer=normalizer, from_logits=from_logits, label_smoothing=label_smoothing)
+                           normalizer=normalizer, from_logits=from_logits, label_smoothing=label_smoothing,
+                           ignore_index=ignore_index)
     sc = prepare_softmax(logits, targets, axis=axis, alpha=alpha, gamma=gamma, ignore_index=ignore_index,
-                         label_smoothing=label_smoothing, reduction=reduction, weight=weight, normalizer=normalizer)
+                         label_smoothing=label_smoothing, reduction=reduction, weight=weight, normalizer=normalizer,
+                         where=where)
     return sc.plan(focal_terms, FocalTerms(epsilon=_epsilon(sc.call, epsilon)), from_logits=from_logits)
 
 
@@ -72,7 +78,7 @@ def poly1_cross_entropy(
     logits: Array, targets: Array, *, epsilon: float = 1.0, axis: int = -1, ignore_index: int | None = None,
     alpha: float | Sequence[float] | Array | None = None, reduction: str = "mean",
     weight: Array | float | None = None, normalizer: Array | float | None = None, label_smoothing: float = 0.0,
-    from_logits: bool = True,
+    from_logits: bool = True, where: Array | None = None,
 ) -> Array:
     r"""Poly-1 cross entropy: ``CE + ε (1 − p_t)`` over a softmax (PolyLoss, eq. 3).
 
@@ -95,12 +101,14 @@ def poly1_cross_entropy(
     """
     return _plan_poly1_ce(logits, targets, epsilon=epsilon, axis=axis, ignore_index=ignore_index, alpha=alpha,
                           reduction=reduction, weight=weight, normalizer=normalizer, label_smoothing=label_smoothing,
-                          from_logits=from_logits).loss()
+                          from_logits=from_logits, where=where).loss()
 
 
 @plans(poly1_cross_entropy)
 def _plan_poly1_ce(logits: Array, targets: Array, *, epsilon: Any, axis: Any, ignore_index: Any, alpha: Any,
-                   reduction: str, weight: Any, normalizer: Any, label_smoothing: Any, from_logits: bool) -> LossPlan:
+                   reduction: str, weight: Any, normalizer: Any, label_smoothing: Any, from_logits: bool,
+                   where: Any) -> LossPlan:
     sc = prepare_softmax(logits, targets, axis=axis, alpha=alpha, gamma=0.0, ignore_index=ignore_index,
-                         label_smoothing=label_smoothing, reduction=reduction, weight=weight, normalizer=normalizer)
+                         label_smoothing=label_smoothing, reduction=reduction, weight=weight, normalizer=normalizer,
+                         where=where)
     return sc.plan(focal_terms, FocalTerms(epsilon=_epsilon(sc.call, epsilon)), from_logits=from_logits)

@@ -54,14 +54,15 @@ def negatives_terms(xp: Any, t: Terms, params: NegativesParams) -> TermsOut:
     m, pg = xp.exp(g * t.v), xp.exp(g * u_safe)  # (1 − p)^γ, p^γ
     wp, wn = a_pos * q, a_neg * (1.0 - q)
     negative = -(1.0 - q) * pg * t.v
-    f = xp.where(wp != 0.0, -wp * m * t.u, 0.0) + a_neg * negative  # a class of no weight adds exactly 0
+    positive_u = xp.where(wp != 0.0, t.u, 0.0)  # a class of no weight adds exactly 0, even where log p = -inf
+    f = -wp * m * positive_u + a_neg * negative
     a = -wp * m - wn * g * pg * t.v
     b = -wp * g * m * u_safe - wn * pg
     # the exponent is <= 0 for every class but a dominant one (p > 1/2), whose E the kernel never reads
     # (it overflows there): clamping at 0 changes nothing read and keeps exp from overflowing
     e = wp * g * m * t.p * neg_log_over_one_minus(xp, u_safe) - wn * xp.exp(xp.minimum((g + 1.0) * u_safe - t.v, 0.0))
-    partials = {"alpha": lambda: xp.where(q != 0.0, -q * m * t.u, 0.0) - negative,
-                "gamma": lambda: xp.where(wp != 0.0, -wp * m * t.u, 0.0) * t.v + a_neg * negative * u_safe}
+    partials = {"alpha": lambda: -q * m * xp.where(q != 0.0, t.u, 0.0) - negative,
+                "gamma": lambda: -wp * m * positive_u * t.v + a_neg * negative * u_safe}
     return TermsOut(f, a, b, e, partials=partials)
 
 
@@ -155,7 +156,8 @@ def _plan_hard_truncated(logits: Array, targets: Array, *, margin: Any, activati
 
     if _check_activation(activation) == "sigmoid":
         return plan_binary(hard_truncated_kernel, lambda call: MarginSpec(checked(call)), logits, targets,
-                           reduction=reduction, weight=weight, normalizer=normalizer, from_logits=from_logits)
+                           reduction=reduction, weight=weight, normalizer=normalizer, from_logits=from_logits,
+                           ignore_index=ignore_index)
     sc = prepare_softmax(logits, targets, axis=axis, alpha=None, ignore_index=ignore_index, reduction=reduction,
                          weight=weight, normalizer=normalizer)
     return sc.plan(focal_terms, FocalTerms(truncate_margin=checked(sc.call)), from_logits=from_logits)
@@ -210,7 +212,8 @@ def _plan_soft_truncated(logits: Array, targets: Array, *, k: Any, activation: A
 
     if _check_activation(activation) == "sigmoid":
         return plan_binary(soft_truncated_kernel, lambda call: SoftSpec(checked(call)), logits, targets,
-                           reduction=reduction, weight=weight, normalizer=normalizer, from_logits=from_logits)
+                           reduction=reduction, weight=weight, normalizer=normalizer, from_logits=from_logits,
+                           ignore_index=ignore_index)
     sc = prepare_softmax(logits, targets, axis=axis, alpha=None, ignore_index=ignore_index, reduction=reduction,
                          weight=weight, normalizer=normalizer)
     return sc.plan(soft_truncated_terms, SoftTruncatedParams(checked(sc.call)), from_logits=from_logits)
@@ -220,7 +223,7 @@ def _plan_soft_truncated(logits: Array, targets: Array, *, k: Any, activation: A
 def focal_loss_star(
     logits: Array, targets: Array, *, gamma: float = 2.0, beta: float = 1.0, alpha: float | None = None,
     reduction: str = "mean", weight: Array | float | None = None, normalizer: Array | float | None = None,
-    from_logits: bool = True,
+    from_logits: bool = True, ignore_index: float | None = None,
 ) -> Array:
     r"""FL* (Lin et al. 2017, appendix A): ``−log σ(γ x_t + β) / γ``, ``x_t = x (2y − 1)``, times α_t.
 
@@ -242,12 +245,12 @@ def focal_loss_star(
         Lin, Goyal, Girshick, He, Dollár. Focal Loss for Dense Object Detection. ICCV 2017, appendix A.
     """
     return _plan_star(logits, targets, gamma=gamma, beta=beta, alpha=alpha, reduction=reduction, weight=weight,
-                      normalizer=normalizer, from_logits=from_logits).loss()
+                      normalizer=normalizer, from_logits=from_logits, ignore_index=ignore_index).loss()
 
 
 @plans(focal_loss_star)
 def _plan_star(logits: Array, targets: Array, *, gamma: Any, beta: Any, alpha: Any, reduction: str, weight: Any,
-               normalizer: Any, from_logits: bool) -> LossPlan:
+               normalizer: Any, from_logits: bool, ignore_index: Any) -> LossPlan:
     def spec(call: Any) -> StarSpec:
         # γ > 0: FL* divides by it
         return StarSpec(call.hyper("gamma", gamma, low=0.0, high=math.inf, low_open=True, high_open=True,
@@ -256,4 +259,4 @@ def _plan_star(logits: Array, targets: Array, *, gamma: Any, beta: Any, alpha: A
                         check_alpha_scalar(call, alpha))
 
     return plan_binary(focal_star_kernel, spec, logits, targets, reduction=reduction, weight=weight,
-                       normalizer=normalizer, from_logits=from_logits)
+                       normalizer=normalizer, from_logits=from_logits, ignore_index=ignore_index)

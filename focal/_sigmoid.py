@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ._binary import FocalSpec, binary_gamma, check_alpha_scalar, focal_pt_kernel, focal_split_kernel, plan_binary
+from ._binary import (
+    FocalSpec,
+    binary_gamma,
+    binary_pos_weight,
+    check_alpha_scalar,
+    focal_pt_kernel,
+    focal_split_kernel,
+    plan_binary,
+)
 from ._docs import document
 from ._plan import LossPlan, plans
 from .backends._base import Array
@@ -24,6 +32,8 @@ def sigmoid_focal_loss(
     label_smoothing: float = 0.0,
     from_logits: bool = True,
     form: str = "pt",
+    ignore_index: float | None = None,
+    pos_weight: float | Sequence[float] | Array | None = None,
 ) -> Array:
     r"""Sigmoid focal loss for binary and multi-label classification (Lin et al., 2017).
 
@@ -56,6 +66,12 @@ def sigmoid_focal_loss(
         label_smoothing: ``y ← y (1 − ls) + ls / 2``, in [0, 1).
         from_logits: ``False`` takes probabilities, clipped to ``[eps, 1 − eps]``.
         form: ``"pt"`` (default) or ``"split"``, as above.
+        ignore_index: a target value (e.g. -100 or 255) whose elements give 0 and are left out of the
+            mean's count (kornia's ``ignore_index`` counts them in its mean). Default None.
+        pos_weight: scales the positive term, as in ``torch.nn.BCEWithLogitsLoss`` and kornia: a
+            number or an array ``>= 0`` that broadcasts against the logits (``(C,)`` for one per class
+            along the last axis; kornia's ``(C,)`` along dim 1 is ``pos_weight[:, None, None]`` for
+            ``(N, C, H, W)``). "pt" form: ``BCE = −(w y log p + (1 − y) log(1 − p))``. Default None.
 
     Returns:
         An array of the input's library, device and dtype: the reduced loss, or the per-element
@@ -78,18 +94,19 @@ def sigmoid_focal_loss(
     """
     return _plan_sigmoid_focal(logits, targets, alpha=alpha, gamma=gamma, reduction=reduction, weight=weight,
                                normalizer=normalizer, label_smoothing=label_smoothing, from_logits=from_logits,
-                               form=form).loss()
+                               form=form, ignore_index=ignore_index, pos_weight=pos_weight).loss()
 
 
 @plans(sigmoid_focal_loss)
 def _plan_sigmoid_focal(
     logits: Array, targets: Array, *, alpha: Any, gamma: Any, reduction: str, weight: Any, normalizer: Any,
-    label_smoothing: Any, from_logits: bool, form: str,
+    label_smoothing: Any, from_logits: bool, form: str, ignore_index: Any, pos_weight: Any,
 ) -> LossPlan:
     if form not in ("pt", "split"):
         raise ValueError(f"form must be 'pt' or 'split', got {form!r}")
     kernel = focal_pt_kernel if form == "pt" else focal_split_kernel
     return plan_binary(kernel, lambda call: FocalSpec(alpha=check_alpha_scalar(call, alpha),
-                                                      gamma=binary_gamma(call, gamma)),
+                                                      gamma=binary_gamma(call, gamma),
+                                                      pos_weight=binary_pos_weight(call, pos_weight)),
                        logits, targets, reduction=reduction, weight=weight, normalizer=normalizer,
-                       from_logits=from_logits, label_smoothing=label_smoothing)
+                       from_logits=from_logits, label_smoothing=label_smoothing, ignore_index=ignore_index)

@@ -62,7 +62,8 @@ def focal_terms(xp: Any, t: Terms, params: FocalTerms) -> TermsOut:
     gamma = _resolve_gamma(xp, t)
     u_safe = xp.maximum(t.u, math.log(tiny(xp, t.u)))
     w = t.weight
-    f = -w * m * t.u if isinstance(w, float) else xp.where(w != 0.0, -w * m * t.u, 0.0)
+    # a class of no weight adds exactly 0, even where log p is -inf (a -inf logit, or a class `where` leaves out)
+    f = -w * m * (t.u if isinstance(w, float) else xp.where(w != 0.0, t.u, 0.0))
     a = -w * m
     b = -w * dm * u_safe
     e = w * dm * t.p * neg_log_over_one_minus(xp, u_safe)
@@ -144,6 +145,7 @@ def softmax_focal_loss(
     from_logits: bool = True,
     reduced_threshold: float | None = None,
     normalized: bool = False,
+    where: Array | None = None,
 ) -> Array:
     r"""Softmax focal loss for multi-class classification (Lin et al., 2017).
 
@@ -200,17 +202,18 @@ def softmax_focal_loss(
     return _plan_softmax_focal(logits, targets, alpha=alpha, gamma=gamma, axis=axis, ignore_index=ignore_index,
                                reduction=reduction, weight=weight, normalizer=normalizer,
                                label_smoothing=label_smoothing, from_logits=from_logits,
-                               reduced_threshold=reduced_threshold, normalized=normalized).loss()
+                               reduced_threshold=reduced_threshold, normalized=normalized, where=where).loss()
 
 
 @plans(softmax_focal_loss)
 def _plan_softmax_focal(
     logits: Array, targets: Array, *, alpha: Any, gamma: Any, axis: Any, ignore_index: Any, reduction: str,
     weight: Any, normalizer: Any, label_smoothing: Any, from_logits: bool, reduced_threshold: Any, normalized: bool,
+    where: Any,
 ) -> LossPlan:
     sc = prepare_softmax(logits, targets, axis=axis, alpha=alpha, gamma=gamma, ignore_index=ignore_index,
                          label_smoothing=label_smoothing, reduction=reduction, weight=weight, normalizer=normalizer,
-                         labels_only=normalized)
+                         labels_only=normalized, where=where)
     th = None if reduced_threshold is None else sc.call.hyper(
         "reduced_threshold", reduced_threshold, low=0.0, high=1.0, low_open=True, high_open=True, differentiable=True)
     plan = sc.plan(focal_terms, FocalTerms(reduced_threshold=th), from_logits=from_logits)

@@ -9,14 +9,20 @@ labels (shape ``(N,)`` or ``(N, 1)``); ``DistributionFocalLoss`` takes float dis
 one number and it takes no ``sample_weight``.
 Each class is registered serializable (package ``"focal"``), so a model compiled with it saves
 to ``.keras`` and loads back without ``custom_objects``.
+
+A hyperparameter can follow a schedule: name it in ``variables`` (``SoftmaxFocalLoss(gamma=2.0,
+variables=["gamma"])``, or pass a ``keras.Variable``) and it is held as a non-trainable
+``keras.Variable``, ``loss.gamma``; a callback's ``loss.gamma.assign(1.0)`` between epochs takes effect
+in the compiled train step without retracing it, and the loss saves with the current value.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
+import numpy as np
 
 import focal as _focal
 
@@ -26,16 +32,37 @@ _PER_CALL = ("weight", "normalizer", "reduction")
 
 
 class FocalLoss(keras.losses.Loss):
-    """Base of the Keras losses: a functional ``focal`` loss with its parameters."""
+    """Base of the Keras losses: a functional ``focal`` loss with its parameters.
+
+    ``variables`` names the hyperparameters held as non-trainable ``keras.Variable`` s (for a schedule:
+    ``loss.gamma.assign(...)``); a ``keras.Variable`` given as a value is held as it is.
+    """
 
     loss_fn: Callable[..., Any]
     sigmoid: bool = False  # elementwise whatever the parameters say
     integer_labels: bool = True  # softmax targets without the class axis are class indices
 
     def __init__(self, *, name: str | None = None, reduction: str = "sum_over_batch_size", dtype: Any = None,
-                 **params: Any) -> None:
+                 variables: Sequence[str] = (), **params: Any) -> None:
         super().__init__(name=name or type(self).__name__, reduction=reduction, dtype=dtype)
+        held = set(variables) | {k for k, v in params.items() if isinstance(v, keras.Variable)}
+        unknown = sorted(held - set(params))
+        if unknown:
+            raise TypeError(f"variables names {unknown}, which {type(self).__name__} does not take")
+        for k in sorted(held):
+            if not isinstance(params[k], keras.Variable):
+                params[k] = keras.Variable(params[k], trainable=False, name=k)
         self.params = params
+        self.held = sorted(held)
+
+    def __getattr__(self, name: str) -> Any:
+        params = self.__dict__.get("params")
+        if params is not None and name in params:
+            return params[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def _values(self, like: Any) -> dict[str, Any]:
+        return {k: _read(v, like) if isinstance(v, keras.Variable) else v for k, v in self.params.items()}
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
         elementwise = self.sigmoid or self.params.get("activation") == "sigmoid"
@@ -43,11 +70,44 @@ class FocalLoss(keras.losses.Loss):
             y_true = _sparse_targets(y_true, y_pred, self.params["axis"], self.integer_labels)
         elif y_true.dtype != y_pred.dtype and elementwise:
             y_true = keras.ops.cast(y_true, y_pred.dtype)
-        loss = type(self).loss_fn(y_pred, y_true, reduction="none", **self.params)
-        return keras.ops.mean(loss, axis=-1) if elementwise else loss
+        loss = type(self).loss_fn(y_pred, y_true, reduction="none", **self._values(y_pred))
+        if not elementwise:
+            return loss
+        ignore = self.params.get("ignore_index")
+        if ignore is None:
+            return keras.ops.mean(loss, axis=-1)
+        # the mean over the elements that count, as the functional loss's "mean"
+        kept = keras.ops.sum(keras.ops.cast(keras.ops.not_equal(y_true, ignore), loss.dtype), axis=-1)
+        return keras.ops.sum(loss, axis=-1) / keras.ops.maximum(kept, 1.0)
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), **self.params}
+        config = {**super().get_config(), **{k: _plain(v) for k, v in self.params.items()}}
+        if self.held:
+            config["variables"] = list(self.held)
+        return config
+
+
+def _plain(value: Any) -> Any:
+    """A held variable's current value, as a number or a list (what the config saves)."""
+    if isinstance(value, keras.Variable):
+        return keras.ops.convert_to_numpy(value).tolist()
+    return value
+
+
+def _read(variable: Any, like: Any) -> Any:
+    """A held variable's value in the current computation. Keras' JAX trainer carries only the model's own
+    variables through its jitted step, so a loss's variable read while tracing would be a constant of
+    the trace: it is read at run time instead, by a host callback (one scalar per step)."""
+    value = variable.value
+    if keras.backend.backend() == "jax":
+        import jax
+
+        if isinstance(like, jax.core.Tracer) and not isinstance(value, jax.core.Tracer):
+            def current() -> np.ndarray:
+                return np.asarray(variable.value)
+
+            value = jax.pure_callback(current, jax.ShapeDtypeStruct(value.shape, value.dtype))
+    return value
 
 
 class _BatchRegionLoss(FocalLoss):
@@ -60,7 +120,7 @@ class _BatchRegionLoss(FocalLoss):
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
         y_true = _sparse_targets(y_true, y_pred, self.params["axis"], True)
-        return type(self).loss_fn(y_pred, y_true, reduction="mean", **self.params)
+        return type(self).loss_fn(y_pred, y_true, reduction="mean", **self._values(y_pred))
 
 
 def _sparse_targets(y_true: Any, y_pred: Any, axis: int, integer: bool) -> Any:
@@ -81,12 +141,13 @@ def _loss_class(name: str, fn: Callable[..., Any], sigmoid: bool = False, *, bas
         defaults["from_logits"] = False
 
     def __init__(self: FocalLoss, *, name: str | None = None, reduction: str = "sum_over_batch_size",
-                 dtype: Any = None, **params: Any) -> None:
+                 dtype: Any = None, variables: Sequence[str] = (), **params: Any) -> None:
         check_known(type(self).__name__, params, defaults)
-        base.__init__(self, name=name, reduction=reduction, dtype=dtype, **{**defaults, **params})
+        base.__init__(self, name=name, reduction=reduction, dtype=dtype, variables=variables,
+                      **{**defaults, **params})
 
     __init__.__signature__ = keyword_signature(  # type: ignore[attr-defined]
-        {**defaults, "name": None, "reduction": "sum_over_batch_size", "dtype": None})
+        {**defaults, "name": None, "reduction": "sum_over_batch_size", "dtype": None, "variables": ()})
     doc = f"Keras loss for :func:`focal.{fn.__name__}` (``from_logits=False`` by default).\n\n{fn.__doc__}"
     cls = type(name, (base,), {"loss_fn": staticmethod(fn), "sigmoid": sigmoid, "integer_labels": integer_labels,
                                "__init__": __init__, "__doc__": doc, "__module__": __name__})

@@ -29,7 +29,7 @@ from ._signatures import check_known, keyword_defaults, keyword_signature
 from .backends import torch as _torch_backend  # noqa: F401 - loaded now, so torch.compile never imports it
 
 _PER_CALL = ("weight", "normalizer")
-_VECTORS = ("alpha", "gamma")  # a sequence given for these is a per-class buffer
+_VECTORS = ("alpha", "gamma", "pos_weight")  # a sequence given for these is a per-class buffer
 # the criterion's own options (not the loss function's): the normalizer it computes itself
 _NORMALIZER_OPTIONS = {"normalizer": None, "sync": False}
 
@@ -81,6 +81,8 @@ class FocalCriterion(nn.Module):
             elif name in _VECTORS and isinstance(value, (list, tuple)):
                 # float64 keeps the numbers as written; each call casts them to the input's dtype
                 self.register_buffer(name, torch.as_tensor(value, dtype=torch.float64))
+            elif name == "where" and isinstance(value, (list, tuple)):
+                self.register_buffer(name, torch.as_tensor(value, dtype=torch.bool))
             elif torch.is_tensor(value):
                 self.register_buffer(name, value.detach().clone())
             else:

@@ -102,8 +102,12 @@ class Case:
         if self.target in ("hard", "soft", "bool", "quality"):
             u = rng.random(self.shape)
             hard = (u > 0.6).astype(np.float64)
-            return {"hard": hard, "soft": u, "bool": u > 0.6, "quality": hard * rng.uniform(0.1, 1.0, self.shape)}[
+            out = {"hard": hard, "soft": u, "bool": u > 0.6, "quality": hard * rng.uniform(0.1, 1.0, self.shape)}[
                 self.target]
+            ignore = self.params.get("ignore_index")
+            if ignore is not None:  # a sigmoid loss's ignored elements: their float target is ignore_index
+                out = np.where(rng.random(self.shape) < 0.3, float(ignore), out)
+            return out
         classes = self.shape[self.axis]
         rows = tuple(s for i, s in enumerate(self.shape) if i != self.axis)
         if self.target == "distance":
@@ -129,7 +133,7 @@ class Case:
 
     def count(self, t: np.ndarray) -> int | None:
         ignore = self.params.get("ignore_index")
-        if ignore is not None and t.dtype.kind == "i" and self.kind == "rows":
+        if ignore is not None and (t.dtype.kind == "i" and self.kind == "rows" or self.kind == "elements"):
             return int(np.sum(t != ignore))
         return None
 
@@ -163,6 +167,11 @@ SIGMOID = [
     Case("sig-smoothing", "sigmoid", {"label_smoothing": 0.1, "gamma": 1.0}),
     Case("sig-probs", "sigmoid", {"from_logits": False, "gamma": 2.0}),
     Case("sig-3d", "sigmoid", {"alpha": 0.5}, shape=(2, 3, 4), target="soft"),
+    Case("sig-pos-weight", "sigmoid", {"pos_weight": [0.5, 1.0, 2.0, 3.0, 0.0], "gamma": 1.5}, target="soft"),
+    Case("sig-split-pos-weight", "sigmoid", {"form": "split", "pos_weight": [2.0, 1.0, 0.5, 1.0, 4.0]},
+         reduction="sum"),
+    Case("sig-ignore", "sigmoid", {"ignore_index": -100.0, "gamma": 0.5}, weight="full"),
+    Case("sig-ignore-none", "sigmoid", {"ignore_index": 255.0}, target="soft", reduction="none"),
 ]
 
 SOFTMAX = [

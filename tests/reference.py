@@ -42,16 +42,18 @@ def _gamma(gamma: Any, p_t: np.ndarray) -> Any:
 
 def sigmoid_focal(x: np.ndarray, y: np.ndarray, *, alpha: float | None = 0.25, gamma: Any = 2.0,
                   label_smoothing: float = 0.0, from_logits: bool = True, form: str = "pt",
-                  epsilon: float = 0.0) -> np.ndarray:
-    y = y * (1 - label_smoothing) + label_smoothing / 2
+                  epsilon: float = 0.0, pos_weight: Any = None, ignore_index: float | None = None) -> np.ndarray:
+    kept = np.ones(y.shape) if ignore_index is None else (y != ignore_index).astype(np.float64)
+    y = np.where(kept == 1, y, 0.0) * (1 - label_smoothing) + label_smoothing / 2
+    w = 1.0 if pos_weight is None else np.asarray(pos_weight, dtype=np.float64)
     p = _probs(x, from_logits)
     p_t = y * p + (1 - y) * (1 - p)
     g = _gamma(gamma, p_t)
     if form == "split":
         a_pos, a_neg = (1.0, 1.0) if alpha is None else (alpha, 1 - alpha)
-        return -a_pos * y * (1 - p) ** g * np.log(p) - a_neg * (1 - y) * p ** g * np.log(1 - p)
-    bce = -(y * np.log(p) + (1 - y) * np.log(1 - p))
-    return _alpha_t(alpha, y) * (1 - p_t) ** g * bce + epsilon * (1 - p_t) ** (g + 1)
+        return kept * (-a_pos * w * y * (1 - p) ** g * np.log(p) - a_neg * (1 - y) * p ** g * np.log(1 - p))
+    bce = -(w * y * np.log(p) + (1 - y) * np.log(1 - p))
+    return kept * (_alpha_t(alpha, y) * (1 - p_t) ** g * bce + epsilon * (1 - p_t) ** (g + 1))
 
 
 def focal_star(x: np.ndarray, y: np.ndarray, *, gamma: float = 2.0, beta: float = 1.0,

@@ -139,6 +139,88 @@ def test_kornia_binary_focal_loss_is_our_split_form():
     assert np.max(np.abs(pt - ours)) > 1e-2  # soft targets: kornia's form is not the "pt" form
 
 
+def test_kornia_binary_ignore_index_and_pos_weight():
+    """kornia's ``ignore_index`` and ``pos_weight`` (one per class along dim 1): the same elementwise losses and
+    gradients; its "mean" still counts the ignored elements, ours leaves them out (``normalizer=numel`` is kornia's)."""
+    kornia, torch = anchor("kornia"), _torch()
+    z = RNG.normal(size=(3, 4, 5)) * 3
+    t = (RNG.random((3, 4, 5)) > 0.6).astype(np.float64)
+    t[RNG.random(t.shape) < 0.25] = -100.0
+    pos_weight = np.array([0.5, 1.0, 2.0, 4.0])
+    zt = torch.as_tensor(z).requires_grad_(True)
+    theirs = kornia.losses.binary_focal_loss_with_logits(zt, torch.as_tensor(t), alpha=0.25, gamma=2.0,
+                                                         reduction="none", pos_weight=torch.as_tensor(pos_weight),
+                                                         ignore_index=-100)
+    theirs.sum().backward()
+    params = {"alpha": 0.25, "gamma": 2.0, "form": "split", "ignore_index": -100, "pos_weight": pos_weight[:, None]}
+    ours = focal.sigmoid_focal_loss(z, t, reduction="none", **params)
+    _, grad = focal.value_and_grad(focal.sigmoid_focal_loss)(z, t, reduction="sum", **params)
+    np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(grad, zt.grad.numpy(), rtol=1e-10, atol=1e-300)
+    assert np.all(ours[t == -100] == 0.0)
+    kept = int(np.sum(t != -100))
+    mean = float(focal.sigmoid_focal_loss(z, t, **params))
+    assert mean == pytest.approx(float(theirs.detach().sum()) / kept, rel=1e-12)
+    kornia_mean = float(kornia.losses.binary_focal_loss_with_logits(
+        torch.as_tensor(z), torch.as_tensor(t), alpha=0.25, gamma=2.0, reduction="mean",
+        pos_weight=torch.as_tensor(pos_weight), ignore_index=-100))
+    assert kornia_mean == pytest.approx(float(focal.sigmoid_focal_loss(
+        z, t, reduction="sum", normalizer=z.size, **params)), rel=1e-12)
+
+
+def test_torch_bce_with_logits_pos_weight():
+    """γ = 0, no α: our "pt" form with ``pos_weight`` is ``torch.nn.BCEWithLogitsLoss(pos_weight=...)``, whose
+    ``pos_weight`` broadcasts against the last axis, as ours does; so are their gradients."""
+    torch = _torch()
+    pos_weight = np.array([0.25, 1.0, 3.0, 2.0, 0.0])
+    for t in (HARD, SOFT):
+        xt = torch.as_tensor(X).requires_grad_(True)
+        theirs = torch.nn.BCEWithLogitsLoss(pos_weight=torch.as_tensor(pos_weight), reduction="none")(
+            xt, torch.as_tensor(t))
+        theirs.sum().backward()
+        ours, grad = focal.value_and_grad(focal.sigmoid_focal_loss)(X, t, gamma=0.0, alpha=None,
+                                                                   pos_weight=pos_weight, reduction="none")
+        np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=1e-12, atol=1e-300)
+        np.testing.assert_allclose(grad, xt.grad.numpy(), rtol=1e-10, atol=1e-300)
+
+
+def test_optax_where():
+    """optax's ``where``: masked classes leave the softmax and the loss (values and gradients), per class or
+    per row (a row with nothing left is 0), for softmax_cross_entropy and poly_loss_cross_entropy (per class)."""
+    jax, optax, jnp = anchor("jax"), anchor("optax"), anchor("jax.numpy")
+    jax.config.update("jax_enable_x64", True)
+    z = RNG.normal(size=(6, 5)) * 2
+    mask = RNG.random((6, 5)) > 0.35
+    mask[2] = False
+    targets = np.where(mask, RNG.random((6, 5)), 0.0)
+    targets = targets / np.maximum(targets.sum(axis=1, keepdims=True), 1e-300)  # sums to 1 over the kept classes
+    rows = np.array([True, False, True, True, False, True])
+    for where in (mask, rows):
+        cases = [(optax.losses.softmax_cross_entropy, {}, focal.softmax_focal_loss, {"gamma": 0.0})]
+        if where is mask:  # optax's poly_loss_cross_entropy takes a per-class mask only
+            cases.append((optax.losses.poly_loss_cross_entropy, {"epsilon": 2.0}, focal.poly1_cross_entropy,
+                          {"epsilon": 2.0}))
+        for theirs_fn, theirs_kw, ours_fn, ours_kw in cases:
+            def theirs(v):
+                return theirs_fn(v, jnp.asarray(targets), where=jnp.asarray(where), **theirs_kw)
+
+            def ours(v):
+                return ours_fn(v, jnp.asarray(targets), where=jnp.asarray(where), reduction="none", **ours_kw)
+
+            v = jnp.asarray(z)
+            np.testing.assert_allclose(np.asarray(ours(v)), np.asarray(theirs(v)), rtol=1e-12, atol=1e-300)
+            np.testing.assert_allclose(np.asarray(jax.grad(lambda u: ours(u).sum())(v)),
+                                       np.asarray(jax.grad(lambda u: theirs(u).sum())(v)), rtol=1e-10, atol=1e-14)
+    # integer labels: optax's integer-label cross entropy with where
+    labels = np.argmax(np.where(mask, RNG.random((6, 5)), -1.0), axis=1)
+    theirs = optax.losses.softmax_cross_entropy_with_integer_labels(jnp.asarray(z), jnp.asarray(labels),
+                                                                    where=jnp.asarray(mask))
+    ours = focal.softmax_focal_loss(z, labels, gamma=0.0, where=mask, reduction="none")
+    np.testing.assert_allclose(ours, np.asarray(theirs), rtol=1e-12, atol=1e-300)
+    with pytest.raises(ValueError, match="class index that where leaves out"):
+        focal.softmax_focal_loss(z, np.argmin(mask, axis=1), where=mask)  # each row's first class left out
+
+
 def test_monai_focal_loss():
     """MONAI keeps the class axis ("none"), divides "mean" by C and makes "sum" a spatial mean."""
     anchor("monai")

@@ -74,6 +74,25 @@ def test_fit_trains_and_the_model_reloads(runs):
         assert run["evaluate_restored"] == pytest.approx(run["evaluate"], rel=1e-6), backend
 
 
+def test_a_gamma_schedule_by_callback_without_retracing():
+    """``variables=["gamma"]``: a LambdaCallback assigns each epoch's gamma; the losses are the focal
+    losses of the (fixed) predictions at those gammas; TensorFlow and JAX trace the train step once (the
+    loss's Python code runs no more after the first epoch), torch runs it eagerly each step; the saved
+    model reloads with the variable at its last value."""
+    pytest.importorskip("keras")
+    for backend in ("tensorflow", "jax", "torch"):
+        run = run_script("keras_schedule.py", KERAS_BACKEND=backend)
+        predictions, labels = np.asarray(run["predictions"]), np.asarray(run["labels"])
+        expected = [float(focal.softmax_focal_loss(predictions, labels, gamma=g, alpha=[0.5, 1.0, 2.0],
+                                                   from_logits=False)) for g in run["schedule"]]
+        np.testing.assert_allclose(run["losses"], expected, rtol=2e-5, err_msg=backend)
+        calls = run["loss_calls_after_each_epoch"]
+        if backend != "torch":
+            assert calls == [calls[0]] * len(calls), (backend, calls)
+        assert run["restored_gamma"] == run["schedule"][-1] and run["restored_gamma_is_variable"], backend
+        assert run["evaluate_restored"] == pytest.approx(run["evaluate"], rel=1e-6), backend
+
+
 def test_get_config_round_trip():
     import focal.keras as fk
 
