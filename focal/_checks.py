@@ -26,8 +26,10 @@ def is_scalar(value: Any) -> bool:
 def check_number(name: str, value: Any, *, low: float, high: float, high_open: bool = False) -> float:
     """A real scalar in ``[low, high]`` (or ``[low, high)``), returned as a float.
 
-    Such parameters choose code paths and constants of the kernels, so a 0-d array must be concrete:
-    a traced one (inside ``jax.jit``, ``tf.function``) is an error that says how to make it static.
+    The losses read their hyperparameters through ``Call.hyper`` (which takes arrays, traced too) and
+    call this for the numbers only; the parameters that stay Python values (the entries of a
+    per-class list, ``focal.boosting``'s, ``class_balanced_alpha``'s ``beta``) come here as they are,
+    so a traced 0-d array is an error that says to pass a number.
     """
     if isinstance(value, bool) or not is_scalar(value):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
