@@ -103,8 +103,11 @@ def focal_pt_kernel(xp: Any, x: Array, y: Array, spec: FocalSpec) -> Result:
         log_1m_pt = _log_one_minus_pt(xp, y, log_p, log_q, p, q)
         gamma = resolve_binary_gamma(xp, gamma, log_1m_pt)
         modulator = xp.exp(gamma * log_1m_pt)
-        dmodulator = gamma * (1.0 - 2.0 * y) * xp.exp((gamma - 1.0) * log_1m_pt + log_p + log_q)
-        one_minus_pt = xp.exp(log_1m_pt)
+        one_minus_pt = positive_q + negative_p
+        # d(1 − p_t)^γ/dx = γ (1 − 2y) (1 − p_t)^γ · p(1 − p)/(1 − p_t): the ratio is p_t for hard labels and
+        # finite for soft ones (1 − p_t >= min(y, 1 − y)), so no second exp and no 0/0 once 1 − p_t underflows
+        ratio = xp.where(y == 1.0, p, xp.where(y == 0.0, q, p * q / xp.maximum(one_minus_pt, tiny(xp, x))))
+        dmodulator = gamma * (1.0 - 2.0 * y) * modulator * ratio
     focused, dfocused = bce, dbce
     if modulator is not None:
         focused, dfocused = modulator * bce, modulator * dbce + bce * dmodulator
