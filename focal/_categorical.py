@@ -321,9 +321,14 @@ def _class_mask(call: Call, where: Any, axis: int) -> Array:
     where = call.backend.array(where)
     if not xp.isdtype(where.dtype, "bool"):
         raise TypeError(f"where must be a boolean array (True: the class takes part), got dtype {where.dtype}")
+    given = tuple(where.shape)
     if where.ndim == len(shape) - 1:
         where = xp.expand_dims(where, axis=axis)
-    _checks.broadcast_shape("where", tuple(where.shape), shape)
+    if not _checks.broadcasts(tuple(where.shape), shape):
+        rows = tuple(s for i, s in enumerate(shape) if i != axis)
+        raise ValueError(f"where has shape {given}; expected the logits' shape {shape} or one that broadcasts to it "
+                         f"(a class mask for every row: {tuple(1 if i != axis else s for i, s in enumerate(shape))}), "
+                         f"or the rows' shape {rows}, one per row")
     return xp.broadcast_to(where, shape)
 
 

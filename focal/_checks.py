@@ -66,10 +66,13 @@ def check_shape(name: str, shape: tuple[Any, ...], expected: tuple[Any, ...], wh
         raise ValueError(f"{name} has shape {tuple(shape)}, expected {tuple(expected)} ({why})")
 
 
+def broadcasts(shape: tuple[Any, ...], target: tuple[Any, ...]) -> bool:
+    """Whether ``shape`` broadcasts to ``target`` without growing it."""
+    return len(shape) <= len(target) and all(
+        s == 1 or s == t for s, t in zip(reversed(tuple(shape)), reversed(tuple(target))))
+
+
 def broadcast_shape(name: str, shape: tuple[Any, ...], target: tuple[Any, ...]) -> None:
     """``shape`` must broadcast to ``target`` without growing it."""
-    ok = len(shape) <= len(target) and all(
-        s == 1 or s == t for s, t in zip(reversed(tuple(shape)), reversed(tuple(target)))
-    )
-    if not ok:
+    if not broadcasts(shape, target):
         raise ValueError(f"{name} has shape {tuple(shape)}, which does not broadcast to the loss shape {tuple(target)}")

@@ -114,13 +114,17 @@ def test_jax_one_compile_for_a_gamma_schedule_and_a_vmapped_sweep(lib):
     jax, jnp = lib.jax, lib.jnp
     x, y, labels = lib.array(X), lib.array(Y), lib.array(LABELS)
 
+    traces = []
+
     def loss(v, gamma, alpha):
+        traces.append(isinstance(gamma, jax.core.Tracer))
         return focal.sigmoid_focal_loss(v, y, gamma=gamma, alpha=alpha) + focal.softmax_focal_loss(
             v, labels, gamma=gamma)
 
     step = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2)))
     results = [step(x, g, 0.25) for g in GAMMAS]  # Python floats become traced arguments
-    assert step._cache_size() == 1
+    assert traces == [True], f"{len(traces)} traces (so compiles) for {len(GAMMAS)} gamma values"
+    traces.clear()
     for g, (value, _) in zip(GAMMAS, results):
         assert_close(float(value), float(loss(x, g, 0.25)), 1e-12, f"gamma={g}")
     sweep = jax.jit(jax.vmap(loss, in_axes=(None, 0, None)))(x, jnp.asarray(GAMMAS), 0.25)
@@ -325,3 +329,40 @@ def test_torch_criterion_learns_gamma_and_alpha_as_parameters(lib):
     for g in (2.0, 1.0, 0.5):
         scheduled.gamma.fill_(g)
         assert_close(lib.numpy(scheduled(x, y)), focal.sigmoid_focal_loss(X, Y, gamma=g), 1e-12, f"gamma={g}")
+
+
+@pytest.mark.parametrize("lib", _lib("torch"), ids=lambda lib: lib.id)
+def test_torch_criteria_take_where_ignore_index_and_pos_weight(lib):
+    """The new options reach the criteria: lists become buffers, and the values are the functional ones."""
+    import focal.torch as ft
+
+    z, labels = lib.array(X), lib.array(LABELS)
+    mask = [[True, True, False, True, True, True]]
+    criterion = ft.SoftmaxFocalLoss(where=mask, gamma=1.5)
+    assert criterion.where.dtype == lib.xp.bool and "where" in criterion.state_dict()
+    assert_close(lib.numpy(criterion(z, labels % 2 * 3)),
+                 focal.softmax_focal_loss(X, LABELS % 2 * 3, where=np.array(mask), gamma=1.5, axis=1), 1e-12, "where")
+    targets = np.where(np.random.default_rng(8).random(Y.shape) < 0.2, -1.0, Y)
+    pos_weight = [0.5, 1.0, 2.0, 1.0, 3.0, 1.0]
+    binary = ft.SigmoidFocalLoss(pos_weight=pos_weight, ignore_index=-1.0)
+    assert set(binary.state_dict()) == {"pos_weight"}
+    assert_close(lib.numpy(binary(z, lib.array(targets))),
+                 focal.sigmoid_focal_loss(X, targets, pos_weight=np.array(pos_weight), ignore_index=-1.0), 1e-12,
+                 "pos_weight and ignore_index")
+
+
+def test_keras_losses_take_ignore_index_and_where():
+    keras = pytest.importorskip("keras")
+    import focal.keras as fk
+
+    targets = np.where(np.random.default_rng(9).random(Y.shape) < 0.2, -1.0, Y).astype("float32")
+    probs = (1 / (1 + np.exp(-X))).astype("float32")
+    value = float(keras.ops.convert_to_numpy(fk.SigmoidFocalLoss(ignore_index=-1.0)(targets, probs)))
+    per_element = focal.sigmoid_focal_loss(probs.astype(np.float64), targets.astype(np.float64), ignore_index=-1.0,
+                                           from_logits=False, reduction="none")
+    kept = (targets != -1.0).sum(axis=-1)
+    assert value == pytest.approx(float(np.mean(per_element.sum(-1) / np.maximum(kept, 1))), rel=1e-5)
+    mask = [[True, True, True, False, True, True]]  # one class mask for every row (a 1-d mask is one per row)
+    labels = np.where(LABELS == 3, 0, LABELS)
+    value = float(keras.ops.convert_to_numpy(fk.SoftmaxFocalLoss(where=mask, from_logits=True)(labels, X)))
+    assert value == pytest.approx(float(focal.softmax_focal_loss(X, labels, where=np.array(mask))), rel=1e-5)
