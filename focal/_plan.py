@@ -93,7 +93,9 @@ class Call:
                 raise ValueError(f"{name} must be > {low:g}, got {number!r}")
             if not (kernel and self.numbers_as_arrays):
                 return number
-            return self._slot(name, self.xp.full((), number, dtype=self.dtype, device=self.device), differentiable)
+            # a number has no gradient to give: its slot is not differentiable, and needs no guard
+            return self._slot(name, self.xp.full((), number, dtype=self.dtype, device=self.device), False,
+                              guard=False)
         array = self._param_array(name, value, "a real number or a 0-d array")
         if array.ndim != 0:
             raise ValueError(f"{name} must be a scalar (a number or a 0-d array), got an array of shape "
@@ -137,8 +139,9 @@ class Call:
             raise TypeError(f"{name} must be a real number or array, got an array of dtype {array.dtype}")
         return self.cast(array)
 
-    def _slot(self, name: str, array: Array, differentiable: bool, view: tuple[int, ...] = ()) -> Slot:
-        if not differentiable:
+    def _slot(self, name: str, array: Array, differentiable: bool, view: tuple[int, ...] = (),
+              guard: bool = True) -> Slot:
+        if not differentiable and guard:
             array = self.backend.no_gradient(name, array)
         slot = Slot(name, len(self.params), tuple(array.shape), view or tuple(array.shape), differentiable)
         self.params.append(array)
