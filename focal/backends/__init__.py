@@ -2,7 +2,8 @@
 
 Nothing here imports a framework: a backend module (which does import its framework) is loaded
 when focal is imported after its framework, or else the first time an array of that framework is
-seen; the answer is cached per array type.
+seen. A loaded framework's backend is asked first; other arrays' (NumPy's, any array-API
+library's) backends are cached per array type.
 """
 
 from __future__ import annotations
@@ -21,25 +22,45 @@ _FRAMEWORKS = (
     ("jax", "focal.backends.jax"),
     ("tensorflow", "focal.backends.tensorflow"),
 )
-_by_type: dict[type, Backend] = {}
+_loaded: list[Backend] = []  # the frameworks' backends, as their glue loads
+_by_type: dict[type, Backend] = {}  # the generic backends found, per array type
 _generic: dict[int, Backend] = {}
 
 
 def backend_for(x: Any) -> Backend:
-    """The backend that owns ``x``; ``TypeError`` when ``x`` is not an array of a known kind."""
+    """The backend that owns ``x``; ``TypeError`` when ``x`` is not an array of a known kind.
+
+    A loaded framework's own check comes first (an isinstance or two): under ``torch.compile`` dynamo
+    guards on what this reads, and the list changes only when a framework's glue loads, where a
+    cache of types would change with the first array of every new type (a NumPy array in between
+    would recompile the caller's graph)."""
+    for backend in _loaded:
+        if backend.owns(x):
+            return backend
     kind = type(x)
     backend = _by_type.get(kind)
     if backend is None:
         backend = _detect(x)
-        _by_type[kind] = backend
+        if backend not in _loaded:
+            _by_type[kind] = backend
+    return backend
+
+
+def _glue(module: str) -> Backend:
+    """The backend of a framework's glue module, loaded once."""
+    loaded = sys.modules.get(module)
+    if loaded is None:
+        loaded = importlib.import_module(module)
+    backend: Backend = loaded.BACKEND
+    if backend not in _loaded:
+        _loaded.append(backend)
     return backend
 
 
 def _detect(x: Any) -> Backend:
     for framework, module in _FRAMEWORKS:
         if framework in sys.modules:
-            loaded = sys.modules.get(module) or importlib.import_module(module)
-            backend: Backend = loaded.BACKEND
+            backend = _glue(module)
             if backend.owns(x):
                 return backend
     import array_api_compat
@@ -59,8 +80,8 @@ def _load_present() -> None:
     ``torch.compile(fullgraph=True)`` or ``jax.jit`` finds it without importing (dynamo cannot
     trace an import). A framework imported later is loaded at its first eager call."""
     for framework, module in _FRAMEWORKS:
-        if framework in sys.modules and module not in sys.modules:
-            importlib.import_module(module)
+        if framework in sys.modules:
+            _glue(module)
 
 
 _load_present()

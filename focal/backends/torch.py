@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from .._hyper import wanted_slots
 from . import _torch_fused as fused
 from . import _torch_namespace as xp
 from ._base import Array, Backend, no_gradient_message
@@ -96,8 +97,7 @@ class TorchBackend(Backend):
               slots: Sequence[Any]) -> Array:
         aux, params = tuple(aux), tuple(params)
         recording = torch.is_grad_enabled()
-        wanted = tuple(slot if recording and slot.differentiable and p.requires_grad else None
-                       for slot, p in zip(slots, params))
+        wanted = wanted_slots(slots, (recording and p.requires_grad for p in params))
         if not (recording and logits.requires_grad) and not any(wanted):
             # no gradient wanted: no autograd.Function (less overhead, and dynamo then never
             # meets it without a gradient, where it mistakes the function's ctx for its first argument)
