@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import _checks
-from ._gamma import check_gamma, resolve_binary_gamma
-from ._hyper import Partials, is_array, is_zero
+from ._gamma import check_gamma, flsd53, resolve_binary_gamma
+from ._hyper import Partials, is_zero
 from ._kernel import Elementwise, FromProbabilities
 from ._numerics import log_sigmoid_pair, neg_log_over_one_minus, tiny
 from ._plan import Call, LossPlan
@@ -170,7 +170,7 @@ def focal_split_kernel(xp: Any, x: Array, y: Array, spec: FocalSpec) -> Result:
     """``−α y (1 − p)^γ log p − (1 − α)(1 − y) p^γ log(1 − p)`` (seed 003's L_fl, seed 004, kornia)."""
     log_p, log_q, p, q = _parts(xp, x)
     gamma = spec.gamma
-    if not is_array(gamma):
+    if gamma is flsd53:  # only FLSD-53 reads log(1 − p_t), to choose γ
         gamma = resolve_binary_gamma(xp, gamma, _log_one_minus_pt(xp, y, log_p, log_q, p, q))
     pos, dpos = _positive_term(xp, y, gamma, log_p, log_q)
     neg, dneg = _negative_term(xp, y, gamma, log_p, log_q)

@@ -27,8 +27,8 @@ from typing import Any, NamedTuple
 
 from . import _checks
 from ._gamma import check_gamma
-from ._hyper import Partials, bind, given_as_vector, is_vector, is_zero, reduce_partials
-from ._kernel import FromProbabilities, Grads, Wanted, expand
+from ._hyper import Partials, bind, given_as_vector, is_vector, is_zero, take_partials
+from ._kernel import FromProbabilities, Grads, Wanted, broadcast_vjp, expand
 from ._numerics import log1mexp, softmax_parts, tiny
 from ._plan import Call, LossPlan
 from .backends._base import Array
@@ -79,6 +79,11 @@ def _along(xp: Any, v: Array, axis: int, ndim: int) -> Array:
     return xp.reshape(v, tuple(shape))
 
 
+def _onehot(xp: Any, labels: Array, axis: int, classes: int, ndim: int) -> Array:
+    """The labels as a boolean one-hot along ``axis`` of an ``ndim``-dimensional array (one comparison)."""
+    return xp.expand_dims(labels, axis=axis) == _along(xp, xp.arange(classes, dtype=labels.dtype), axis, ndim)
+
+
 def _gather(xp: Any, vector: Array, labels: Array) -> Array:
     return xp.reshape(xp.take(vector, xp.reshape(labels, (-1,))), labels.shape)
 
@@ -107,7 +112,7 @@ class TargetKernel:
         axis, classes = spec.axis, spec.classes
         in_range = (labels >= 0) & (labels < classes)
         safe = xp.where(in_range, labels, 0)
-        onehot = xp.expand_dims(safe, axis=axis) == _along(xp, xp.arange(classes, dtype=safe.dtype), axis, z.ndim)
+        onehot = _onehot(xp, safe, axis, classes, z.ndim)
         shifted, exps, log_total = softmax_parts(xp, z, axis)
         # the target's log p per row; every class's p from the exps already taken, by one division per row
         u = xp.sum(xp.where(onehot, shifted, 0.0), axis=axis) - xp.squeeze(log_total, axis=axis)
@@ -164,9 +169,7 @@ class TargetKernel:
         return loss, (grad, *self.row_partials(xp, out.partials, wanted, onehot, labels, in_range))
 
     def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array, wanted: Wanted) -> Grads:
-        grad, *partials = residuals
-        scale = expand(xp, cotangent, self.spec.axis)
-        return scale * grad, reduce_partials(xp, wanted, scale, tuple(partials))
+        return broadcast_vjp(xp, residuals, cotangent, wanted, self.spec.axis)
 
 
 def _log_others(xp: Any, shifted: Array, dominant: Array, axis: int) -> Array:
@@ -215,13 +218,10 @@ class ClassKernel:
             v_dom = xp.sum(xp.where(dominant, v, 0.0), axis=axis, keepdims=True)
             from_dominant = b_p_dom * xp.exp(xp.minimum(log_p - v_dom, 0.0))  # 0 in rows without one
             grad = grad + xp.where(dominant, p * (rest - b), p * (rest - e - b) + from_dominant)
-        wanted_partials = tuple(partials[slot.name]() for slot in wanted if slot is not None)
-        return xp.sum(f, axis=axis), (grad, *wanted_partials)
+        return xp.sum(f, axis=axis), (grad, *take_partials(partials, wanted))
 
     def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array, wanted: Wanted) -> Grads:
-        grad, *partials = residuals
-        scale = expand(xp, cotangent, self.spec.axis)
-        return scale * grad, reduce_partials(xp, wanted, scale, tuple(partials))
+        return broadcast_vjp(xp, residuals, cotangent, wanted, self.spec.axis)
 
 
 @dataclass
@@ -337,8 +337,7 @@ def _labels_inside(call: Call, labels: Array, valid: Array | None, included: Arr
     """A row whose label is a class that ``where`` leaves out has no loss to give: eagerly an error,
     traced its row NaN."""
     xp = call.xp
-    onehot = xp.expand_dims(labels, axis=axis) == _along(xp, xp.arange(classes, dtype=labels.dtype), axis,
-                                                          len(call.shape))
+    onehot = _onehot(xp, labels, axis, classes, len(call.shape))
     outside = xp.any(onehot & ~included, axis=axis) & xp.any(included, axis=axis)
     if valid is not None:
         outside = outside & valid
@@ -356,8 +355,7 @@ def _smoothed_onehot(call: Call, labels: Array, valid: Array | None, axis: int, 
     """``onehot (1 − ls) + ls / C``; rows of ``ignore_index`` are all 0 (they add nothing); rows of
     labels outside [0, C) that could not be ``checked`` are NaN."""
     xp = call.xp
-    onehot = xp.expand_dims(labels, axis=axis) == _along(xp, xp.arange(classes, dtype=labels.dtype), axis,
-                                                          len(call.shape))
+    onehot = _onehot(xp, labels, axis, classes, len(call.shape))
     dense = xp.astype(onehot, call.dtype) * (1.0 - smoothing) + smoothing / classes
     if valid is not None:
         dense = dense * xp.astype(xp.expand_dims(valid, axis=axis), call.dtype)

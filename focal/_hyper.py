@@ -12,7 +12,7 @@ slot marked ``differentiable`` gets its gradient from the kernel, beside the log
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,4 +103,10 @@ def take_partials(partials: Partials, wanted: tuple[Slot | None, ...]) -> tuple[
 
 
 def no_grads(count: int) -> tuple[None, ...]:
+    """``wanted`` where no hyperparameter's gradient is asked for."""
     return (None,) * count
+
+
+def wanted_slots(slots: Sequence[Slot], asked: Iterable[bool]) -> tuple[Slot | None, ...]:
+    """``wanted``: each slot whose gradient is ``asked`` for and that has one, None for the others."""
+    return tuple(slot if ask and slot.differentiable else None for slot, ask in zip(slots, asked))

@@ -51,20 +51,26 @@ class Elementwise:
 
     def forward(self, xp: Any, logits: Array, aux: tuple[Array, ...], params: tuple[Array, ...],
                 wanted: Wanted) -> tuple[Array, tuple[Array, ...]]:
-        mask = aux[-1] if self.masked else None
-        if self.masked:
-            aux = aux[:-1]
-        loss, dloss, partials = self.fn(xp, logits, *aux, bind(self.spec, params))
+        inputs = aux[:-1] if self.masked else aux
+        loss, dloss, partials = self.fn(xp, logits, *inputs, bind(self.spec, params))
         residuals = (dloss, *take_partials(partials, wanted))
-        if mask is not None:
+        if self.masked:
+            mask = aux[-1]
             loss = xp.where(mask, loss, 0.0)
             residuals = tuple(xp.where(mask, r, 0.0) for r in residuals)
         return loss, residuals
 
     def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array, wanted: Wanted) -> Grads:
-        dloss, *partials = residuals
-        scale = expand(xp, cotangent, self.axis)
-        return scale * dloss, reduce_partials(xp, wanted, scale, tuple(partials))
+        return broadcast_vjp(xp, residuals, cotangent, wanted, self.axis)
+
+
+def broadcast_vjp(xp: Any, residuals: tuple[Array, ...], cotangent: Array, wanted: Wanted, axis: int | None
+                  ) -> Grads:
+    """The VJP of a loss whose element i depends on element (row) i only, from residuals
+    ``(dloss, *partials)``: the cotangent, broadcast along ``axis``, times each."""
+    dloss, *partials = residuals
+    scale = expand(xp, cotangent, axis)
+    return scale * dloss, reduce_partials(xp, wanted, scale, tuple(partials))
 
 
 def expand(xp: Any, x: Any, axis: int | None) -> Any:

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from .._hyper import no_grads
 from . import _torch_namespace as xp
 
 MIN_ELEMENTS = int(os.environ.get("FOCAL_TORCH_FUSED_MIN", 1 << 16))
@@ -31,7 +32,7 @@ _enabled = os.environ.get("FOCAL_TORCH_FUSED", "1") != "0"
 
 def _value(kernel: Any, wanted: tuple[Any, ...], logits: torch.Tensor, aux: tuple[torch.Tensor, ...],
            params: tuple[torch.Tensor, ...]) -> torch.Tensor:
-    return kernel.forward(xp, logits, aux, params, (None,) * len(params))[0]
+    return kernel.forward(xp, logits, aux, params, no_grads(len(params)))[0]
 
 
 def _backward(kernel: Any, wanted: tuple[Any, ...], cotangent: torch.Tensor, logits: torch.Tensor,

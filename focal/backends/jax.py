@@ -17,20 +17,20 @@ import jax
 import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
 
+from .._hyper import no_grads, wanted_slots
 from ._base import Array, Backend, no_gradient_message
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1))
 def _apply(kernel: Any, slots: tuple[Any, ...], logits: Array, aux: tuple[Array, ...],
            params: tuple[Array, ...]) -> Array:
-    return kernel.forward(jnp, logits, aux, params, (None,) * len(params))[0]
+    return kernel.forward(jnp, logits, aux, params, no_grads(len(params)))[0]
 
 
 def _apply_jvp(kernel: Any, slots: tuple[Any, ...], primals: Any, tangents: Any) -> Any:
     logits, aux, params = primals
     logits_tangent, _, param_tangents = tangents
-    moving = [not isinstance(t, SymbolicZero) for t in param_tangents]
-    wanted = tuple(slot if move and slot.differentiable else None for slot, move in zip(slots, moving))
+    wanted = wanted_slots(slots, (not isinstance(t, SymbolicZero) for t in param_tangents))
     out, residuals = kernel.forward(jnp, logits, aux, params, wanted)
 
     def vjp(cotangent: Array) -> Any:

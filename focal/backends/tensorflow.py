@@ -17,6 +17,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from .._hyper import no_grads, wanted_slots
 from . import _tf_namespace as xp
 from ._base import Array, Backend, no_gradient_message
 
@@ -26,7 +27,7 @@ FUSED = os.environ.get("FOCAL_TF_FUSED", "1") != "0"
 
 @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
 def _fused_value(kernel: Any, logits: Array, aux: tuple[Array, ...], params: tuple[Array, ...]) -> Array:
-    return kernel.forward(xp, logits, aux, params, (None,) * len(params))[0]
+    return kernel.forward(xp, logits, aux, params, no_grads(len(params)))[0]
 
 
 @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
@@ -110,7 +111,7 @@ class TensorFlowBackend(Backend):
     def apply(self, kernel: Any, logits: Array, aux: Sequence[Array], params: Sequence[Array],
               slots: Sequence[Any]) -> Array:
         aux, params = tuple(aux), tuple(params)
-        wanted = tuple(slot if slot.differentiable and _recorded(p) else None for slot, p in zip(slots, params))
+        wanted = wanted_slots(slots, (slot.differentiable and _recorded(p) for slot, p in zip(slots, params)))
 
         def spread(grad: Array, grads: Sequence[Array | None]) -> list[Array | None]:
             # a param without a gradient gets 0 here, so that the tape reaches its no_gradient guard
