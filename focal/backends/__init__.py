@@ -38,12 +38,13 @@ def backend_for(x: Any) -> Backend:
         if backend.owns(x):
             return backend
     kind = type(x)
-    backend = _by_type.get(kind)
-    if backend is None:
-        backend = _detect(x)
-        if backend not in _loaded:
-            _by_type[kind] = backend
-    return backend
+    cached = _by_type.get(kind)
+    if cached is not None:
+        return cached
+    found = _detect(x)
+    if found not in _loaded:
+        _by_type[kind] = found
+    return found
 
 
 def _glue(module: str) -> Backend:
