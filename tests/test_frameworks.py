@@ -163,3 +163,21 @@ def test_torch_compile_fullgraph(lib, index):
     expected_value, expected_grad = focal.value_and_grad(fn)(X, t, **params)
     assert_close(lib.numpy(compiled(x)), expected_value, 1e-12, "value")
     assert_close(lib.numpy(leaf.grad), expected_grad, 1e-12, "grad")
+
+
+@pytest.mark.parametrize("lib", _libs("torch"), ids=lambda lib: lib.id)
+def test_torch_compile_is_not_recompiled_by_calls_on_other_arrays(lib):
+    """Finding the backend reads nothing that a call on another library's arrays changes: a NumPy call
+    between two compiled calls recompiles nothing (dynamo guarded on focal's cache of array types)."""
+    torch = lib.xp
+    from torch._dynamo.testing import CompileCounter
+
+    torch._dynamo.reset()
+    counter = CompileCounter()
+    targets = lib.array(Y)
+    step = torch.compile(lambda v: focal.sigmoid_focal_loss(v, targets), fullgraph=True, backend=counter)
+    first = step(lib.array(X))
+    focal.sigmoid_focal_loss(X.astype(np.float32), Y.astype(np.float32))  # a new array type for focal
+    second = step(lib.array(X))
+    assert counter.frame_count == 1
+    assert_close(lib.numpy(second), lib.numpy(first), 1e-15, "same value")
