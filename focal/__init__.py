@@ -34,4 +34,4 @@ __all__ = [
     "value_and_grad",
     "varifocal_loss",
 ]
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -6,6 +6,8 @@ Imported only by the commands: ``import focal`` stays free of frameworks.
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -77,8 +79,23 @@ _MAKERS: dict[str, Callable[[], Framework]] = {
 NAMES = tuple(_MAKERS)
 
 
+def load_triton_first() -> None:
+    """Import triton before TensorFlow, where both are installed (CUDA builds of PyTorch ship triton).
+
+    TensorFlow 2.20 and later load their library with ``RTLD_GLOBAL``, so its statically linked LLVM
+    takes the place of triton's: importing triton afterwards (``torch.compile`` does) crashes the
+    process (tensorflow/tensorflow#124205). Imported first, triton keeps its own.
+    """
+    if "tensorflow" in sys.modules or "triton" in sys.modules:
+        return
+    if importlib.util.find_spec("triton") is not None and importlib.util.find_spec("tensorflow") is not None:
+        importlib.import_module("triton")
+
+
 def installed(names: tuple[str, ...] = NAMES) -> list[Framework]:
     """The frameworks among ``names`` that import here, in that order."""
+    if "torch" in names and "tensorflow" in names:
+        load_triton_first()
     found = []
     for name in names:
         try:

@@ -140,8 +140,9 @@ def table(results: Sequence[Result]) -> str:
     return "\n".join(lines)
 
 
-def plot(results: Sequence[Result], path: str) -> None:
-    """Precision-recall curves of each loss (from the first backend: the others give the same curves)."""
+def figure(results: Sequence[Result]) -> Any:
+    """Precision-recall curves of each loss (from the first backend: the others give the same curves), as a
+    matplotlib figure whose title, labels and legend lie inside it."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -157,8 +158,18 @@ def plot(results: Sequence[Result], path: str) -> None:
             ax.step(recall, precision, where="post", label=label)
     ax.set_xlabel("recall (minority class)")
     ax.set_ylabel("precision")
-    ax.set_title(f"Imbalanced digits, held-out half (same curves on every backend; {first} shown)")
-    ax.legend(loc="lower left")
+    # two short lines: one line of this at 6 inches ran past both edges of the figure
+    ax.set_title(f"Imbalanced digits, held-out half\n(the same curves on every backend; {first} shown)",
+                 fontsize=11)
+    ax.legend(loc="lower left", fontsize=9)
     fig.tight_layout()
+    return fig
+
+
+def plot(results: Sequence[Result], path: str) -> None:
+    """Write :func:`figure` to ``path`` (PNG)."""
+    import matplotlib.pyplot as plt
+
+    fig = figure(results)
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
 from hypothesis import HealthCheck, settings
 from libs import AUTODIFF_LIBS, LIBS, MISSING
+
+# ultralytics probes the network and writes a settings file in the home directory when imported
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="focal-yolo-"))
 
 # the same examples in every run (a CI failure reproduces); `--hypothesis-profile=long` draws many more
 _FIXTURES_OK = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]  # `lib` holds no state

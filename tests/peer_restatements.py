@@ -1,15 +1,12 @@
 """Stand-ins for the peers that do not install here, so the migration guide's blocks for them run too.
 
-torchvision, segmentation_models_pytorch, tensorflow-addons and mmdet cannot be installed beside
-the CPU torch 2.13 / TensorFlow 2.21 of this project's tests. Each stand-in below restates, in our
-own words and in the plain textbook formula (``(1 − p_t) ** γ``, probabilities from a sigmoid), what
-that library's published source computes, for the call the guide makes:
+tensorflow-addons does not import under Keras 3 (the tests' TensorFlow 2.21), and mmdet needs an mmcv
+that does not build here. Each stand-in below restates, in our own words and in the plain textbook
+formula (``(1 − p_t) ** γ``, probabilities from a sigmoid), what that library's published source
+computes, for the call the guide makes. A restatement goes stale silently when the library changes
+(this guide's smp section did: smp 0.6.0 averages over the classes where the restated source summed),
+so every peer that installs is tested as itself (``test_torch_peers.py``, ``test_anchors.py``):
 
-- torchvision ``ops/focal_loss.py``: ``alpha_t (1 − p_t)^γ BCE``, ``alpha < 0`` unweighted, default
-  ``reduction="none"``.
-- segmentation_models_pytorch ``losses/focal.py`` and ``losses/_functional.py``: ``"multiclass"`` mode
-  sums over the classes a one-vs-rest sigmoid focal loss with ``p_t = exp(−BCE)``, each averaged over
-  the pixels whose label is not ``ignore_index``; ``alpha=None`` by default.
 - tensorflow-addons ``losses/focal_loss.py``: Keras 2's clipped binary cross entropy on
   probabilities, times ``alpha_t (1 − p_t)^γ``, summed over the last axis; reduction ``NONE``.
 - mmdet ``models/losses/focal_loss.py`` (the CPU path): class indices with ``C`` as background made
@@ -45,43 +42,6 @@ def _textbook(x: Any, t: Any, alpha: float | None, gamma: float) -> Any:
     p_t = p * t + (1 - p) * (1 - t)
     loss = bce * (1 - p_t) ** gamma
     return loss if alpha is None else loss * (alpha * t + (1 - alpha) * (1 - t))
-
-
-def torchvision() -> dict[str, types.ModuleType]:
-    def sigmoid_focal_loss(inputs: Any, targets: Any, alpha: float = 0.25, gamma: float = 2,
-                           reduction: str = "none") -> Any:
-        return _reduce(_textbook(inputs, targets, alpha if alpha >= 0 else None, gamma), reduction)
-
-    ops = _module("torchvision.ops", sigmoid_focal_loss=sigmoid_focal_loss)
-    return {"torchvision": _module("torchvision", ops=ops), "torchvision.ops": ops}
-
-
-def segmentation_models_pytorch() -> dict[str, types.ModuleType]:
-    import torch
-
-    class FocalLoss:
-        def __init__(self, mode: str, alpha: float | None = None, gamma: float = 2.0,
-                     ignore_index: int | None = None, reduction: str = "mean") -> None:
-            assert mode == "multiclass", "only the guide's mode is restated"
-            self.alpha, self.gamma, self.ignore_index, self.reduction = alpha, gamma, ignore_index, reduction
-
-        def __call__(self, y_pred: Any, y_true: Any) -> Any:
-            keep = torch.ones_like(y_true, dtype=torch.bool)
-            if self.ignore_index is not None:
-                keep = y_true != self.ignore_index
-            total = 0.0
-            for c in range(y_pred.shape[1]):
-                x, t = y_pred[:, c][keep], (y_true[keep] == c).to(y_pred.dtype)
-                bce = torch.nn.functional.binary_cross_entropy_with_logits(x, t, reduction="none")
-                loss = (1 - torch.exp(-bce)) ** self.gamma * bce
-                if self.alpha is not None:
-                    loss = loss * (self.alpha * t + (1 - self.alpha) * (1 - t))
-                total = total + _reduce(loss, self.reduction)
-            return total
-
-    losses = _module("segmentation_models_pytorch.losses", FocalLoss=FocalLoss)
-    return {"segmentation_models_pytorch": _module("segmentation_models_pytorch", losses=losses),
-            "segmentation_models_pytorch.losses": losses}
 
 
 def tensorflow_addons() -> dict[str, types.ModuleType]:
@@ -132,7 +92,5 @@ def mmdet() -> dict[str, types.ModuleType]:
     return {"mmdet": _module("mmdet", models=models), "mmdet.models": models, "mmdet.models.losses": losses}
 
 
-STAND_INS = {"torchvision": torchvision, "segmentation_models_pytorch": segmentation_models_pytorch,
-             "tensorflow-addons": tensorflow_addons, "mmdet": mmdet}
-FRAMEWORK = {"torchvision": "torch", "segmentation_models_pytorch": "torch", "tensorflow-addons": "tensorflow",
-             "mmdet": "torch"}
+STAND_INS = {"tensorflow-addons": tensorflow_addons, "mmdet": mmdet}
+FRAMEWORK = {"tensorflow-addons": "tensorflow", "mmdet": "torch"}

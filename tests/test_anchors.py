@@ -2,8 +2,8 @@
 
 Each test maps the anchor's parameters onto ours (the mapping is the documentation: see the
 docstrings) and asserts the same numbers on the same inputs; where an anchor's semantics differ or
-are wrong (VARIANTS.md section 4), the test shows the difference with numbers. torchvision is not
-here: its wheel does not import beside the CPU torch 2.13 this machine kind uses.
+are wrong (VARIANTS.md section 4), the test shows the difference with numbers. The PyTorch peers that
+need torchvision (torchvision itself, segmentation_models_pytorch, ultralytics) are in test_torch_peers.py.
 """
 
 from __future__ import annotations

@@ -38,6 +38,22 @@ def test_demo_trains_every_backend_to_the_same_numbers(tmp_path):
     _assert_png(out)
 
 
+def test_demo_figure_keeps_its_text_inside():
+    """The title, axis labels and legend lie inside the saved figure (a one-line title ran past both edges)."""
+    require_installed("sklearn", "matplotlib")
+    from focal import demo
+
+    fig = demo.figure(demo.run(["numpy"], steps=5))
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    frame = fig.bbox
+    for text in (ax.title, ax.xaxis.label, ax.yaxis.label, ax.get_legend()):
+        box = text.get_window_extent(renderer)
+        assert box.width > 0 and frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 \
+            and box.y1 <= frame.y1, (text, box, frame)
+
+
 def test_plot_writes_a_png_and_its_curves_are_the_paper_formula(tmp_path):
     require_installed("matplotlib")
     out = tmp_path / "curves.png"

@@ -19,7 +19,7 @@ from helpers import REQUIRE_OPTIONAL, ROOT, require_installed, run_command
 
 GUIDE = ROOT / "docs" / "migration.md"
 BLOCK = re.compile(r"<!-- (check(?:: (\w+)=(\w+))?|not checked here: (.*?)) -->\n```python\n(.*?)```", re.S)
-UNCHECKABLE = {"torchvision", "segmentation_models_pytorch", "tensorflow_addons", "mmdet"}
+UNCHECKABLE = {"tensorflow_addons", "mmdet"}
 
 
 def _blocks() -> list[tuple[str, str | None, str, int, bool]]:

@@ -1,4 +1,5 @@
-"""``import focal`` imports no framework; the README's commands are what CI runs; the main job runs."""
+"""``import focal`` imports no framework; the README's commands are what CI runs; the main job runs; the release
+is one name, one version and one license."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 from libs import LIBS
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -52,3 +54,61 @@ def test_main_job_prints_every_installed_backend():
     assert "max difference from numpy" in out.stdout
     worst = float(re.search(r"max difference from numpy: ([0-9.eE+-]+)", out.stdout).group(1))
     assert worst < 1e-10
+
+
+def _pyproject() -> dict:
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+
+
+def test_one_version_read_by_the_build_and_the_installed_metadata():
+    """focal/__init__.py holds the version; the build reads it from there, so the installed metadata agrees."""
+    import importlib.metadata
+
+    import focal
+
+    project = _pyproject()
+    assert project["project"]["name"] == "focal-losses"
+    assert "version" not in project["project"] and project["project"]["dynamic"] == ["version"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "focal.__version__"}
+    assert importlib.metadata.version("focal-losses") == focal.__version__
+    assert re.search(rf"^## {re.escape(focal.__version__)} ", (ROOT / "CHANGELOG.md").read_text(), re.M)
+
+
+def test_license_is_the_full_apache_text_and_named_in_the_metadata():
+    import importlib.metadata
+
+    project = _pyproject()["project"]
+    assert project["license"] == "Apache-2.0" and project["license-files"] == ["LICENSE"]
+    text = (ROOT / "LICENSE").read_text(encoding="utf-8")
+    for part in ("Apache License", "Version 2.0, January 2004", "TERMS AND CONDITIONS FOR USE, REPRODUCTION",
+                 "9. Accepting Warranty or Additional Liability", "END OF TERMS AND CONDITIONS"):
+        assert part in text
+    assert importlib.metadata.metadata("focal-losses")["License-Expression"] == "Apache-2.0"
+    assert {"Repository", "Changelog"} <= set(project["urls"])
+
+
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+INDEX_INSTALL = re.compile(r"pip install\s+(?:-\S+\s+)*[\"']?(focal[\w.-]*)(\[[\w,]*\])?[\"']?(?=\s|$|`)", re.M)
+
+
+def test_every_install_line_names_our_distribution():
+    """``pip install focal`` gets somebody else's package (the index's `focal`, an unrelated project with the same
+    import name): every install line in the README and the docs says ``focal-losses``, and the README says why."""
+    lines = []
+    for page in DOCS:
+        for match in INDEX_INSTALL.finditer(page.read_text(encoding="utf-8")):
+            lines.append((page.name, match.group(0)))
+            assert match.group(1) == "focal-losses", (page, match.group(0))
+    assert len(lines) >= 8, lines  # the README's and index's two, one per getting-started page
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert re.search(r"index's `focal` is an unrelated package.*never install it beside\s+`focal-losses`", readme,
+                     re.S)
+
+
+def test_ci_checks_the_release():
+    run = (ROOT / ".ci" / "run").read_text()
+    release = (ROOT / ".ci" / "release").read_text()
+    assert "bash .ci/release" in run
+    for step in ("python -m build", "twine check --strict", ".ci/check_dist.py", "-m focal agree"):
+        assert step in release

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import CROSS_RTOL, assert_close
+from helpers import CROSS_RTOL, assert_close, require_installed, run_command
 
 import focal
 
@@ -70,3 +70,35 @@ def test_a_failing_compiler_warns_once_and_runs_eagerly(monkeypatch):
     assert fused._enabled is False
     expected = focal.value_and_grad(focal.sigmoid_focal_loss)(LOGITS, BINARY)[0]
     assert_close(value.numpy(), expected, 1e-12, "eager after the failure")
+
+
+TF_FIRST = """
+import warnings
+import numpy as np, tensorflow, torch, focal
+rng = np.random.default_rng(0)
+x, y = rng.normal(size=(1000, 80)) * 3, (rng.random((1000, 80)) < 0.05) * 1.0
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    leaf = torch.tensor(x, requires_grad=True)
+    loss = focal.sigmoid_focal_loss(leaf, torch.tensor(y))   # 80000 elements: the fused path's size
+    loss.backward()
+print(sum("would crash this process" in str(w.message) for w in caught), "triton" in __import__("sys").modules,
+      repr(float(loss)), repr(float(leaf.grad.abs().sum())))
+"""
+
+
+def test_tensorflow_imported_first_runs_eagerly_instead_of_crashing():
+    """TensorFlow 2.20+ then triton (which torch.compile imports) is a segmentation fault: the fused path sees it
+    coming, warns and runs the same kernel eagerly; the numbers are the paper's formula's."""
+    require_installed("tensorflow", "triton")
+    warned, triton_loaded, value, grad_l1 = run_command(["-c", TF_FIRST]).stdout.split()
+    assert (warned, triton_loaded) == ("1", "False")
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(1000, 80)) * 3, (rng.random((1000, 80)) < 0.05) * 1.0
+    p = 1 / (1 + np.exp(-x))
+    p_t, alpha_t = np.where(y == 1, p, 1 - p), np.where(y == 1, 0.25, 0.75)
+    expected = -alpha_t * (1 - p_t) ** 2 * np.log(p_t)
+    # d/dx: alpha_t (1 - p_t)^2 (2 p_t log p_t - (1 - p_t)) times d p_t/dx = ±p(1 - p), over the mean's count
+    grad = alpha_t * (1 - p_t) ** 2 * (2 * p_t * np.log(p_t) - (1 - p_t)) * np.where(y == 1, 1.0, -1.0) / x.size
+    assert float(value) == pytest.approx(expected.mean(), rel=1e-12)
+    assert float(grad_l1) == pytest.approx(np.abs(grad).sum(), rel=1e-10)

@@ -11,12 +11,15 @@ rounding only (tests/test_torch_fused.py).
 Used for inputs of at least ``FOCAL_TORCH_FUSED_MIN`` elements (default 65536, where the compile
 cost of a few seconds, paid once per loss configuration, is repaid within a few calls), and
 never inside a caller's own ``torch.compile``. ``FOCAL_TORCH_FUSED=0`` turns it off; a platform
-where compiling fails (no C++ compiler, no Triton) warns once and stays eager.
+where compiling fails (no C++ compiler, no Triton) warns once and stays eager, and so does a process
+where compiling would crash it (TensorFlow imported before triton, below).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -51,12 +54,30 @@ def wanted(logits: torch.Tensor) -> bool:
             and not torch._C._functorch.is_functorch_wrapped_tensor(logits))
 
 
+def _triton_import_would_crash() -> bool:
+    """torch.compile imports triton; after TensorFlow 2.20+ (loaded with ``RTLD_GLOBAL``, its LLVM then shadows
+    triton's) that import kills the process with a segmentation fault (tensorflow/tensorflow#124205)."""
+    tf = sys.modules.get("tensorflow")
+    if tf is None or "triton" in sys.modules or importlib.util.find_spec("triton") is None:
+        return False
+    try:
+        return tuple(int(part) for part in tf.__version__.split(".")[:2]) >= (2, 20)
+    except (AttributeError, ValueError):
+        return True
+
+
 def run(which: str, kernel: Any, wanted: tuple[Any, ...], *arrays: Any) -> Any:
     """``_value(kernel, wanted, logits, aux, params)`` or ``_backward(kernel, wanted, cotangent, logits,
     aux, params)``, compiled; eager (and a warning, once) where compiling fails. Hyperparameters are in
     ``params`` (numbers too: ``Call.numbers_as_arrays``), so a new value is not a new compile."""
     global _enabled
     fn = _FUNCTIONS[which]
+    if _enabled and not _compiled and _triton_import_would_crash():
+        _enabled = False
+        warnings.warn("focal: TensorFlow was imported before triton, and importing triton now (torch.compile does) "
+                      "would crash this process (tensorflow/tensorflow#124205); the loss runs eagerly. Import "
+                      "torch._dynamo (or triton) before tensorflow to get the compiled path.", RuntimeWarning,
+                      stacklevel=3)
     if _enabled:
         compiled = _compiled.get(which)
         if compiled is None:
