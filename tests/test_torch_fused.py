@@ -102,3 +102,23 @@ def test_tensorflow_imported_first_runs_eagerly_instead_of_crashing():
     grad = alpha_t * (1 - p_t) ** 2 * (2 * p_t * np.log(p_t) - (1 - p_t)) * np.where(y == 1, 1.0, -1.0) / x.size
     assert float(value) == pytest.approx(expected.mean(), rel=1e-12)
     assert float(grad_l1) == pytest.approx(np.abs(grad).sum(), rel=1e-10)
+
+
+def test_without_a_compiler_the_plain_path_runs(monkeypatch):
+    """``TORCHDYNAMO_DISABLE=1`` makes torch.compile a no-op: the plain path, not the fused kernel run eagerly."""
+    monkeypatch.setattr(fused, "_enabled", True)
+    monkeypatch.setattr(fused, "MIN_ELEMENTS", 0)
+    calls = []
+    real_run = fused.run
+    monkeypatch.setattr(fused, "run", lambda *a: calls.append(a[0]) or real_run(*a))
+    x, t = torch.as_tensor(LOGITS).requires_grad_(True), torch.as_tensor(BINARY)
+    monkeypatch.setenv("TORCHDYNAMO_DISABLE", "1")
+    value = focal.sigmoid_focal_loss(x, t)
+    value.backward()
+    assert calls == []
+    expected, grad = focal.value_and_grad(focal.sigmoid_focal_loss)(LOGITS, BINARY)
+    assert_close(value.detach().numpy(), expected, 1e-12, "value")
+    assert_close(x.grad.numpy(), grad, 1e-12, "gradient")
+    monkeypatch.delenv("TORCHDYNAMO_DISABLE")
+    focal.sigmoid_focal_loss(x, t)
+    assert calls == ["value"]

@@ -10,7 +10,8 @@ rounding only (tests/test_torch_fused.py).
 
 Used for inputs of at least ``FOCAL_TORCH_FUSED_MIN`` elements (default 65536, where the compile
 cost of a few seconds, paid once per loss configuration, is repaid within a few calls), and
-never inside a caller's own ``torch.compile``. ``FOCAL_TORCH_FUSED=0`` turns it off; a platform
+never inside a caller's own ``torch.compile``, nor under ``TORCHDYNAMO_DISABLE=1`` (where torch.compile
+compiles nothing). ``FOCAL_TORCH_FUSED=0`` turns it off; a platform
 where compiling fails (no C++ compiler, no Triton) warns once and stays eager, and so does a process
 where compiling would crash it (TensorFlow imported before triton, below).
 """
@@ -49,9 +50,12 @@ _compiled: dict[str, Callable[..., Any]] = {}
 
 
 def wanted(logits: torch.Tensor) -> bool:
-    """Large, outside a caller's compile, and not inside torch.func transforms (vmap, grad)."""
+    """Large, outside a caller's compile, not inside torch.func transforms (vmap, grad), and with a compiler: under
+    ``TORCHDYNAMO_DISABLE=1`` torch.compile runs the function as written, and the fused kernel run eagerly
+    (computed again in the backward, hyperparameters read as arrays) costs 2.5x the plain path."""
     return (_enabled and logits.numel() >= MIN_ELEMENTS and not torch.compiler.is_compiling()
-            and not torch._C._functorch.is_functorch_wrapped_tensor(logits))
+            and not torch._C._functorch.is_functorch_wrapped_tensor(logits)
+            and os.environ.get("TORCHDYNAMO_DISABLE", "") != "1")
 
 
 def _triton_import_would_crash() -> bool:
