@@ -48,7 +48,7 @@ def import_or_skip(name: str) -> Any:
     except ImportError:
         if REQUIRE_OPTIONAL:
             raise
-        pytest.skip(f"{name} is not installed")
+        pytest.skip(f"{name} is not installed", allow_module_level=True)  # a test or a module
 
 
 def require_installed(*names: str) -> None:

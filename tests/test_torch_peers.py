@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import REQUIRE_OPTIONAL, import_or_skip
+from helpers import import_or_skip
 
 import focal
 
-torch = pytest.importorskip("torch") if not REQUIRE_OPTIONAL else __import__("torch")
+torch = import_or_skip("torch")
 RNG = np.random.default_rng(29)
 VALUE_RTOL, GRAD_RTOL = 1e-12, 1e-10  # float64 on both sides
 

@@ -12,8 +12,8 @@ Used for inputs of at least ``FOCAL_TORCH_FUSED_MIN`` elements (default 65536, w
 cost of a few seconds, paid once per loss configuration, is repaid within a few calls), and
 never inside a caller's own ``torch.compile``, nor under ``TORCHDYNAMO_DISABLE=1`` (where torch.compile
 compiles nothing). ``FOCAL_TORCH_FUSED=0`` turns it off; a platform
-where compiling fails (no C++ compiler, no Triton) warns once and stays eager, and so does a process
-where compiling would crash it (TensorFlow imported before triton, below).
+where compiling fails (no C++ compiler, no Triton) warns once and stays eager, and a process where
+compiling would crash it (TensorFlow imported before triton, below) warns and takes the plain path.
 """
 
 from __future__ import annotations
@@ -50,12 +50,27 @@ _compiled: dict[str, Callable[..., Any]] = {}
 
 
 def wanted(logits: torch.Tensor) -> bool:
-    """Large, outside a caller's compile, not inside torch.func transforms (vmap, grad), and with a compiler: under
-    ``TORCHDYNAMO_DISABLE=1`` torch.compile runs the function as written, and the fused kernel run eagerly
-    (computed again in the backward, hyperparameters read as arrays) costs 2.5x the plain path."""
+    """Large, outside a caller's compile, not inside torch.func transforms (vmap, grad), and where compiling can
+    happen (:func:`_can_compile`)."""
     return (_enabled and logits.numel() >= MIN_ELEMENTS and not torch.compiler.is_compiling()
-            and not torch._C._functorch.is_functorch_wrapped_tensor(logits)
-            and os.environ.get("TORCHDYNAMO_DISABLE", "") != "1")
+            and not torch._C._functorch.is_functorch_wrapped_tensor(logits) and _can_compile())
+
+
+def _can_compile() -> bool:
+    """Not under ``TORCHDYNAMO_DISABLE=1``, where torch.compile runs the function as written and the fused kernel
+    run eagerly (computed again in the backward, hyperparameters read as arrays) costs 2.5x the plain path; and
+    not where compiling would crash the process: then the plain path from now on, with a warning."""
+    global _enabled
+    if os.environ.get("TORCHDYNAMO_DISABLE", "") == "1":
+        return False
+    if not _compiled and _triton_import_would_crash():
+        _enabled = False
+        warnings.warn("focal: TensorFlow was imported before triton, and importing triton now (torch.compile does) "
+                      "would crash this process (tensorflow/tensorflow#124205); the loss runs eagerly. Import "
+                      "torch._dynamo (or triton) before tensorflow to get the compiled path.", RuntimeWarning,
+                      stacklevel=4)
+        return False
+    return True
 
 
 def _triton_import_would_crash() -> bool:
@@ -76,12 +91,6 @@ def run(which: str, kernel: Any, wanted: tuple[Any, ...], *arrays: Any) -> Any:
     ``params`` (numbers too: ``Call.numbers_as_arrays``), so a new value is not a new compile."""
     global _enabled
     fn = _FUNCTIONS[which]
-    if _enabled and not _compiled and _triton_import_would_crash():
-        _enabled = False
-        warnings.warn("focal: TensorFlow was imported before triton, and importing triton now (torch.compile does) "
-                      "would crash this process (tensorflow/tensorflow#124205); the loss runs eagerly. Import "
-                      "torch._dynamo (or triton) before tensorflow to get the compiled path.", RuntimeWarning,
-                      stacklevel=3)
     if _enabled:
         compiled = _compiled.get(which)
         if compiled is None:
