@@ -5,7 +5,8 @@
 - ``demo``: cross entropy against focal loss on imbalanced digits, trained on every installed
   backend; a table and a precision-recall plot.
 - ``plot``: a PNG of loss and gradient against p_t for chosen variants and gammas.
-- ``bench``: time and memory of ours against every installed peer, one process per framework.
+- ``bench``: time and memory of ours against every installed peer, one process per framework;
+  ``--loop`` adds a user's first 30 training steps, ``--no-compiler`` runs everything as without a compiler.
 """
 
 from __future__ import annotations
@@ -46,7 +47,12 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--warmup", type=int, default=3)
     bench.add_argument("--repeats", type=int, default=11)
     bench.add_argument("--out", help="also write the report (markdown) here")
+    bench.add_argument("--no-compiler", action="store_true",
+                       help="as on a machine without a compiler: TORCHDYNAMO_DISABLE=1 in every child process")
+    bench.add_argument("--loop", action="store_true",
+                       help="also the first 30 training steps of the sigmoid loss, each in a fresh process")
     bench.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    bench.add_argument("--loop-child", help=argparse.SUPPRESS)
     return parser
 
 
@@ -66,13 +72,17 @@ def main(argv: list[str]) -> int:
             demo.plot(results, args.plot)
             print(f"precision-recall curves: {args.plot}")
     elif args.command == "bench":
-        from . import _bench
+        from . import _bench, _bench_loop
 
         if args.child:
             print(_bench.child(args.framework[0], args.device, args.shape, args.dtype, args.warmup, args.repeats))
+        elif args.loop_child:
+            print(_bench_loop.child(args.loop_child))
         else:
             report = _bench.run(args.framework, args.device, args.shape, args.dtype, args.warmup, args.repeats,
-                                args.variant)
+                                args.variant, args.no_compiler)
+            if args.loop:
+                report += "\n\n" + _bench_loop.run(args.no_compiler)
             print(report)
             if args.out:
                 with open(args.out, "w") as out:

@@ -134,6 +134,24 @@ def _optional(module: str) -> Any:
 # --- PyTorch -----------------------------------------------------------------------------------------
 
 
+def _compiling() -> bool:
+    return os.environ.get("TORCHDYNAMO_DISABLE", "") != "1"
+
+
+def _plain(fn: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """``fn`` on our plain PyTorch path: what runs before the process compiles, and without a compiler."""
+    from .backends import _torch_fused as fused
+
+    def run(x: Any, t: Any) -> Any:
+        enabled, fused._enabled = fused._enabled, False
+        try:
+            return fn(x, t)
+        finally:
+            fused._enabled = enabled
+
+    return run
+
+
 def _torch_impls(variant: str) -> list[Impl]:
     import torch
     import torch.nn.functional as F
@@ -163,8 +181,10 @@ def _torch_impls(variant: str) -> list[Impl]:
         def tv(x: Any, t: Any) -> Any:
             return torchvision_loss(x, t, alpha=ALPHA, gamma=GAMMA, reduction="sum")
 
-        impls += [Impl("focal", "eager", ours), Impl("focal", "torch.compile", torch.compile(ours, fullgraph=True)),
-                  Impl(name, "eager", tv), Impl(name, "torch.compile", torch.compile(tv))]
+        impls += [Impl("focal", "eager", ours), Impl("focal", "plain path", _plain(ours)), Impl(name, "eager", tv)]
+        if _compiling():
+            impls += [Impl("focal", "torch.compile", torch.compile(ours, fullgraph=True)),
+                      Impl(name, "torch.compile", torch.compile(tv))]
         if kornia:
             impls.append(Impl("kornia binary_focal_loss_with_logits", "eager", lambda x, t: kornia.losses.
                               binary_focal_loss_with_logits(x, t, alpha=ALPHA, gamma=GAMMA, reduction="sum")))
@@ -178,8 +198,9 @@ def _torch_impls(variant: str) -> list[Impl]:
     def ours_softmax(x: Any, t: Any) -> Any:
         return focal.softmax_focal_loss(x, t, gamma=GAMMA, axis=1, reduction="sum")
 
-    impls += [Impl("focal", "eager", ours_softmax),
-              Impl("focal", "torch.compile", torch.compile(ours_softmax, fullgraph=True))]
+    impls += [Impl("focal", "eager", ours_softmax), Impl("focal", "plain path", _plain(ours_softmax))]
+    if _compiling():
+        impls.append(Impl("focal", "torch.compile", torch.compile(ours_softmax, fullgraph=True)))
     if kornia:
         impls.append(Impl("kornia focal_loss", "eager",
                           lambda x, t: kornia.losses.focal_loss(x, t, alpha=1.0, gamma=GAMMA, reduction="sum")))
@@ -403,15 +424,22 @@ def _child_rows(command: list[str], env: dict[str, str]) -> tuple[dict[str, Any]
 
 
 def run(frameworks: list[str] | None, device: str, shapes: list[str] | None, dtype: str, warmup: int, repeats: int,
-        variant: str | None) -> str:
-    """Run each framework in its own processes (one timing, one measuring memory); the report, as markdown."""
+        variant: str | None, no_compiler: bool = False) -> str:
+    """Run each framework in its own processes (one timing, one measuring memory); the report, as markdown.
+
+    The steady state is measured: our PyTorch loss compiles from the first call here (``FOCAL_TORCH_COMPILE_AFTER=0``)
+    where a user's process compiles after 100; ``focal plain path`` is what runs before that, and without a compiler.
+    """
     chosen = [f for f in (frameworks or FRAMEWORKS) if importlib.util.find_spec(f)]
     gpu = device.startswith("cuda")
     names = shapes or [n for n, (_, v, gpu_only) in SHAPES.items() if (gpu or not gpu_only)]
     names = [n for n in names if variant is None or SHAPES[n][1] == variant]
-    base_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    base_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "FOCAL_TORCH_COMPILE_AFTER": "0"}
+    if no_compiler:
+        base_env["TORCHDYNAMO_DISABLE"] = "1"
     memory_env = {**base_env, "FOCAL_BENCH_MEMORY": "1", "MALLOC_MMAP_THRESHOLD_": "65536"}
-    parts = [f"# focal bench ({device}, {dtype})", "", machine(), ""]
+    mode = ", no compiler (TORCHDYNAMO_DISABLE=1)" if no_compiler else ""
+    parts = [f"# focal bench ({device}, {dtype}{mode})", "", machine(), ""]
     for framework in chosen:
         command = [sys.executable, "-m", "focal", "bench", "--child", "--framework", framework, "--device", device,
                    "--dtype", dtype]

@@ -29,12 +29,19 @@ Result = tuple[Array, Array, Partials]
 
 
 def sigmoid_parts(xp: Any, x: Array) -> tuple[Array, Array, Array]:
-    """``log1p(exp(−|x|))``, ``p = σ(x)`` and ``1 − p``: one exp, one log1p, one division.
+    """``log1p(exp(−|x|))``, ``p = σ(x)`` and ``1 − p``, each to full relative precision.
 
-    ``1/(1 + e)`` is the larger of ``p`` and ``1 − p`` and ``e/(1 + e)`` the smaller, each to full
-    relative precision (no ``1 − p`` cancellation).
+    Where the namespace has the framework's own ``sigmoid`` (PyTorch, TensorFlow: one vectorised
+    pass each, ``1/(1 + exp(∓x))``), ``p`` and ``1 − p`` come from it; an eager ``where`` costs ten
+    of those passes on PyTorch's CPU. Otherwise ``1/(1 + e)`` is the larger of ``p`` and ``1 − p``
+    and ``e/(1 + e)`` the smaller, from the one ``exp``. Neither form has a ``1 − p`` cancellation.
     """
-    e = xp.exp(-xp.abs(x))
+    minus_abs = xp.abs(x)
+    minus_abs *= -1.0  # in place: one fresh array fewer (on PyTorch's CPU each costs its page faults)
+    e = xp.exp(minus_abs)
+    native = getattr(xp, "sigmoid", None)
+    if native is not None:
+        return xp.log1p(e), native(x), native(-x)
     larger = 1.0 / (1.0 + e)
     smaller = e * larger
     nonneg = x >= 0.0
@@ -73,14 +80,20 @@ def focal_pt_kernel(xp: Any, x: Array, y: Array, spec: FocalSpec) -> Result:
     ``d(1 − p_t)/dx = (1 − 2y) p (1 − p)``. An integer γ (the common 1, 2, 3) given as a number
     raises ``1 − p_t = y(1 − p) + (1 − y)p`` to its power by multiplication: no log, no exp, and the
     sum of two non-negative terms has no cancellation. Any other γ (an array, per-class or adaptive
-    γ) is ``exp(γ · log(1 − p_t))`` with the exact ``log σ(∓x)`` for hard labels, so γ < 1 at
-    saturated logits is finite. ``∂/∂γ`` is the loss times ``log(1 − p_t)``; ``∂/∂α = (2y − 1)`` times
-    the unweighted loss; ``∂/∂ε = (1 − p_t)^(γ+1)``. ``pos_weight`` w scales BCE's positive term:
-    ``BCE = −(w y log p + (1 − y) log(1 − p))``.
+    γ) is ``exp(γ · log(1 − p_t))``, with ``1 − p_t`` (``σ(∓x)`` for hard labels, to full relative
+    precision) floored at the smallest normal, so γ < 1 at saturated logits is finite. ``∂/∂γ`` is
+    the loss times ``log(1 − p_t)``; ``∂/∂α = (2y − 1)`` times the unweighted loss; ``∂/∂ε = (1 − p_t)^(γ+1)``.
+    ``pos_weight`` w scales BCE's positive term: ``BCE = −(w y log p + (1 − y) log(1 − p))``.
     """
     softplus, p, q = sigmoid_parts(xp, x)
-    bce = xp.maximum(x, 0.0) - x * y + softplus  # as BCE-with-logits: exact for 0/1 labels
-    negative_p, positive_q = (1.0 - y) * p, y * q
+    # In-place updates (eager PyTorch then reuses the memory rather than faulting in fresh pages) only of arrays made
+    # here from every input their operands depend on: under torch.func.vmap the updated array is then batched
+    # whenever an operand is. JAX and TensorFlow arrays have no in-place operators: there ``a += b`` is ``a = a + b``.
+    not_y = 1.0 - y
+    bce = x * not_y  # x(1 − y) − min(x, 0) + log1p(e^−|x|): exact for 0/1 labels, as BCE-with-logits
+    bce -= xp.minimum(x, 0.0)
+    bce += softplus
+    negative_p, positive_q = not_y * p, y * q
     dbce = negative_p - positive_q  # p − y, without cancellation as p → 0 or 1
     w = spec.pos_weight
     positive: Any = None
@@ -90,30 +103,47 @@ def focal_pt_kernel(xp: Any, x: Array, y: Array, spec: FocalSpec) -> Result:
     gamma, epsilon = spec.gamma, spec.epsilon
     poly = not is_zero(epsilon)
     power = _small_integer(gamma)
-    slope: Any = (1.0 - 2.0 * y) * (p * q) if power is not None or poly else None  # d(1 − p_t)/dx
+    slope: Any = None  # d(1 − p_t)/dx = (1 − 2y) p q
+    if power is not None or poly:
+        slope = (not_y - y) * p
+        slope *= q
     log_1m_pt: Any = None
+    one_minus_pt = negative_p  # no longer needed by itself
+    one_minus_pt += positive_q
     if power is not None:
-        one_minus_pt = positive_q + negative_p
+        # freed now, their memory serves the arrays below: on PyTorch's CPU, each array alive at the peak is
+        # memory the allocator hands back to the system and faults in again on every call
+        del softplus, p, q, not_y, positive_q
         below = _integer_power(one_minus_pt, power - 1) if power else 0.0  # (1 − p_t)^(γ−1)
         modulator = (below * one_minus_pt if power > 1 else one_minus_pt) if power else None
-        dmodulator = power * below * slope if power else None
+        focused, dfocused = bce, dbce
+        if power:  # d[(1 − p_t)^γ BCE]/dx = (1 − p_t)^(γ−1) ((1 − p_t) dBCE + γ BCE d(1 − p_t)/dx)
+            focused, dfocused = modulator * bce, dbce
+            dfocused *= one_minus_pt
+            bce_slope = bce * slope
+            bce_slope *= float(power)
+            dfocused += bce_slope
+            del bce_slope
+            if power > 1:
+                dfocused *= below
     else:
-        log_p = xp.minimum(x, 0.0) - softplus
-        log_q = log_p - x
-        log_1m_pt = _log_one_minus_pt(xp, y, log_p, log_q, p, q)
+        # 1 − p_t floored at the smallest normal: only where it underflows, and there the loss and its gradient
+        # carry a factor that underflows too (BCE ≈ 1 − p_t for hard labels), so they are 0 either way
+        floored = xp.maximum(one_minus_pt, tiny(xp, x))
+        log_1m_pt = xp.log(floored)
         gamma = resolve_binary_gamma(xp, gamma, log_1m_pt)
         modulator = xp.exp(gamma * log_1m_pt)
-        one_minus_pt = positive_q + negative_p
         # d(1 − p_t)^γ/dx = γ (1 − 2y) (1 − p_t)^γ · p(1 − p)/(1 − p_t): the ratio is p_t for hard labels and
         # finite for soft ones (1 − p_t >= min(y, 1 − y)), so no second exp and no 0/0 once 1 − p_t underflows
-        ratio = xp.where(y == 1.0, p, xp.where(y == 0.0, q, p * q / xp.maximum(one_minus_pt, tiny(xp, x))))
-        dmodulator = gamma * (1.0 - 2.0 * y) * modulator * ratio
-    focused, dfocused = bce, dbce
-    if modulator is not None:
-        focused, dfocused = modulator * bce, modulator * dbce + bce * dmodulator
+        ratio = p * q
+        ratio /= floored
+        dmodulator = gamma * (not_y - y) * modulator * ratio
+        focused, dfocused = modulator * bce, modulator * dbce
+        dfocused += bce * dmodulator
     loss, grad, alpha_t = focused, dfocused, 1.0
     if spec.alpha is not None:
-        alpha_t = (1.0 - spec.alpha) + (2.0 * spec.alpha - 1.0) * y  # α y + (1 − α)(1 − y)
+        alpha_t = (2.0 * spec.alpha - 1.0) * y  # α y + (1 − α)(1 − y)
+        alpha_t += 1.0 - spec.alpha
         loss, grad = alpha_t * focused, alpha_t * dfocused
     weighted: Any = 0.0
     if poly:  # Poly-1: ε (1 − p_t)^(γ+1), derivative ε (γ + 1)(1 − p_t)^γ d(1 − p_t)/dx

@@ -114,14 +114,17 @@ class TargetKernel:
         safe = xp.where(in_range, labels, 0)
         onehot = _onehot(xp, safe, axis, classes, z.ndim)
         shifted, exps, log_total = softmax_parts(xp, z, axis)
-        # the target's log p per row; every class's p from the exps already taken, by one division per row
-        u = xp.sum(xp.where(onehot, shifted, 0.0), axis=axis) - xp.squeeze(log_total, axis=axis)
+        # the target's log p per row, gathered; every class's p from the exps already taken, by one division per row
+        index = xp.expand_dims(safe, axis=axis)
+        u = xp.squeeze(xp.take_along_axis(shifted, index, axis=axis) - log_total, axis=axis)
         v = log1mexp(xp, u)
         alpha_t = 1.0 if spec.alpha is None else _per_row(xp, spec.alpha, safe)
         gamma = _per_row(xp, spec.gamma, safe)
-        z_t = xp.sum(xp.where(onehot, z, 0.0), axis=axis)
+        z_t = xp.squeeze(xp.take_along_axis(z, index, axis=axis), axis=axis)
         t = Terms(u=u, v=v, p=xp.exp(u), one_minus_p=xp.exp(v), weight=alpha_t, target=1.0, gamma=gamma, z=z_t)
-        return t, onehot, exps * xp.exp(-log_total), in_range, labels
+        p = exps  # in place: exps is not needed by itself again
+        p *= xp.exp(-log_total)
+        return t, onehot, p, in_range, labels
 
     def row_grad(self, xp: Any, t: Terms, onehot: Array, p: Array, a: Any, b: Any, e: Any, d: Any) -> Array:
         axis = self.spec.axis
@@ -136,8 +139,8 @@ class TargetKernel:
         of the logits' shape."""
         axis, ignore = self.spec.axis, self.spec.ignore_index
         loss = xp.where(in_range, loss, math.nan)
-        if grad is not None:
-            grad = xp.where(xp.expand_dims(in_range, axis=axis), grad, math.nan)
+        if grad is not None:  # NaN + g is NaN, 0 + g is g: a per-row term added, not a where over every element
+            grad += xp.expand_dims(xp.where(in_range, xp.zeros_like(loss), math.nan), axis=axis)
         if ignore is not None:
             valid = labels != ignore
             loss = xp.where(valid, loss, 0.0)

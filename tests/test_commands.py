@@ -145,3 +145,22 @@ def test_bench_prints_a_table_for_every_installed_framework():
         assert any(row[0].startswith("torchvision") for row in table)
     if "jax" in frameworks:
         assert any(row[0] == "optax sigmoid_focal_loss" for row in table)
+
+
+def test_the_device_check_dry_run_lists_what_it_would_run():
+    """``benchmarks/gpu_check.sh --dry-run``: the commands the GPU check runs, and its test cases on this machine's
+    devices (none without a GPU, some with one)."""
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    done = subprocess.run(["bash", "benchmarks/gpu_check.sh", "--dry-run"], cwd=root, capture_output=True, text=True,
+                          env={**os.environ, "PYTHON": sys.executable}, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert any("-m pytest" in line and "torch-cuda or jax-gpu or cupy-cuda" in line for line in lines), lines
+    assert any("-m focal bench --device cuda" in line and "segmentation-large" in line for line in lines), lines
+    cases = int(lines[-1].rsplit(":", 1)[1])
+    assert (cases > 0) == any(lib.device != "cpu" for lib in LIBS), lines

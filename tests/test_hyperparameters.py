@@ -255,6 +255,7 @@ def test_torch_fused_path_serves_a_gamma_schedule_without_recompiling(lib, monke
 
     monkeypatch.setattr(fused, "_enabled", True)
     monkeypatch.setattr(fused, "MIN_ELEMENTS", 0)
+    monkeypatch.setattr(fused, "COMPILE_AFTER", 0)
     calls = []
     real_run = fused.run
     monkeypatch.setattr(fused, "run", lambda *a: calls.append(a[0]) or real_run(*a))

@@ -43,18 +43,23 @@ def full_size_ops(loss, logits: np.ndarray, targets: np.ndarray, **params) -> co
     return counter.ops
 
 
-# (loss, logits shape, targets, params, budget): the counts at 0.2.0
+# (loss, logits shape, targets, params, budgets): the counts at 0.2.0 were 36, 56 and 13 operations, with 2, 6 and 5
+# wheres. The budgets: operations in all; fresh full-size arrays (each one faults its memory in on the CPU, three
+# times the cost of an update in place); wheres (on PyTorch's CPU, one costs ten multiplications)
 ANCHORS = (256, 80)
 SEGMENTATION = (2, 19, 16, 32)
 BUDGETS = [
-    ("sigmoid gamma=2", focal.sigmoid_focal_loss, ANCHORS, "binary", {"reduction": "sum"}, 36),
-    ("sigmoid gamma=0.5", focal.sigmoid_focal_loss, ANCHORS, "binary", {"gamma": 0.5, "reduction": "sum"}, 56),
-    ("softmax labels axis=1", focal.softmax_focal_loss, SEGMENTATION, "labels", {"axis": 1, "reduction": "sum"}, 13),
+    ("sigmoid gamma=2", focal.sigmoid_focal_loss, ANCHORS, "binary", {"reduction": "sum"}, (31, 21, 0)),
+    ("sigmoid gamma=0.5", focal.sigmoid_focal_loss, ANCHORS, "binary", {"gamma": 0.5, "reduction": "sum"},
+     (35, 28, 0)),
+    ("softmax labels axis=1", focal.softmax_focal_loss, SEGMENTATION, "labels", {"axis": 1, "reduction": "sum"},
+     (13, 8, 1)),
 ]
+VIEWS = {"aten.expand.default", "aten.view.default", "aten.unsqueeze.default", "aten.squeeze.dim"}
 
 
-@pytest.mark.parametrize(("name", "loss", "shape", "kind", "params", "budget"), BUDGETS, ids=[b[0] for b in BUDGETS])
-def test_plain_path_passes_within_budget(monkeypatch, name, loss, shape, kind, params, budget):
+@pytest.mark.parametrize(("name", "loss", "shape", "kind", "params", "budgets"), BUDGETS, ids=[b[0] for b in BUDGETS])
+def test_plain_path_passes_within_budget(monkeypatch, name, loss, shape, kind, params, budgets):
     monkeypatch.setattr(fused, "_enabled", False)  # the plain path, as without a compiler
     logits = RNG.normal(size=shape)
     if kind == "binary":
@@ -62,7 +67,11 @@ def test_plain_path_passes_within_budget(monkeypatch, name, loss, shape, kind, p
     else:
         targets = RNG.integers(0, shape[1], size=(shape[0], *shape[2:]))
     ops = full_size_ops(loss, logits, targets, **params)
-    assert sum(ops.values()) <= budget, f"{name}: {sum(ops.values())} full-size operations, budget {budget}: {ops}"
+    fresh = sum(n for op, n in ops.items() if op not in VIEWS and not op.split(".")[1].endswith("_"))
+    wheres = ops["aten.where.self"]
+    counts = (sum(ops.values()), fresh, wheres)
+    assert all(c <= b for c, b in zip(counts, budgets)), f"{name}: (operations, fresh arrays, wheres) {counts}, " \
+                                                          f"budget {budgets}: {ops}"
 
 
 def test_the_counter_counts_what_torch_dispatches():

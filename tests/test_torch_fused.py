@@ -47,6 +47,7 @@ def test_fused_equals_eager(monkeypatch, name, fn, targets, params, dtype):
     eager = _value_and_grad(fn, x, t, params, reduction)
     monkeypatch.setattr(fused, "_enabled", True)
     monkeypatch.setattr(fused, "MIN_ELEMENTS", 0)
+    monkeypatch.setattr(fused, "COMPILE_AFTER", 0)
     calls = []
     real_run = fused.run
     monkeypatch.setattr(fused, "run", lambda *a: calls.append(a[0]) or real_run(*a))
@@ -56,12 +57,34 @@ def test_fused_equals_eager(monkeypatch, name, fn, targets, params, dtype):
         assert_close(got, want, CROSS_RTOL[dtype], f"{name} {what}")
 
 
+def test_the_first_calls_take_the_plain_path_and_later_ones_the_compiled_kernel(monkeypatch):
+    """Compiling costs seconds: a process compiles only once it has made ``COMPILE_AFTER`` large calls; small
+    inputs do not count towards them."""
+    monkeypatch.setattr(fused, "_enabled", True)
+    monkeypatch.setattr(fused, "MIN_ELEMENTS", LOGITS.size)
+    monkeypatch.setattr(fused, "COMPILE_AFTER", 3)
+    monkeypatch.setattr(fused, "_plain_calls", 0)
+    calls = []
+    real_run = fused.run
+    monkeypatch.setattr(fused, "run", lambda *a: calls.append(a[0]) or real_run(*a))
+    x, t = torch.as_tensor(LOGITS), torch.as_tensor(BINARY)
+    small = torch.as_tensor(LOGITS[:2]), torch.as_tensor(BINARY[:2])
+    plain = [_value_and_grad(focal.sigmoid_focal_loss, *small, {}, "sum")]
+    plain += [_value_and_grad(focal.sigmoid_focal_loss, x, t, {}, "sum")]  # two large calls: with and without grad
+    assert calls == [] and fused._plain_calls == 2
+    compiled = _value_and_grad(focal.sigmoid_focal_loss, x, t, {}, "sum")  # the third takes the plain path, then...
+    assert calls == ["value"] and fused._plain_calls == 3  # ...the no-grad call after it the compiled kernel
+    for got, want in zip(compiled, plain[1]):
+        assert_close(got, want, CROSS_RTOL["float64"], "plain against compiled")
+
+
 def test_a_failing_compiler_warns_once_and_runs_eagerly(monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("no C++ compiler")
 
     monkeypatch.setattr(fused, "_enabled", True)
     monkeypatch.setattr(fused, "MIN_ELEMENTS", 0)
+    monkeypatch.setattr(fused, "COMPILE_AFTER", 0)
     monkeypatch.setattr(fused, "_compiled", {})
     monkeypatch.setattr(torch, "compile", lambda fn, **kw: broken)
     x, t = torch.as_tensor(LOGITS), torch.as_tensor(BINARY)
@@ -75,6 +98,8 @@ def test_a_failing_compiler_warns_once_and_runs_eagerly(monkeypatch):
 TF_FIRST = """
 import warnings
 import numpy as np, tensorflow, torch, focal
+from focal.backends import _torch_fused
+_torch_fused.COMPILE_AFTER = 0  # the first call would compile
 rng = np.random.default_rng(0)
 x, y = rng.normal(size=(1000, 80)) * 3, (rng.random((1000, 80)) < 0.05) * 1.0
 with warnings.catch_warnings(record=True) as caught:
@@ -108,6 +133,7 @@ def test_without_a_compiler_the_plain_path_runs(monkeypatch):
     """``TORCHDYNAMO_DISABLE=1`` makes torch.compile a no-op: the plain path, not the fused kernel run eagerly."""
     monkeypatch.setattr(fused, "_enabled", True)
     monkeypatch.setattr(fused, "MIN_ELEMENTS", 0)
+    monkeypatch.setattr(fused, "COMPILE_AFTER", 0)
     calls = []
     real_run = fused.run
     monkeypatch.setattr(fused, "run", lambda *a: calls.append(a[0]) or real_run(*a))

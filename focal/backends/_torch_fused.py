@@ -8,10 +8,12 @@ only the gradient, already times the cotangent. So nothing but the loss and the 
 ever stored. The same kernel code runs either way; compiled results differ from eager ones by
 rounding only (tests/test_torch_fused.py).
 
-Used for inputs of at least ``FOCAL_TORCH_FUSED_MIN`` elements (default 65536, where the compile
-cost of a few seconds, paid once per loss configuration, is repaid within a few calls), and
-never inside a caller's own ``torch.compile``, nor under ``TORCHDYNAMO_DISABLE=1`` (where torch.compile
-compiles nothing). ``FOCAL_TORCH_FUSED=0`` turns it off; a platform
+Used for inputs of at least ``FOCAL_TORCH_FUSED_MIN`` elements (default 65536), once the process
+has made ``FOCAL_TORCH_COMPILE_AFTER`` such calls on the plain path (default 100): compiling costs
+6-13 s on a 2-core CPU, the plain path about 1.5x the compiled one, so compiling on the first call
+made a user's first minutes slower than the library they left, and 100 calls in, a training run is
+long enough to repay it. Never inside a caller's own ``torch.compile``, nor under
+``TORCHDYNAMO_DISABLE=1`` (where torch.compile compiles nothing). ``FOCAL_TORCH_FUSED=0`` turns it off; a platform
 where compiling fails (no C++ compiler, no Triton) warns once and stays eager, and a process where
 compiling would crash it (TensorFlow imported before triton, below) warns and takes the plain path.
 """
@@ -31,7 +33,9 @@ from .._hyper import no_grads
 from . import _torch_namespace as xp
 
 MIN_ELEMENTS = int(os.environ.get("FOCAL_TORCH_FUSED_MIN", 1 << 16))
+COMPILE_AFTER = int(os.environ.get("FOCAL_TORCH_COMPILE_AFTER", 100))
 _enabled = os.environ.get("FOCAL_TORCH_FUSED", "1") != "0"
+_plain_calls = 0  # large inputs run on the plain path so far
 
 
 def _value(kernel: Any, wanted: tuple[Any, ...], logits: torch.Tensor, aux: tuple[torch.Tensor, ...],
@@ -49,11 +53,23 @@ _FUNCTIONS: dict[str, Callable[..., Any]] = {"value": _value, "backward": _backw
 _compiled: dict[str, Callable[..., Any]] = {}
 
 
+def large(logits: torch.Tensor) -> bool:
+    """Large, outside a caller's compile and not inside torch.func transforms (vmap, grad)."""
+    return (logits.numel() >= MIN_ELEMENTS and not torch.compiler.is_compiling()
+            and not torch._C._functorch.is_functorch_wrapped_tensor(logits))
+
+
 def wanted(logits: torch.Tensor) -> bool:
-    """Large, outside a caller's compile, not inside torch.func transforms (vmap, grad), and where compiling can
-    happen (:func:`_can_compile`)."""
-    return (_enabled and logits.numel() >= MIN_ELEMENTS and not torch.compiler.is_compiling()
-            and not torch._C._functorch.is_functorch_wrapped_tensor(logits) and _can_compile())
+    """:func:`large`, past the first ``COMPILE_AFTER`` such calls, and where compiling can happen
+    (:func:`_can_compile`). The same answer throughout one loss call: only :func:`ran_plain` counts."""
+    return _enabled and _plain_calls >= COMPILE_AFTER and large(logits) and _can_compile()
+
+
+def ran_plain(logits: torch.Tensor) -> None:
+    """Count a call that took the plain path, towards ``COMPILE_AFTER``."""
+    global _plain_calls
+    if large(logits):
+        _plain_calls += 1
 
 
 def _can_compile() -> bool:

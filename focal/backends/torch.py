@@ -98,13 +98,16 @@ class TorchBackend(Backend):
         aux, params = tuple(aux), tuple(params)
         recording = torch.is_grad_enabled()
         wanted = wanted_slots(slots, (recording and p.requires_grad for p in params))
+        compiled = fused.wanted(logits)
+        if not compiled:
+            fused.ran_plain(logits)
         if not (recording and logits.requires_grad) and not any(wanted):
             # no gradient wanted: no autograd.Function (less overhead, and dynamo then never
             # meets it without a gradient, where it mistakes the function's ctx for its first argument)
-            if fused.wanted(logits):
+            if compiled:
                 return fused.run("value", kernel, wanted, logits, aux, params)
             return kernel.forward(xp, logits, aux, params, wanted)[0]
-        if fused.wanted(logits):
+        if compiled:
             return _ApplyFused.apply(kernel, wanted, len(aux), logits, *aux, *params)
         return _Apply.apply(kernel, wanted, len(aux), logits, *aux, *params)[0]
 
