@@ -66,6 +66,38 @@ def _log_one_minus_pt(xp: Any, y: Array, log_p: Array, log_q: Array, p: Array, q
     return xp.where(y == 1.0, log_q, xp.where(y == 0.0, log_p, soft))
 
 
+def _bce_parts(xp: Any, x: Array, y: Array, w: Any) -> tuple[Array, Array, Array, Array, Any]:
+    """``BCE(x, y)`` (``w`` scaling its positive term), its derivative ``p − y``, ``1 − p_t = y(1 − p) + (1 − y)p``,
+    ``d(1 − p_t)/dx = (1 − 2y) p (1 − p)`` and, with ``w``, the positive term ``−y log p``.
+
+    Made in an order that keeps few full-size arrays alive at once, each freed once used: on PyTorch's CPU, every
+    array alive at the peak is memory the allocator gives back to the system after the call and faults in again on
+    the next. In-place updates (an update costs a third of a fresh array there) only of arrays made here from every
+    input their operands depend on, so that under ``torch.func.vmap`` the updated array is batched whenever an
+    operand is (the caller may update ``dbce`` in place by that rule too). JAX and TensorFlow arrays have no
+    in-place operators: there ``a += b`` is ``a = a + b``.
+    """
+    softplus, p, q = sigmoid_parts(xp, x)
+    not_y = 1.0 - y
+    bce = x * not_y  # x(1 − y) − min(x, 0) + log1p(e^−|x|): exact for 0/1 labels, as BCE-with-logits
+    bce -= xp.minimum(x, 0.0)
+    bce += softplus
+    positive = None if w is None else y * (xp.maximum(-x, 0.0) + softplus)  # −y log p
+    del softplus
+    slope = (not_y - y) * p
+    slope *= q
+    negative_p = not_y * p
+    del p
+    positive_q = y * q
+    del q, not_y
+    dbce = negative_p - positive_q  # p − y, without cancellation as p → 0 or 1
+    if w is not None:
+        bce, dbce = bce + (w - 1.0) * positive, dbce - (w - 1.0) * positive_q
+    one_minus_pt = negative_p  # no longer needed by itself; a sum of two terms >= 0: no cancellation
+    one_minus_pt += positive_q
+    return bce, dbce, one_minus_pt, slope, positive
+
+
 @dataclass(frozen=True)
 class FocalSpec:
     alpha: Any  # None, a number or an array
@@ -85,66 +117,55 @@ def focal_pt_kernel(xp: Any, x: Array, y: Array, spec: FocalSpec) -> Result:
     the loss times ``log(1 − p_t)``; ``∂/∂α = (2y − 1)`` times the unweighted loss; ``∂/∂ε = (1 − p_t)^(γ+1)``.
     ``pos_weight`` w scales BCE's positive term: ``BCE = −(w y log p + (1 − y) log(1 − p))``.
     """
-    softplus, p, q = sigmoid_parts(xp, x)
-    # In-place updates (eager PyTorch then reuses the memory rather than faulting in fresh pages) only of arrays made
-    # here from every input their operands depend on: under torch.func.vmap the updated array is then batched
-    # whenever an operand is. JAX and TensorFlow arrays have no in-place operators: there ``a += b`` is ``a = a + b``.
-    not_y = 1.0 - y
-    bce = x * not_y  # x(1 − y) − min(x, 0) + log1p(e^−|x|): exact for 0/1 labels, as BCE-with-logits
-    bce -= xp.minimum(x, 0.0)
-    bce += softplus
-    negative_p, positive_q = not_y * p, y * q
-    dbce = negative_p - positive_q  # p − y, without cancellation as p → 0 or 1
     w = spec.pos_weight
-    positive: Any = None
-    if w is not None:
-        positive = y * (xp.maximum(-x, 0.0) + softplus)  # −y log p
-        bce, dbce = bce + (w - 1.0) * positive, dbce - (w - 1.0) * positive_q
+    bce, dbce, one_minus_pt, slope, positive = _bce_parts(xp, x, y, w)
     gamma, epsilon = spec.gamma, spec.epsilon
     poly = not is_zero(epsilon)
     power = _small_integer(gamma)
-    slope: Any = None  # d(1 − p_t)/dx = (1 − 2y) p q
-    if power is not None or poly:
-        slope = (not_y - y) * p
-        slope *= q
     log_1m_pt: Any = None
-    one_minus_pt = negative_p  # no longer needed by itself
-    one_minus_pt += positive_q
-    if power is not None:
-        # freed now, their memory serves the arrays below: on PyTorch's CPU, each array alive at the peak is
-        # memory the allocator hands back to the system and faults in again on every call
-        del softplus, p, q, not_y, positive_q
-        below = _integer_power(one_minus_pt, power - 1) if power else 0.0  # (1 − p_t)^(γ−1)
-        modulator = (below * one_minus_pt if power > 1 else one_minus_pt) if power else None
-        focused, dfocused = bce, dbce
-        if power:  # d[(1 − p_t)^γ BCE]/dx = (1 − p_t)^(γ−1) ((1 − p_t) dBCE + γ BCE d(1 − p_t)/dx)
-            focused, dfocused = modulator * bce, dbce
-            dfocused *= one_minus_pt
-            bce_slope = bce * slope
-            bce_slope *= float(power)
-            dfocused += bce_slope
-            del bce_slope
-            if power > 1:
-                dfocused *= below
-    else:
+    modulator: Any = None
+    focused, dfocused = bce, dbce
+    if power:  # d[(1 − p_t)^γ BCE]/dx = (1 − p_t)^(γ−1) ((1 − p_t) dBCE + γ BCE d(1 − p_t)/dx)
+        below = _integer_power(one_minus_pt, power - 1)  # (1 − p_t)^(γ−1)
+        bce_slope = bce * slope
+        bce_slope *= float(power)
+        dfocused *= one_minus_pt  # dbce, in place: see _bce_parts
+        dfocused += bce_slope
+        del bce_slope
+        if power > 1:
+            dfocused *= below
+        modulator = below * one_minus_pt if power > 1 else one_minus_pt
+        focused = modulator * bce
+        del below
+    elif power is None:
         # 1 − p_t floored at the smallest normal: only where it underflows, and there the loss and its gradient
         # carry a factor that underflows too (BCE ≈ 1 − p_t for hard labels), so they are 0 either way
         floored = xp.maximum(one_minus_pt, tiny(xp, x))
         log_1m_pt = xp.log(floored)
         gamma = resolve_binary_gamma(xp, gamma, log_1m_pt)
         modulator = xp.exp(gamma * log_1m_pt)
-        # d(1 − p_t)^γ/dx = γ (1 − 2y) (1 − p_t)^γ · p(1 − p)/(1 − p_t): the ratio is p_t for hard labels and
-        # finite for soft ones (1 − p_t >= min(y, 1 − y)), so no second exp and no 0/0 once 1 − p_t underflows
-        ratio = p * q
-        ratio /= floored
-        dmodulator = gamma * (not_y - y) * modulator * ratio
+        # d(1 − p_t)^γ/dx = γ (1 − p_t)^γ · d(1 − p_t)/dx / (1 − p_t): no second exp, and no 0/0 once 1 − p_t
+        # underflows (the slope, a product with 1 − p_t's factor, underflows with it)
+        dmodulator = modulator * slope
+        dmodulator /= floored
+        dmodulator *= gamma
+        del floored
         focused, dfocused = modulator * bce, modulator * dbce
         dfocused += bce * dmodulator
+        del dmodulator
+    del bce, dbce
+    if not poly:
+        del slope
     loss, grad, alpha_t = focused, dfocused, 1.0
     if spec.alpha is not None:
         alpha_t = (2.0 * spec.alpha - 1.0) * y  # α y + (1 − α)(1 − y)
         alpha_t += 1.0 - spec.alpha
-        loss, grad = alpha_t * focused, alpha_t * dfocused
+        if isinstance(spec.alpha, (int, float)):  # α_t then depends on y only: in place
+            grad *= alpha_t
+        else:
+            grad = alpha_t * dfocused
+        del dfocused
+        loss = alpha_t * focused
     weighted: Any = 0.0
     if poly:  # Poly-1: ε (1 − p_t)^(γ+1), derivative ε (γ + 1)(1 − p_t)^γ d(1 − p_t)/dx
         weighted = one_minus_pt if modulator is None else modulator * one_minus_pt

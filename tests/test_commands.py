@@ -138,13 +138,29 @@ def test_bench_prints_a_table_for_every_installed_framework():
     for row in table:
         assert len(row) == 10 and row[2] == "latency" and float(row[5]) > 0, row
     ours = [row for row in table if row[0] == "focal"]
-    # one row of ours per mode: torch eager + torch.compile, jax jit, tf.function + XLA
-    expected = {"torch": 2, "jax": 1, "tensorflow": 2}
+    # one row of ours per mode: torch eager + plain path + torch.compile, jax jit, tf.function + XLA
+    expected = {"torch": 3, "jax": 1, "tensorflow": 2}
     assert len(ours) == sum(expected[f] for f in frameworks) and all(row[8] == "1.00" for row in ours)
     if "torch" in frameworks:
         assert any(row[0].startswith("torchvision") for row in table)
     if "jax" in frameworks:
         assert any(row[0] == "optax sigmoid_focal_loss" for row in table)
+
+
+def test_the_bench_loop_times_the_first_steps_and_counts_compiles(monkeypatch):
+    """``bench --loop``'s child, shortened to 3 steps: times that add up, and no compile in a user's first steps."""
+    import json
+
+    require_installed("torch", "torchvision")
+    from focal import _bench_loop
+    from focal.backends import _torch_fused
+
+    monkeypatch.setattr(_bench_loop, "STEPS", 3)
+    monkeypatch.setattr(_torch_fused, "_plain_calls", 0)  # as in a fresh process
+    for impl in _bench_loop.IMPLS:
+        out = json.loads(_bench_loop.child(impl))
+        assert 0 < out["first_s"] <= out["total_s"] and out["compiles"] == 0, (impl, out)
+    assert [_bench_loop.gamma_at(s) for s in (0, 9, 10, 19, 20, 29)] == [2.0, 2.0, 1.5, 1.5, 1.0, 1.0]
 
 
 def test_the_device_check_dry_run_lists_what_it_would_run():

@@ -47,3 +47,8 @@ def clip(x: torch.Tensor, /, min: Any = None, max: Any = None) -> torch.Tensor: 
 
 # Not in the standard: a fused primitive the core takes where a namespace has it (focal._binary.sigmoid_parts)
 sigmoid = torch.sigmoid
+
+
+def take_along_axis(x: torch.Tensor, indices: torch.Tensor, /, *, axis: int = -1) -> torch.Tensor:
+    # torch.take_along_dim takes int64 indices only; the standard takes any integer dtype (Keras passes int32 labels)
+    return torch.take_along_dim(x, indices if indices.dtype == torch.int64 else indices.long(), dim=axis)
