@@ -271,7 +271,7 @@ def test_torch_fused_path_serves_a_gamma_schedule_without_recompiling(lib, monke
                                                                                  gamma=g, alpha=0.5)
         assert_close(lib.numpy(value), expected, CROSS_RTOL["float32"], f"value at gamma={g}")
         assert_close(lib.numpy(leaf.grad), expected_grad, CROSS_RTOL["float32"], f"grad at gamma={g}")
-    assert calls == ["value", "backward"] * len(GAMMAS), calls
+    assert calls == ["forward"] * len(GAMMAS), calls  # a softmax kernel: its forward stores the gradient
     assert sum(compiled[1:]) == 0, f"graphs compiled per gamma value: {compiled}"
 
 

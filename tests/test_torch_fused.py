@@ -52,7 +52,10 @@ def test_fused_equals_eager(monkeypatch, name, fn, targets, params, dtype):
     real_run = fused.run
     monkeypatch.setattr(fused, "run", lambda *a: calls.append(a[0]) or real_run(*a))
     fast = _value_and_grad(fn, x, t, params, reduction)
-    assert calls == ["value", "backward", "value"], calls  # every path went through the compiled kernel
+    # every path went through the compiled kernel: elementwise ones recompute it in the backward, those that reduce
+    # along the class axis compile the forward that stores the gradient (fused.recomputes)
+    expected = ["value", "backward", "value"] if name.startswith("sigmoid") else ["forward", "value"]
+    assert calls == expected, calls
     for got, want, what in zip(fast, eager, ("value", "grad", "value without grad")):
         assert_close(got, want, CROSS_RTOL[dtype], f"{name} {what}")
 

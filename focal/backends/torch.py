@@ -64,6 +64,16 @@ class _ApplyFused(torch.autograd.Function):
         return (None, None, None, grad) + (None,) * ctx.num_aux + tuple(grads)
 
 
+class _ApplyCompiledForward(_Apply):
+    """The fused path of a kernel that reduces along an axis: its forward (loss and residuals) compiled, the
+    backward :class:`_Apply`'s."""
+
+    @staticmethod
+    def forward(kernel: Any, wanted: tuple[Any, ...], num_aux: int, logits: Array, *arrays: Array) -> Any:
+        out, residuals = fused.run("forward", kernel, wanted, logits, arrays[:num_aux], arrays[num_aux:])
+        return (out, *residuals)
+
+
 class TorchBackend(Backend):
     name = "torch"
 
@@ -107,9 +117,10 @@ class TorchBackend(Backend):
             if compiled:
                 return fused.run("value", kernel, wanted, logits, aux, params)
             return kernel.forward(xp, logits, aux, params, wanted)[0]
-        if compiled:
+        if compiled and fused.recomputes(kernel):
             return _ApplyFused.apply(kernel, wanted, len(aux), logits, *aux, *params)
-        return _Apply.apply(kernel, wanted, len(aux), logits, *aux, *params)[0]
+        apply = _ApplyCompiledForward.apply if compiled else _Apply.apply
+        return apply(kernel, wanted, len(aux), logits, *aux, *params)[0]
 
     def stop_gradient(self, x: Array) -> Array:
         return x.detach()
