@@ -384,11 +384,18 @@ def check_labels(call: Call, labels: Array, valid: Array | None, classes: int) -
     """Eagerly, every label not ignored must be in [0, C); under tracing the kernels mark them NaN.
     True when they were read and are all in range."""
     xp = call.xp
-    bad = (labels < 0) | (labels >= classes)
-    if valid is not None:
-        bad = bad & valid
-    found = call.known(xp.any(bad))
+
+    def outside() -> Array:
+        bad = (labels < 0) | (labels >= classes)
+        return bad if valid is None else bad & valid
+
+    if valid is None and math.prod(labels.shape):  # the extrema, one read: no boolean arrays on every eager call
+        smallest, largest = call.backend.extrema(labels)
+        found = call.known((smallest < 0) | (largest >= classes))
+    else:
+        found = call.known(xp.any(outside()))
     if found:
+        bad = outside()
         limits = xp.iinfo(labels.dtype)
         low = int(xp.min(xp.where(bad, labels, limits.max)))
         high = int(xp.max(xp.where(bad, labels, limits.min)))
