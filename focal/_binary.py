@@ -31,8 +31,8 @@ Result = tuple[Array, Array, Partials]
 def sigmoid_parts(xp: Any, x: Array) -> tuple[Array, Array, Array]:
     """``log1p(exp(−|x|))``, ``p = σ(x)`` and ``1 − p``, each to full relative precision.
 
-    Where the namespace has the framework's own ``sigmoid`` (PyTorch, TensorFlow: one vectorised
-    pass each, ``1/(1 + exp(∓x))``), ``p`` and ``1 − p`` come from it; an eager ``where`` costs ten
+    Where the namespace has the framework's own ``sigmoid`` (ours for PyTorch: one vectorised pass
+    each, ``1/(1 + exp(∓x))``), ``p`` and ``1 − p`` come from it; an eager ``where`` costs ten
     of those passes on PyTorch's CPU. Otherwise ``1/(1 + e)`` is the larger of ``p`` and ``1 − p``
     and ``e/(1 + e)`` the smaller, from the one ``exp``. Neither form has a ``1 − p`` cancellation.
     """

@@ -78,3 +78,17 @@ def run_script(script: str, *args: str, timeout: float = 300, **env: str) -> dic
     device count, a process group); returns its last line as JSON."""
     done = run_command([str(ROOT / "tests" / script), *args], timeout=timeout, **env)
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def record_fused_runs(monkeypatch: Any, *, min_elements: int = 0, compile_after: int = 0) -> list[str]:
+    """PyTorch's fused path on, from ``min_elements`` and after ``compile_after`` large calls; the list it returns
+    fills with the name of each compiled function run (``value``, ``forward``, ``backward``)."""
+    from focal.backends import _torch_fused as fused
+
+    monkeypatch.setattr(fused, "_enabled", True)
+    monkeypatch.setattr(fused, "MIN_ELEMENTS", min_elements)
+    monkeypatch.setattr(fused, "COMPILE_AFTER", compile_after)
+    calls: list[str] = []
+    real_run = fused.run
+    monkeypatch.setattr(fused, "run", lambda *a: calls.append(a[0]) or real_run(*a))
+    return calls

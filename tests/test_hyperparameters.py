@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from cases import CASES, Run
-from helpers import CROSS_RTOL, assert_close
+from helpers import CROSS_RTOL, assert_close, record_fused_runs
 from hyper_cases import NOT_DIFFERENTIABLE, hyperparameters, reference_gradient
 from libs import AUTODIFF_LIBS, LIBS
 
@@ -251,14 +251,7 @@ def test_torch_fused_path_serves_a_gamma_schedule_without_recompiling(lib, monke
     """The default path for large inputs compiles the kernel once: numbers enter it as inputs too."""
     from torch._dynamo.utils import counters
 
-    from focal.backends import _torch_fused as fused
-
-    monkeypatch.setattr(fused, "_enabled", True)
-    monkeypatch.setattr(fused, "MIN_ELEMENTS", 0)
-    monkeypatch.setattr(fused, "COMPILE_AFTER", 0)
-    calls = []
-    real_run = fused.run
-    monkeypatch.setattr(fused, "run", lambda *a: calls.append(a[0]) or real_run(*a))
+    calls = record_fused_runs(monkeypatch)
     x, labels = lib.array(X.astype(np.float32)), lib.array(LABELS)
     compiled = []
     for g in GAMMAS:

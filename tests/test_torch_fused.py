@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import CROSS_RTOL, assert_close, require_installed, run_command
+from helpers import CROSS_RTOL, assert_close, record_fused_runs, require_installed, run_command
 
 import focal
 
@@ -45,12 +45,7 @@ def test_fused_equals_eager(monkeypatch, name, fn, targets, params, dtype):
     reduction = "none" if name == "focal tversky" else "mean"
     monkeypatch.setattr(fused, "_enabled", False)
     eager = _value_and_grad(fn, x, t, params, reduction)
-    monkeypatch.setattr(fused, "_enabled", True)
-    monkeypatch.setattr(fused, "MIN_ELEMENTS", 0)
-    monkeypatch.setattr(fused, "COMPILE_AFTER", 0)
-    calls = []
-    real_run = fused.run
-    monkeypatch.setattr(fused, "run", lambda *a: calls.append(a[0]) or real_run(*a))
+    calls = record_fused_runs(monkeypatch)
     fast = _value_and_grad(fn, x, t, params, reduction)
     # every path went through the compiled kernel: elementwise ones recompute it in the backward, those that reduce
     # along the class axis compile the forward that stores the gradient (fused.recomputes)
@@ -63,13 +58,8 @@ def test_fused_equals_eager(monkeypatch, name, fn, targets, params, dtype):
 def test_the_first_calls_take_the_plain_path_and_later_ones_the_compiled_kernel(monkeypatch):
     """Compiling costs seconds: a process compiles only once it has made ``COMPILE_AFTER`` large calls; small
     inputs do not count towards them."""
-    monkeypatch.setattr(fused, "_enabled", True)
-    monkeypatch.setattr(fused, "MIN_ELEMENTS", LOGITS.size)
-    monkeypatch.setattr(fused, "COMPILE_AFTER", 3)
+    calls = record_fused_runs(monkeypatch, min_elements=LOGITS.size, compile_after=3)
     monkeypatch.setattr(fused, "_plain_calls", 0)
-    calls = []
-    real_run = fused.run
-    monkeypatch.setattr(fused, "run", lambda *a: calls.append(a[0]) or real_run(*a))
     x, t = torch.as_tensor(LOGITS), torch.as_tensor(BINARY)
     small = torch.as_tensor(LOGITS[:2]), torch.as_tensor(BINARY[:2])
     plain = [_value_and_grad(focal.sigmoid_focal_loss, *small, {}, "sum")]
@@ -134,12 +124,7 @@ def test_tensorflow_imported_first_runs_eagerly_instead_of_crashing():
 
 def test_without_a_compiler_the_plain_path_runs(monkeypatch):
     """``TORCHDYNAMO_DISABLE=1`` makes torch.compile a no-op: the plain path, not the fused kernel run eagerly."""
-    monkeypatch.setattr(fused, "_enabled", True)
-    monkeypatch.setattr(fused, "MIN_ELEMENTS", 0)
-    monkeypatch.setattr(fused, "COMPILE_AFTER", 0)
-    calls = []
-    real_run = fused.run
-    monkeypatch.setattr(fused, "run", lambda *a: calls.append(a[0]) or real_run(*a))
+    calls = record_fused_runs(monkeypatch)
     x, t = torch.as_tensor(LOGITS).requires_grad_(True), torch.as_tensor(BINARY)
     monkeypatch.setenv("TORCHDYNAMO_DISABLE", "1")
     value = focal.sigmoid_focal_loss(x, t)

@@ -12,7 +12,7 @@ rounding only (tests/test_torch_fused.py).
 
 Used for inputs of at least ``FOCAL_TORCH_FUSED_MIN`` elements (default 65536), once the process
 has made ``FOCAL_TORCH_COMPILE_AFTER`` such calls on the plain path (default 100): compiling costs
-6-13 s on a 2-core CPU, the plain path about 1.5x the compiled one, so compiling on the first call
+6-13 s on a 2-core CPU, the plain path 2.5-3x the compiled one, so compiling on the first call
 made a user's first minutes slower than the library they left, and 100 calls in, a training run is
 long enough to repay it. Never inside a caller's own ``torch.compile``, nor under
 ``TORCHDYNAMO_DISABLE=1`` (where torch.compile compiles nothing). ``FOCAL_TORCH_FUSED=0`` turns it off; a platform
@@ -53,7 +53,7 @@ def _forward(kernel: Any, wanted: tuple[Any, ...], logits: torch.Tensor, aux: tu
 
 def _backward(kernel: Any, wanted: tuple[Any, ...], cotangent: torch.Tensor, logits: torch.Tensor,
               aux: tuple[torch.Tensor, ...], params: tuple[torch.Tensor, ...]) -> Any:
-    _, residuals = kernel.forward(xp, logits, aux, params, wanted)
+    _, residuals = _forward(kernel, wanted, logits, aux, params)
     return kernel.vjp(xp, residuals, cotangent, wanted)
 
 
@@ -65,7 +65,7 @@ def recomputes(kernel: Any) -> bool:
     """Whether the backward recomputes the kernel (elementwise kernels: nothing but the loss and the gradient is
     ever stored) or the compiled forward stores its residuals, as the plain path does (kernels that reduce along
     a class axis: recomputing the softmax's reductions in the backward cost more than the gradient's memory;
-    2x19x256x512 on 2 cores, 35 ms against 14)."""
+    2x19x256x512 on 2 cores, 35 ms against 28)."""
     return summable(kernel.kernel if isinstance(kernel, Summed) else kernel)
 
 
