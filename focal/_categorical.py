@@ -23,13 +23,13 @@ import math
 import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 from . import _checks
 from ._gamma import check_gamma
 from ._hyper import Partials, bind, given_as_vector, is_vector, is_zero, take_partials
 from ._kernel import FromProbabilities, Grads, Wanted, broadcast_vjp, expand
-from ._numerics import log1mexp, softmax_parts, tiny
+from ._numerics import log1mexp, softmax, softmax_parts, tiny
 from ._plan import Call, LossPlan
 from .backends._base import Array
 
@@ -71,6 +71,7 @@ class SoftmaxSpec:
     alpha: Any  # None, a number, or a Slot (one α or one per class)
     gamma: Any  # a number, a Slot (one γ or one per class), or flsd53
     params: Any = field(default=None)  # the loss's own parameters (numbers or Slots)
+    checked: bool = False  # every label was read and is in [0, C) (eagerly, without ignore_index)
 
 
 def _along(xp: Any, v: Array, axis: int, ndim: int) -> Array:
@@ -88,6 +89,17 @@ def _gather(xp: Any, vector: Array, labels: Array) -> Array:
     return xp.reshape(xp.take(vector, xp.reshape(labels, (-1,))), labels.shape)
 
 
+def _at_labels(xp: Any, x: Array, index: Array, onehot: Array | None, values: Any, axis: int, *,
+               overwrite: bool) -> Array:
+    """``x`` with ``values`` at the labels along ``axis``: the namespace's ``set_along_axis`` (a scatter of one
+    value per row; not in the standard) where it has one, else a where over the one-hot. ``overwrite``: ``x`` is
+    the caller's own and read by nothing after (the namespace still copies it where a transform batches the
+    operands differently)."""
+    if onehot is None:
+        return xp.set_along_axis(x, index, values, axis=axis, overwrite=overwrite)
+    return xp.where(onehot, values, x)
+
+
 def _absent(x: Any) -> bool:
     return isinstance(x, float) and x == 0.0
 
@@ -97,50 +109,94 @@ def _per_row(xp: Any, value: Any, labels: Array) -> Any:
     return _gather(xp, value, labels) if is_vector(value) else value
 
 
+class TargetParts(NamedTuple):
+    """What :class:`TargetKernel` computes once per call from the logits and the labels."""
+
+    terms: Terms
+    index: Array  # the labels with a length-1 class axis (out-of-range ones as 0)
+    onehot: Array | None  # the labels along the class axis (bool), where the namespace has no set_along_axis
+    others: Array  # p off the target class, 0 at it
+    in_range: Array | None  # None where the labels were checked (all in range)
+    labels: Array
+
+
 @dataclass(frozen=True)
 class TargetKernel:
     """Integer labels, a loss of the target class only: ``L = f(u_t, v_t, z_t)`` per row.
 
     ``dL/dz_j = A (1 − p_t) − B p_t + D`` for j = t and ``p_j (E − A)`` otherwise. Rows whose label
     is ``ignore_index`` give 0; labels outside [0, C) give NaN (where they cannot be checked).
+
+    ``1 − p_t`` is the sum of the other classes' p (a where or a scatter zeroes the target's, no
+    ``1 − p_t`` is ever rounded), and where the target is the row's maximum ``log p_t = −log1p((1 −
+    p_t)/p_t)``: both stay exact as ``p_t → 1``, where ``log p_t`` would round to 0.
     """
 
     terms: TermsFn
     spec: SoftmaxSpec
+    # one softmax, two scatters and a multiplication in place: PyTorch's compiled path (which cannot fuse a
+    # scatter) ran it at 19 ms against 10 ms plain, so PyTorch never compiles it (2x19x256x512, 2 cores)
+    plain_fastest: ClassVar[bool] = True
 
-    def parts(self, xp: Any, z: Array, labels: Array, spec: SoftmaxSpec) -> tuple[Any, ...]:
+    def parts(self, xp: Any, z: Array, labels: Array, spec: SoftmaxSpec) -> TargetParts:
         axis, classes = spec.axis, spec.classes
-        in_range = (labels >= 0) & (labels < classes)
-        safe = xp.where(in_range, labels, 0)
-        onehot = _onehot(xp, safe, axis, classes, z.ndim)
-        shifted, exps, log_total = softmax_parts(xp, z, axis)
-        # the target's log p per row, gathered; every class's p from the exps already taken, by one division per row
+        if spec.checked:
+            in_range, safe = None, labels
+        else:
+            in_range = (labels >= 0) & (labels < classes)
+            safe = xp.where(in_range, labels, 0)
         index = xp.expand_dims(safe, axis=axis)
-        u = xp.squeeze(xp.take_along_axis(shifted, index, axis=axis) - log_total, axis=axis)
-        v = log1mexp(xp, u)
+        onehot = None if hasattr(xp, "set_along_axis") else _onehot(xp, safe, axis, classes, z.ndim)
+        m = xp.max(z, axis=axis, keepdims=True)
+        m = xp.where(xp.isfinite(m), m, 0.0)  # a row of -inf or with NaN: not inf − inf over the whole row
+        z_t = xp.take_along_axis(z, index, axis=axis)
+        p = softmax(xp, z, axis, m)
+        p_t = xp.take_along_axis(p, index, axis=axis)
+        # ordinary log p is exact where it is far from 0: log p_t = (z_t − m) + log p_max off the maximum
+        log_p_max = xp.log(xp.max(p, axis=axis, keepdims=True))
+        others = _at_labels(xp, p, index, onehot, 0.0, axis, overwrite=True)
+        del p
+        rest = xp.sum(others, axis=axis, keepdims=True)  # 1 − p_t, summed, never 1 minus a rounded p_t
+        floor = tiny(xp, z)
+        # at the maximum, p_t = 1/(1 + r) with r = (1 − p_t)/p_t: log p_t = −log1p(r), exact as p_t → 1
+        u = xp.where(z_t == m, -xp.log1p(rest / p_t), (z_t - m) + log_p_max)
+        u = xp.squeeze(u, axis=axis)
+        v = xp.squeeze(xp.log(xp.maximum(rest, floor)), axis=axis)
         alpha_t = 1.0 if spec.alpha is None else _per_row(xp, spec.alpha, safe)
         gamma = _per_row(xp, spec.gamma, safe)
-        z_t = xp.squeeze(xp.take_along_axis(z, index, axis=axis), axis=axis)
-        t = Terms(u=u, v=v, p=xp.exp(u), one_minus_p=xp.exp(v), weight=alpha_t, target=1.0, gamma=gamma, z=z_t)
-        p = exps  # in place: exps is not needed by itself again
-        p *= xp.exp(-log_total)
-        return t, onehot, p, in_range, labels
+        t = Terms(u=u, v=v, p=xp.squeeze(p_t, axis=axis), one_minus_p=xp.squeeze(rest, axis=axis), weight=alpha_t,
+                  target=1.0, gamma=gamma, z=xp.squeeze(z_t, axis=axis))
+        return TargetParts(t, index, onehot, others, in_range, labels)
 
-    def row_grad(self, xp: Any, t: Terms, onehot: Array, p: Array, a: Any, b: Any, e: Any, d: Any) -> Array:
-        axis = self.spec.axis
+    def row_grad(self, xp: Any, rows: TargetParts, a: Any, b: Any, e: Any, d: Any, *, in_place: bool = False
+                 ) -> Array:
+        """The gradient w.r.t. the logits; a label outside [0, C) makes its row NaN. ``in_place`` reuses
+        ``rows.others`` (when nothing else reads it and no operand is batched where it is not)."""
+        axis, t = self.spec.axis, rows.terms
         on_target = a * t.one_minus_p - b * t.p
         if d is not None:
             on_target = on_target + d
-        return xp.where(onehot, expand(xp, on_target, axis), p * expand(xp, e - a, axis))
+        factor = e - a
+        if rows.in_range is not None:
+            # NaN · x is NaN and 0 + x is x: the row's NaN rides on its two factors, not on a where over every element
+            nan_rows = xp.where(rows.in_range, xp.zeros_like(t.u), math.nan)
+            factor, on_target = factor + nan_rows, on_target + nan_rows
+        factor = expand(xp, factor, axis)
+        if in_place:
+            grad = rows.others
+            grad *= factor
+        else:
+            grad = rows.others * factor
+        return _at_labels(xp, grad, rows.index, rows.onehot, expand(xp, on_target, axis), axis,
+                          overwrite=True)
 
-    def masks(self, xp: Any, labels: Array, in_range: Array, loss: Array, grad: Array | None = None
+    def masks(self, xp: Any, labels: Array, in_range: Array | None, loss: Array, grad: Array | None = None
               ) -> tuple[Array, Array | None]:
-        """Out-of-range rows NaN and ignored rows 0, in a per-row ``loss`` and (if given) a ``grad``
-        of the logits' shape."""
+        """Out-of-range rows NaN and ignored rows 0 in a per-row ``loss``; ignored rows 0 in a ``grad``
+        of the logits' shape (if given; :meth:`row_grad` made its out-of-range rows NaN)."""
         axis, ignore = self.spec.axis, self.spec.ignore_index
-        loss = xp.where(in_range, loss, math.nan)
-        if grad is not None:  # NaN + g is NaN, 0 + g is g: a per-row term added, not a where over every element
-            grad += xp.expand_dims(xp.where(in_range, xp.zeros_like(loss), math.nan), axis=axis)
+        if in_range is not None:
+            loss = xp.where(in_range, loss, math.nan)
         if ignore is not None:
             valid = labels != ignore
             loss = xp.where(valid, loss, 0.0)
@@ -148,31 +204,35 @@ class TargetKernel:
                 grad = xp.where(xp.expand_dims(valid, axis=axis), grad, 0.0)
         return loss, grad
 
-    def row_partials(self, xp: Any, partials: Partials, wanted: Wanted, onehot: Array, labels: Array,
-                     in_range: Array) -> tuple[Array, ...]:
+    def row_partials(self, xp: Any, partials: Partials, wanted: Wanted, rows: TargetParts) -> tuple[Array, ...]:
         """Each wanted hyperparameter's per-row partial, masked as the loss is and placed on the class
         axis: at the row's label for a per-class one (``Slot.reduce`` then sums the rows per class)."""
         out = []
         for slot in wanted:
             if slot is None:
                 continue
-            row, _ = self.masks(xp, labels, in_range, partials[slot.name]())
+            row, _ = self.masks(xp, rows.labels, rows.in_range, partials[slot.name]())
             row = expand(xp, row, self.spec.axis)
-            out.append(xp.where(onehot, row, 0.0) if slot.shape else row)
+            if slot.shape:
+                row = _at_labels(xp, xp.zeros_like(rows.others), rows.index, rows.onehot, row, self.spec.axis,
+                                 overwrite=True)
+            out.append(row)
         return tuple(out)
 
     def forward(self, xp: Any, z: Array, aux: tuple[Array, ...], params: tuple[Array, ...],
                 wanted: Wanted) -> tuple[Array, tuple[Array, ...]]:
         (labels,) = aux
         spec = bind(self.spec, params)
-        t, onehot, p, in_range, labels = self.parts(xp, z, labels, spec)
-        out = self.terms(xp, t, spec.params)
-        loss, grad = self.masks(xp, labels, in_range, out.f, self.row_grad(xp, t, onehot, p, out.a, out.b, out.e,
-                                                                         out.d))
-        return loss, (grad, *self.row_partials(xp, out.partials, wanted, onehot, labels, in_range))
+        rows = self.parts(xp, z, labels, spec)
+        out = self.terms(xp, rows.terms, spec.params)
+        # in place only without array hyperparameters: under vmap a batched one would batch the factor alone
+        grad = self.row_grad(xp, rows, out.a, out.b, out.e, out.d, in_place=len(params) == 0)
+        loss, grad = self.masks(xp, rows.labels, rows.in_range, out.f, grad)
+        return loss, (grad, *self.row_partials(xp, out.partials, wanted, rows))
 
-    def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array, wanted: Wanted) -> Grads:
-        return broadcast_vjp(xp, residuals, cotangent, wanted, self.spec.axis)
+    def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array, wanted: Wanted, *,
+            consume: bool = False) -> Grads:
+        return broadcast_vjp(xp, residuals, cotangent, wanted, self.spec.axis, consume=consume)
 
 
 def _log_others(xp: Any, shifted: Array, dominant: Array, axis: int) -> Array:
@@ -223,8 +283,9 @@ class ClassKernel:
             grad = grad + xp.where(dominant, p * (rest - b), p * (rest - e - b) + from_dominant)
         return xp.sum(f, axis=axis), (grad, *take_partials(partials, wanted))
 
-    def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array, wanted: Wanted) -> Grads:
-        return broadcast_vjp(xp, residuals, cotangent, wanted, self.spec.axis)
+    def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array, wanted: Wanted, *,
+            consume: bool = False) -> Grads:
+        return broadcast_vjp(xp, residuals, cotangent, wanted, self.spec.axis, consume=consume)
 
 
 @dataclass
@@ -267,6 +328,9 @@ def prepare_softmax(
     xp, shape = call.xp, call.shape
     if not shape:
         raise ValueError("logits must have a class axis, got a 0-d array")
+    if (xp.isdtype(targets.dtype, "integral") and not (labels_only or dense_labels) and where is None
+            and is_zero(label_smoothing)):
+        call.runs_plain()  # integer labels: a TargetKernel
     axis = _checks.check_axis(axis, len(shape))
     classes = int(shape[axis])
     row_shape = tuple(s for i, s in enumerate(shape) if i != axis)
@@ -308,7 +372,8 @@ def prepare_softmax(
         dense = xp.where(included, dense, 0.0)
         kept = xp.any(included, axis=axis)
         valid = kept if valid is None else valid & kept
-    spec_args = {"ignore_index": ignore, "alpha": alpha_spec, "gamma": gamma_spec}
+    spec_args = {"ignore_index": ignore, "alpha": alpha_spec, "gamma": gamma_spec,
+                 "checked": labels is not None and checked and ignore is None}
     return SoftmaxCall(call, axis, classes, labels, dense, valid, spec_args, masked=included is not None)
 
 

@@ -6,9 +6,11 @@ d params)`` is linear in the cotangent. ``aux`` are the arrays the kernel reads 
 (targets, masks); ``params`` the hyperparameters given as arrays (``focal._hyper``); ``wanted`` has
 one entry per param, its :class:`~focal._hyper.Slot` where that param's gradient is asked for and
 None elsewhere (static, so the residuals hold only the partials that will be used); ``d params``
-is aligned with it. Backends wire exactly these two into their autodiff (JAX derives its JVP by
-transposing the VJP, so forward mode and ``jax.hessian`` work too); ``value_and_grad`` calls them
-directly. Kernels are frozen dataclasses: hashable, so JAX takes them as static arguments.
+is aligned with it; ``consume=True`` tells ``vjp`` it may overwrite ``residuals[0]``, which the backend
+has checked is a fresh array of the logits' shape that it will never read again. Backends wire exactly
+these two into their autodiff (JAX derives its JVP by transposing the VJP, so forward mode and
+``jax.hessian`` work too); ``value_and_grad`` calls them directly. Kernels are frozen dataclasses:
+hashable, so JAX takes them as static arguments.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ class Kernel(Protocol):
     def forward(self, xp: Any, logits: Array, aux: tuple[Array, ...], params: tuple[Array, ...],
                 wanted: Wanted) -> tuple[Array, tuple[Array, ...]]: ...
 
-    def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array, wanted: Wanted) -> Grads: ...
+    def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array, wanted: Wanted, *,
+            consume: bool = False) -> Grads: ...
 
 
 @dataclass(frozen=True)
@@ -60,16 +63,21 @@ class Elementwise:
             residuals = tuple(xp.where(mask, r, 0.0) for r in residuals)
         return loss, residuals
 
-    def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array, wanted: Wanted) -> Grads:
-        return broadcast_vjp(xp, residuals, cotangent, wanted, self.axis)
+    def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array, wanted: Wanted, *,
+            consume: bool = False) -> Grads:
+        return broadcast_vjp(xp, residuals, cotangent, wanted, self.axis, consume=consume)
 
 
-def broadcast_vjp(xp: Any, residuals: tuple[Array, ...], cotangent: Array, wanted: Wanted, axis: int | None
-                  ) -> Grads:
+def broadcast_vjp(xp: Any, residuals: tuple[Array, ...], cotangent: Array, wanted: Wanted, axis: int | None, *,
+                  consume: bool = False) -> Grads:
     """The VJP of a loss whose element i depends on element (row) i only, from residuals
-    ``(dloss, *partials)``: the cotangent, broadcast along ``axis``, times each."""
+    ``(dloss, *partials)``: the cotangent, broadcast along ``axis``, times each; with ``consume``
+    (see the module doc) in ``dloss`` itself, no fresh array."""
     dloss, *partials = residuals
     scale = expand(xp, cotangent, axis)
+    if consume:
+        dloss *= scale
+        return dloss, reduce_partials(xp, wanted, scale, tuple(partials))
     return scale * dloss, reduce_partials(xp, wanted, scale, tuple(partials))
 
 
@@ -108,9 +116,13 @@ class FromProbabilities:
         out, residuals = self.kernel.forward(xp, logits, aux, params, wanted)
         return out, residuals + (xp.where(inside, dlogits_dprobs, 0.0),)
 
-    def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array, wanted: Wanted) -> Grads:
+    def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array, wanted: Wanted, *,
+            consume: bool = False) -> Grads:
         *inner, chain = residuals
-        grad, params = self.kernel.vjp(xp, tuple(inner), cotangent, wanted)
+        grad, params = self.kernel.vjp(xp, tuple(inner), cotangent, wanted, consume=consume)
+        if consume:
+            grad *= chain
+            return grad, params
         return grad * chain, params
 
 
@@ -129,8 +141,9 @@ class Summed:
         out, residuals = self.kernel.forward(xp, logits, aux, params, wanted)
         return xp.sum(out), residuals
 
-    def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array, wanted: Wanted) -> Grads:
-        return self.kernel.vjp(xp, residuals, cotangent, wanted)
+    def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array, wanted: Wanted, *,
+            consume: bool = False) -> Grads:
+        return self.kernel.vjp(xp, residuals, cotangent, wanted, consume=consume)
 
 
 def summable(kernel: Any) -> bool:

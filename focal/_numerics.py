@@ -52,6 +52,18 @@ def softmax_parts(xp: Any, z: Array, axis: int) -> tuple[Array, Array, Array]:
     return shifted, exps, xp.log1p(rest)
 
 
+def softmax(xp: Any, z: Array, axis: int, m: Array) -> Array:
+    """``softmax(z)`` along ``axis``, given the rows' finite maximum ``m``: the framework's own fused
+    ``softmax`` where the namespace offers one (ours for PyTorch: one pass, one array), else
+    ``exp(z − m)`` scaled by the reciprocal of its sum, in place."""
+    native = getattr(xp, "softmax", None)
+    if native is not None:
+        return native(z, axis=axis)
+    p = xp.exp(z - m)
+    p *= 1.0 / xp.sum(p, axis=axis, keepdims=True)
+    return p
+
+
 def log_softmax(xp: Any, z: Array, axis: int) -> Array:
     """``log softmax(z)`` along ``axis``, accurate even where one class takes almost all the mass
     (see :func:`softmax_parts`)."""
@@ -81,3 +93,11 @@ def neg_log_over_one_minus(xp: Any, log_p: Array) -> Array:
     safe = xp.where(small, -1.0, log_p)
     series = 1.0 - log_p / 2.0 + log_p * log_p / 12.0
     return xp.where(small, series, safe / xp.expm1(safe))
+
+
+def neg_log_over(xp: Any, log_p: Array, one_minus_p: Array) -> Array:
+    """``−log(p) / (1 − p)`` from ``log p`` and ``1 − p`` as the caller has them, both exact (three operations
+    against :func:`neg_log_over_one_minus`'s thirteen); 1, its limit as p → 1, where ``1 − p`` is below the
+    smallest normal."""
+    floor = tiny(xp, one_minus_p)
+    return xp.where(one_minus_p >= floor, -log_p / xp.maximum(one_minus_p, floor), 1.0)

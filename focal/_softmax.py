@@ -12,7 +12,7 @@ from ._docs import document
 from ._gamma import flsd53
 from ._hyper import Partials, bind, is_array, is_zero, reduce_partials
 from ._kernel import Grads, Wanted, expand
-from ._numerics import neg_log_over_one_minus, tiny
+from ._numerics import neg_log_over, tiny
 from ._plan import LossPlan, plans
 from .backends._base import Array
 
@@ -66,7 +66,7 @@ def focal_terms(xp: Any, t: Terms, params: FocalTerms) -> TermsOut:
     f = -w * m * (t.u if isinstance(w, float) else xp.where(w != 0.0, t.u, 0.0))
     a = -w * m
     b = -w * dm * u_safe
-    e = w * dm * t.p * neg_log_over_one_minus(xp, u_safe)
+    e = w * dm * t.p * neg_log_over(xp, u_safe, t.one_minus_p)
     epsilon = params.epsilon
     poly: Any = 0.0
     if not is_zero(epsilon):
@@ -103,22 +103,23 @@ class NormalizedTargetKernel:
         inner = self.inner
         (labels,) = aux
         spec = bind(inner.spec, params)
-        t, onehot, p, in_range, labels = inner.parts(xp, z, labels, spec)
+        rows = inner.parts(xp, z, labels, spec)
+        t, in_range, labels = rows.terms, rows.in_range, rows.labels
         out = focal_terms(xp, t, spec.params)
-        loss, grad = inner.masks(xp, labels, in_range, out.f, inner.row_grad(xp, t, onehot, p, out.a, out.b, out.e,
-                                                                           None))
+        loss, grad = inner.masks(xp, labels, in_range, out.f, inner.row_grad(xp, rows, out.a, out.b, out.e, None))
         m, dm, m_partials = modulator(xp, t, spec.params)
         odds = xp.exp(t.u - t.v)
         m = xp.ones_like(t.u) * m  # a row array even when M is the constant 1 (γ = 0)
-        row_grad = inner.row_grad(xp, t, onehot, p, 0.0, dm, dm * odds, None)
+        row_grad = inner.row_grad(xp, rows, 0.0, dm, dm * odds, None)
         m_rows, m_grad = inner.masks(xp, labels, in_range, m, row_grad)
         total = xp.maximum(xp.sum(m_rows), float(xp.finfo(z.dtype).eps))
-        f_partials = inner.row_partials(xp, out.partials, wanted, onehot, labels, in_range)
+        f_partials = inner.row_partials(xp, out.partials, wanted, rows)
         s_partials = inner.row_partials(xp, {**{k: (lambda: xp.zeros_like(t.u)) for k in out.partials}, **m_partials},
-                                        wanted, onehot, labels, in_range)
+                                        wanted, rows)
         return loss / total, (grad, m_grad, loss, total, *f_partials, *s_partials)
 
-    def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array, wanted: Wanted) -> Grads:
+    def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array, wanted: Wanted, *,
+            consume: bool = False) -> Grads:
         grad, m_grad, loss, total, *partials = residuals
         axis = self.inner.spec.axis
         share = xp.sum(cotangent * loss) / (total * total)  # Σ_k g_k L_k / S, L_k the normalized loss

@@ -79,7 +79,8 @@ class TverskyKernel:
         wanted_partials = tuple(xp.reshape(partials[slot.name](), classes) for slot in wanted if slot is not None)
         return xp.reshape(loss, classes), residuals + wanted_partials
 
-    def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array, wanted: Wanted) -> Grads:
+    def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array, wanted: Wanted, *,
+            consume: bool = False) -> Grads:
         h, p_or_chain, *partials = residuals
         shape = [1] * h.ndim
         shape[self.spec.axis] = -1

@@ -53,7 +53,7 @@ BUDGETS = [
     ("sigmoid gamma=0.5", focal.sigmoid_focal_loss, ANCHORS, "binary", {"gamma": 0.5, "reduction": "sum"},
      (35, 25, 0)),
     ("softmax labels axis=1", focal.softmax_focal_loss, SEGMENTATION, "labels", {"axis": 1, "reduction": "sum"},
-     (13, 8, 1)),
+     (6, 3, 0)),
 ]
 VIEWS = {"aten.expand.default", "aten.view.default", "aten.unsqueeze.default", "aten.squeeze.dim"}
 

@@ -45,10 +45,43 @@ def clip(x: torch.Tensor, /, min: Any = None, max: Any = None) -> torch.Tensor: 
     return torch.clamp(x, min, max)
 
 
-# Not in the standard: a fused primitive the core takes where a namespace has it (focal._binary.sigmoid_parts)
+# Not in the standard: fused primitives the core takes where a namespace has them (focal._binary.sigmoid_parts,
+# focal._numerics.softmax)
 sigmoid = torch.sigmoid
 
 
+def softmax(x: torch.Tensor, /, *, axis: int) -> torch.Tensor:
+    return torch.softmax(x, dim=axis)
+
+
 def take_along_axis(x: torch.Tensor, indices: torch.Tensor, /, *, axis: int = -1) -> torch.Tensor:
-    # torch.take_along_dim takes int64 indices only; the standard takes any integer dtype (Keras passes int32 labels)
-    return torch.take_along_dim(x, indices if indices.dtype == torch.int64 else indices.long(), dim=axis)
+    # torch.take_along_dim takes int64 indices only (Keras passes int32 labels), and wraps negative ones with a
+    # remainder pass; the core's indices are in range, so where no broadcast is needed a plain gather does
+    indices = indices if indices.dtype == torch.int64 else indices.long()
+    if indices.ndim == x.ndim and builtins.all(i == n for d, (i, n) in enumerate(zip(indices.shape, x.shape))
+                                      if d != axis % x.ndim):
+        return torch.gather(x, axis, indices)
+    return torch.take_along_dim(x, indices, dim=axis)
+
+def _wrapped(x: Any) -> bool:
+    return isinstance(x, torch.Tensor) and torch._C._functorch.is_functorch_wrapped_tensor(x)
+
+
+# Not in the standard: NumPy's put_along_axis, but functional unless the core says ``x`` is its own and dead
+# (``overwrite``). Eagerly, one scatter of a row's worth of values where the standard needs a where over every
+# element; compiled, that where (against an iota), which fuses into the loops around it where a scatter cannot.
+def set_along_axis(x: torch.Tensor, indices: torch.Tensor, values: Any, /, *, axis: int,
+                   overwrite: bool = False) -> torch.Tensor:
+    if torch.compiler.is_compiling():
+        shape = [1] * x.ndim
+        shape[axis] = x.shape[axis]
+        classes = torch.arange(x.shape[axis], device=x.device, dtype=indices.dtype).reshape(shape)
+        return torch.where(indices == classes, values, x)
+    indices = indices if indices.dtype == torch.int64 else indices.long()
+    if not isinstance(values, torch.Tensor):
+        values = torch.full((), values, dtype=x.dtype, device=x.device)
+    values = values.expand(indices.shape)
+    # under torch.func transforms x may be batched where indices or values are not: no writing into it there
+    if overwrite and not (_wrapped(x) or _wrapped(indices) or _wrapped(values)):
+        return x.scatter_(axis, indices, values)
+    return torch.scatter(x, axis, indices, values)

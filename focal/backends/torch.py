@@ -17,6 +17,7 @@ from .._hyper import wanted_slots
 from . import _torch_fused as fused
 from . import _torch_namespace as xp
 from ._base import Array, Backend, no_gradient_message
+from ._torch_namespace import _wrapped as wrapped
 
 
 class _Apply(torch.autograd.Function):
@@ -30,6 +31,11 @@ class _Apply(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
         ctx.kernel, ctx.wanted, ctx.num_aux = inputs[0], inputs[1], inputs[2]
+        arrays = [t for t in inputs[3:] if isinstance(t, torch.Tensor)]
+        ctx.logits_shape = inputs[3].shape
+        # not under a compiler (fake tensors have no memory) nor a torch.func transform: then never consumed
+        ctx.input_memory = None if torch.compiler.is_compiling() or any(wrapped(t) for t in arrays) else {
+            t.untyped_storage().data_ptr() for t in arrays}
         ctx.mark_non_differentiable(*output[1:])
         ctx.save_for_backward(*output[1:])
         # the residual outputs never get a gradient: don't let autograd fill one with zeros for each
@@ -39,8 +45,21 @@ class _Apply(torch.autograd.Function):
     def backward(ctx: Any, grad_out: Array | None, *_grad_residuals: Array) -> Any:
         if grad_out is None:  # grads are not materialized: nothing flowed back into the loss
             return (None,) * (4 + ctx.num_aux + len(ctx.wanted))
-        grad, grads = ctx.kernel.vjp(xp, tuple(ctx.saved_tensors), grad_out, ctx.wanted)
+        saved = tuple(ctx.saved_tensors)
+        grad, grads = ctx.kernel.vjp(xp, saved, grad_out, ctx.wanted, consume=_consumable(saved[0], grad_out, ctx))
         return (None, None, None, grad) + (None,) * ctx.num_aux + grads
+
+
+def _consumable(gradient: torch.Tensor, grad_out: torch.Tensor, ctx: Any) -> bool:
+    """Whether the backward may take the cotangent's product in the saved gradient itself (one fresh array the size
+    of the logits less, each step). Only where autograd frees the saved tensors after this call (no
+    ``retain_graph``), no graph of the backward is recorded (no ``create_graph``), no torch.func transform batches
+    either, the dtypes agree, and the gradient is an array of its own: not a view, not the memory of an input."""
+    if (ctx.input_memory is None or torch._C._autograd._get_current_graph_task_keep_graph() or torch.is_grad_enabled()
+            or wrapped(gradient) or wrapped(grad_out) or gradient.dtype != grad_out.dtype
+            or gradient._base is not None or gradient.shape != ctx.logits_shape):
+        return False
+    return gradient.untyped_storage().data_ptr() not in ctx.input_memory
 
 
 class _ApplyFused(torch.autograd.Function):
@@ -95,8 +114,8 @@ class TorchBackend(Backend):
             return False
         return not torch._C._functorch.is_batchedtensor(x)
 
-    def compiles_kernel(self, logits: Array) -> bool:
-        return fused.wanted(logits)
+    def compiles_kernel(self, logits: Array, *, plain_fastest: bool = False) -> bool:
+        return not plain_fastest and fused.wanted(logits)
 
     def no_gradient(self, name: str, x: Array) -> Array:
         if x.requires_grad and torch.is_grad_enabled():
@@ -108,7 +127,7 @@ class TorchBackend(Backend):
         aux, params = tuple(aux), tuple(params)
         recording = torch.is_grad_enabled()
         wanted = wanted_slots(slots, (recording and p.requires_grad for p in params))
-        compiled = fused.wanted(logits)
+        compiled = not getattr(kernel, "plain_fastest", False) and fused.wanted(logits)
         if not compiled:
             fused.ran_plain(logits)
         if not (recording and logits.requires_grad) and not any(wanted):
