@@ -179,7 +179,7 @@ class TargetKernel:
         factor = e - a
         if rows.in_range is not None:
             # NaN · x is NaN and 0 + x is x: the row's NaN rides on its two factors, not on a where over every element
-            nan_rows = xp.where(rows.in_range, xp.zeros_like(t.u), math.nan)
+            nan_rows = xp.where(rows.in_range, xp.zeros_like(t.p), math.nan)
             factor, on_target = factor + nan_rows, on_target + nan_rows
         factor = expand(xp, factor, axis)
         if in_place:
@@ -225,10 +225,17 @@ class TargetKernel:
         spec = bind(self.spec, params)
         rows = self.parts(xp, z, labels, spec)
         out = self.terms(xp, rows.terms, spec.params)
+        partials = self.row_partials(xp, out.partials, wanted, rows)
+        f, a, b, e, d = out.f, out.a, out.b, out.e, out.d
+        # the partials' closures hold the modulator and log p: let them go before the gradient's arrays exist
+        t = rows.terms
+        rows = rows._replace(terms=Terms(u=None, v=None, p=t.p, one_minus_p=t.one_minus_p, weight=None, target=None,
+                                         gamma=None, z=None))
+        del out, t
         # in place only without array hyperparameters: under vmap a batched one would batch the factor alone
-        grad = self.row_grad(xp, rows, out.a, out.b, out.e, out.d, in_place=len(params) == 0)
-        loss, grad = self.masks(xp, rows.labels, rows.in_range, out.f, grad)
-        return loss, (grad, *self.row_partials(xp, out.partials, wanted, rows))
+        grad = self.row_grad(xp, rows, a, b, e, d, in_place=len(params) == 0)
+        loss, grad = self.masks(xp, rows.labels, rows.in_range, f, grad)
+        return loss, (grad, *partials)
 
     def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array, wanted: Wanted, *,
             consume: bool = False) -> Grads:
