@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from .._hyper import wanted_slots
+from . import _torch_chunks as chunks
 from . import _torch_fused as fused
 from . import _torch_namespace as xp
 from ._base import Array, Backend, no_gradient_message
@@ -25,7 +26,7 @@ class _Apply(torch.autograd.Function):
 
     @staticmethod
     def forward(kernel: Any, wanted: tuple[Any, ...], num_aux: int, logits: Array, *arrays: Array) -> Any:
-        out, residuals = kernel.forward(xp, logits, arrays[:num_aux], arrays[num_aux:], wanted)
+        out, residuals = _plain_forward(kernel, logits, arrays[:num_aux], arrays[num_aux:], wanted)
         return (out, *residuals)
 
     @staticmethod
@@ -48,6 +49,13 @@ class _Apply(torch.autograd.Function):
         saved = tuple(ctx.saved_tensors)
         grad, grads = ctx.kernel.vjp(xp, saved, grad_out, ctx.wanted, consume=_consumable(saved[0], grad_out, ctx))
         return (None, None, None, grad) + (None,) * ctx.num_aux + grads
+
+
+def _plain_forward(kernel: Any, logits: Array, aux: tuple[Array, ...], params: tuple[Array, ...],
+                   wanted: tuple[Any, ...]) -> tuple[Array, tuple[Array, ...]]:
+    if chunks.applies(kernel, logits, wanted):
+        return chunks.forward(kernel, logits, aux, params, wanted)
+    return kernel.forward(xp, logits, aux, params, wanted)
 
 
 def _consumable(gradient: torch.Tensor, grad_out: torch.Tensor, ctx: Any) -> bool:
@@ -135,7 +143,7 @@ class TorchBackend(Backend):
             # meets it without a gradient, where it mistakes the function's ctx for its first argument)
             if compiled:
                 return fused.run("value", kernel, wanted, logits, aux, params)
-            return kernel.forward(xp, logits, aux, params, wanted)[0]
+            return _plain_forward(kernel, logits, aux, params, wanted)[0]
         if compiled and fused.recomputes(kernel):
             return _ApplyFused.apply(kernel, wanted, len(aux), logits, *aux, *params)
         apply = _ApplyCompiledForward.apply if compiled else _Apply.apply
