@@ -1,14 +1,12 @@
 """PyTorch's fused path: the kernel compiled by ``torch.compile`` for large inputs.
 
-Eagerly, each array-API call of a kernel is one PyTorch op that reads and writes whole arrays
-(and, on the CPU, faults in fresh pages for its result); compiled, the kernel is one loop over
-the elements. For an elementwise kernel the forward writes only the loss (the compiler drops the
-gradient's arithmetic); the backward recomputes the kernel from the logits, which autograd keeps
-anyway, and writes only the gradient, already times the cotangent. So nothing but the loss and
-the gradient is ever stored. A kernel that reduces along a class axis (softmax) compiles its
-forward with the residuals instead, as the plain path stores them (:func:`recomputes`). The same
-kernel code runs either way; compiled results differ from eager ones by
-rounding only (tests/test_torch_fused.py).
+Eagerly, each array-API call of a kernel is one PyTorch op that reads and writes whole arrays;
+compiled, the kernel is one loop over the elements that writes the loss (or its sum) and the
+gradient, which the backward then multiplies by the cotangent in place. (Compiling the loss alone
+and recomputing the kernel in the backward read the inputs twice and cost 23 ms against 12 on
+65536x80, 2 cores.) Without a gradient only the loss is compiled (``value``). The same kernel code
+runs either way; compiled results differ from eager ones by rounding only
+(tests/test_torch_fused.py).
 
 Used for inputs of at least ``FOCAL_TORCH_FUSED_MIN`` elements (default 65536), once the process
 has made ``FOCAL_TORCH_COMPILE_AFTER`` such calls on the plain path (default 100): compiling costs
@@ -32,7 +30,6 @@ from typing import Any
 import torch
 
 from .._hyper import no_grads
-from .._kernel import Summed, summable
 from . import _torch_namespace as xp
 
 MIN_ELEMENTS = int(os.environ.get("FOCAL_TORCH_FUSED_MIN", 1 << 16))
@@ -51,22 +48,8 @@ def _forward(kernel: Any, wanted: tuple[Any, ...], logits: torch.Tensor, aux: tu
     return kernel.forward(xp, logits, aux, params, wanted)
 
 
-def _backward(kernel: Any, wanted: tuple[Any, ...], cotangent: torch.Tensor, logits: torch.Tensor,
-              aux: tuple[torch.Tensor, ...], params: tuple[torch.Tensor, ...]) -> Any:
-    _, residuals = _forward(kernel, wanted, logits, aux, params)
-    return kernel.vjp(xp, residuals, cotangent, wanted)
-
-
-_FUNCTIONS: dict[str, Callable[..., Any]] = {"value": _value, "forward": _forward, "backward": _backward}
+_FUNCTIONS: dict[str, Callable[..., Any]] = {"value": _value, "forward": _forward}
 _compiled: dict[str, Callable[..., Any]] = {}
-
-
-def recomputes(kernel: Any) -> bool:
-    """Whether the backward recomputes the kernel (elementwise kernels: nothing but the loss and the gradient is
-    ever stored) or the compiled forward stores its residuals, as the plain path does (kernels that reduce along
-    a class axis: recomputing the softmax's reductions in the backward cost more than the gradient's memory;
-    2x19x256x512 on 2 cores, 35 ms against 28)."""
-    return os.environ.get("RECOMP") == "1" or summable(kernel.kernel if isinstance(kernel, Summed) else kernel)
 
 
 def large(logits: torch.Tensor) -> bool:
@@ -118,10 +101,9 @@ def _triton_import_would_crash() -> bool:
 
 
 def run(which: str, kernel: Any, wanted: tuple[Any, ...], *arrays: Any) -> Any:
-    """``_value(kernel, wanted, logits, aux, params)``, ``_forward`` (the same arguments) or ``_backward(kernel,
-    wanted, cotangent, logits, aux, params)``, compiled; eager (and a warning, once) where compiling fails.
-    Hyperparameters are in ``params`` (numbers too: ``Call.numbers_as_arrays``), so a new value is not a new
-    compile."""
+    """``_value(kernel, wanted, logits, aux, params)`` or ``_forward`` (the same arguments), compiled; eager (and
+    a warning, once) where compiling fails. Hyperparameters are in ``params`` (numbers too:
+    ``Call.numbers_as_arrays``), so a new value is not a new compile."""
     global _enabled
     fn = _FUNCTIONS[which]
     if _enabled:

@@ -70,30 +70,9 @@ def _consumable(gradient: torch.Tensor, grad_out: torch.Tensor, ctx: Any) -> boo
     return gradient.untyped_storage().data_ptr() not in ctx.input_memory
 
 
-class _ApplyFused(torch.autograd.Function):
-    """The fused path: compiled forward (the loss only) and compiled backward (recomputed from the
-    inputs, which autograd saves without a copy)."""
-
-    @staticmethod
-    def forward(kernel: Any, wanted: tuple[Any, ...], num_aux: int, logits: Array, *arrays: Array) -> Any:
-        return fused.run("value", kernel, wanted, logits, arrays[:num_aux], arrays[num_aux:])
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
-        ctx.kernel, ctx.wanted, ctx.num_aux = inputs[0], inputs[1], inputs[2]
-        ctx.save_for_backward(*inputs[3:])
-
-    @staticmethod
-    def backward(ctx: Any, grad_out: Array) -> Any:
-        logits, *arrays = ctx.saved_tensors
-        aux, params = tuple(arrays[:ctx.num_aux]), tuple(arrays[ctx.num_aux:])
-        grad, grads = fused.run("backward", ctx.kernel, ctx.wanted, grad_out, logits, aux, params)
-        return (None, None, None, grad) + (None,) * ctx.num_aux + tuple(grads)
-
-
 class _ApplyCompiledForward(_Apply):
-    """The fused path of a kernel that reduces along an axis: its forward (loss and residuals) compiled, the
-    backward :class:`_Apply`'s."""
+    """The fused path: the forward (loss and residuals) compiled into one loop, the backward :class:`_Apply`'s
+    (the cotangent's product taken in the saved gradient itself)."""
 
     @staticmethod
     def forward(kernel: Any, wanted: tuple[Any, ...], num_aux: int, logits: Array, *arrays: Array) -> Any:
@@ -144,8 +123,6 @@ class TorchBackend(Backend):
             if compiled:
                 return fused.run("value", kernel, wanted, logits, aux, params)
             return _plain_forward(kernel, logits, aux, params, wanted)[0]
-        if compiled and fused.recomputes(kernel):
-            return _ApplyFused.apply(kernel, wanted, len(aux), logits, *aux, *params)
         apply = _ApplyCompiledForward.apply if compiled else _Apply.apply
         return apply(kernel, wanted, len(aux), logits, *aux, *params)[0]
 
