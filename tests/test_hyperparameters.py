@@ -309,8 +309,8 @@ def test_tensorflow_fused_path_serves_a_gamma_schedule_with_one_trace(lib, monke
         assert_close(grad.numpy(), expected_grad, 1e-12, f"grad at gamma={g}")
         assert_close(float(dgamma), _numeric(lambda h: focal.sigmoid_focal_loss(X, Y, gamma=h), g), 1e-6,
                      f"d/dgamma at {g}")
-        traces.append((tf_backend._fused_value.experimental_get_tracing_count(),
-                       tf_backend._fused_backward.experimental_get_tracing_count()))
+        traces.append((tf_backend._fused_forward.experimental_get_tracing_count(),
+                       tf_backend._fused_vjp.experimental_get_tracing_count()))
     assert traces[-1] == traces[0], f"traces of the fused value and backward per gamma value: {traces}"
 
 
