@@ -58,14 +58,21 @@ def _plain_forward(kernel: Any, logits: Array, aux: tuple[Array, ...], params: t
     return kernel.forward(xp, logits, aux, params, wanted)
 
 
+def _keeps_graph() -> bool:
+    """Whether this backward was asked to keep the graph (``retain_graph``): a private query of autograd's (as
+    AOTAutograd uses it); where it is missing, assume so and never consume."""
+    query = getattr(torch._C._autograd, "_get_current_graph_task_keep_graph", None)
+    return True if query is None else bool(query())
+
+
 def _consumable(gradient: torch.Tensor, grad_out: torch.Tensor, ctx: Any) -> bool:
     """Whether the backward may take the cotangent's product in the saved gradient itself (one fresh array the size
     of the logits less, each step). Only where autograd frees the saved tensors after this call (no
     ``retain_graph``), no graph of the backward is recorded (no ``create_graph``), no torch.func transform batches
     either, the dtypes agree, and the gradient is an array of its own: not a view, not the memory of an input."""
-    if (ctx.input_memory is None or torch._C._autograd._get_current_graph_task_keep_graph() or torch.is_grad_enabled()
-            or wrapped(gradient) or wrapped(grad_out) or gradient.dtype != grad_out.dtype
-            or gradient._base is not None or gradient.shape != ctx.logits_shape):
+    if (ctx.input_memory is None or _keeps_graph() or torch.is_grad_enabled() or wrapped(gradient)
+            or wrapped(grad_out) or gradient.dtype != grad_out.dtype or gradient._base is not None
+            or gradient.shape != ctx.logits_shape):
         return False
     return gradient.untyped_storage().data_ptr() not in ctx.input_memory
 
