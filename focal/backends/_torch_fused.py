@@ -10,7 +10,7 @@ runs either way; compiled results differ from eager ones by rounding only
 
 Used for inputs of at least ``FOCAL_TORCH_FUSED_MIN`` elements (default 65536), once the process
 has made ``FOCAL_TORCH_COMPILE_AFTER`` such calls on the plain path (default 100): compiling costs
-6-13 s on a 2-core CPU, the plain path 2.5-3x the compiled one, so compiling on the first call
+6-13 s on a 2-core CPU, the plain path up to 2x the compiled one, so compiling on the first call
 made a user's first minutes slower than the library they left, and 100 calls in, a training run is
 long enough to repay it. Never inside a caller's own ``torch.compile``, nor under
 ``TORCHDYNAMO_DISABLE=1`` (where torch.compile compiles nothing). ``FOCAL_TORCH_FUSED=0`` turns it off; a platform
@@ -73,7 +73,7 @@ def ran_plain(logits: torch.Tensor) -> None:
 
 def _can_compile() -> bool:
     """Not under ``TORCHDYNAMO_DISABLE=1``, where torch.compile runs the function as written and the fused kernel
-    run eagerly (computed again in the backward, hyperparameters read as arrays) costs 2.5x the plain path; and
+    run eagerly (hyperparameters read as arrays, not sliced) costs more than the plain path; and
     not where compiling would crash the process: then the plain path from now on, with a warning."""
     global _enabled
     if os.environ.get("TORCHDYNAMO_DISABLE", "") == "1":
