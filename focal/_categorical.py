@@ -23,7 +23,7 @@ import math
 import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, NamedTuple
 
 from . import _checks
 from ._gamma import check_gamma
@@ -134,9 +134,6 @@ class TargetKernel:
 
     terms: TermsFn
     spec: SoftmaxSpec
-    # one softmax, two scatters and a multiplication in place: PyTorch's compiled path (which cannot fuse a
-    # scatter) ran it at 19 ms against 10 ms plain, so PyTorch never compiles it (2x19x256x512, 2 cores)
-    plain_fastest: ClassVar[bool] = True
 
     def parts(self, xp: Any, z: Array, labels: Array, spec: SoftmaxSpec) -> TargetParts:
         axis, classes = spec.axis, spec.classes
@@ -151,9 +148,11 @@ class TargetKernel:
         m = xp.where(xp.isfinite(m), m, 0.0)  # a row of -inf or with NaN: not inf − inf over the whole row
         z_t = xp.take_along_axis(z, index, axis=axis)
         p = softmax(xp, z, axis, m)
-        p_t = xp.take_along_axis(p, index, axis=axis)
-        # ordinary log p is exact where it is far from 0: log p_t = (z_t − m) + log p_max off the maximum
-        log_p_max = xp.log(xp.max(p, axis=axis, keepdims=True))
+        # p_max = 1/Σ exp(z − m), so p_t = exp(z_t − m) p_max: nothing gathered from p (a compiler would have to
+        # write p out first); and ordinary log p is exact where it is far from 0: log p_t = (z_t − m) + log p_max
+        p_max = xp.max(p, axis=axis, keepdims=True)
+        p_t = xp.exp(z_t - m) * p_max
+        log_p_max = xp.log(p_max)
         others = _at_labels(xp, p, index, onehot, 0.0, axis, overwrite=True)
         del p
         rest = xp.sum(others, axis=axis, keepdims=True)  # 1 − p_t, summed, never 1 minus a rounded p_t
@@ -336,9 +335,6 @@ def prepare_softmax(
     xp, shape = call.xp, call.shape
     if not shape:
         raise ValueError("logits must have a class axis, got a 0-d array")
-    if (xp.isdtype(targets.dtype, "integral") and not (labels_only or dense_labels) and where is None
-            and is_zero(label_smoothing)):
-        call.runs_plain()  # integer labels: a TargetKernel
     axis = _checks.check_axis(axis, len(shape))
     classes = int(shape[axis])
     row_shape = tuple(s for i, s in enumerate(shape) if i != axis)

@@ -77,11 +77,6 @@ class Call:
         # a compiled path (PyTorch's, TensorFlow's) takes numbers as inputs too, so a new value is no new compile
         self.numbers_as_arrays = self.backend.compiles_kernel(self.logits)
 
-    def runs_plain(self) -> None:
-        """The kernel will be one whose plain path is its fastest (``plain_fastest``): where the backend then
-        runs it plain, numbers stay numbers. Call before any hyperparameter is checked."""
-        self.numbers_as_arrays = self.backend.compiles_kernel(self.logits, plain_fastest=True)
-
     def hyper(self, name: str, value: Any, *, low: float = -math.inf, high: float = math.inf, low_open: bool = False,
               high_open: bool = False, differentiable: bool = False, kernel: bool = True) -> Any:
         """A real hyperparameter: a number is checked and returned as a float; a 0-d array of the logits'

@@ -246,10 +246,10 @@ def test_torch_compile_fullgraph_takes_tensor_hyperparameters_without_recompilin
     assert counter.frame_count == 1, f"{counter.frame_count} compiles for {len(GAMMAS)} gamma values"
 
 
+@pytest.mark.parametrize("smoothing", [0.0, 0.05], ids=["labels", "smoothed"])  # the softmax's two kernels
 @pytest.mark.parametrize("lib", _lib("torch"), ids=lambda lib: lib.id)
-def test_torch_fused_path_serves_a_gamma_schedule_without_recompiling(lib, monkeypatch):
-    """The default path for large inputs compiles the kernel once: numbers enter it as inputs too. (Dense targets:
-    with integer labels the softmax kernel never compiles, its plain path being its fastest.)"""
+def test_torch_fused_path_serves_a_gamma_schedule_without_recompiling(lib, monkeypatch, smoothing):
+    """The default path for large inputs compiles the kernel once: numbers enter it as inputs too."""
     from torch._dynamo.utils import counters
 
     calls = record_fused_runs(monkeypatch)
@@ -258,32 +258,15 @@ def test_torch_fused_path_serves_a_gamma_schedule_without_recompiling(lib, monke
     for g in GAMMAS:
         leaf = x.clone().requires_grad_(True)
         before = counters["stats"]["unique_graphs"]
-        value = focal.softmax_focal_loss(leaf, labels, gamma=g, alpha=0.5, label_smoothing=0.05)
+        value = focal.softmax_focal_loss(leaf, labels, gamma=g, alpha=0.5, label_smoothing=smoothing)
         value.backward()
         compiled.append(counters["stats"]["unique_graphs"] - before)
         expected, expected_grad = focal.value_and_grad(focal.softmax_focal_loss)(
-            X.astype(np.float32), LABELS, gamma=g, alpha=0.5, label_smoothing=0.05)
+            X.astype(np.float32), LABELS, gamma=g, alpha=0.5, label_smoothing=smoothing)
         assert_close(lib.numpy(value), expected, CROSS_RTOL["float32"], f"value at gamma={g}")
         assert_close(lib.numpy(leaf.grad), expected_grad, CROSS_RTOL["float32"], f"grad at gamma={g}")
     assert calls == ["forward"] * len(GAMMAS), calls  # a softmax kernel: its forward stores the gradient
     assert sum(compiled[1:]) == 0, f"graphs compiled per gamma value: {compiled}"
-
-
-@pytest.mark.parametrize("lib", _lib("torch"), ids=lambda lib: lib.id)
-def test_torch_integer_labels_run_plain_past_the_compile_point(lib, monkeypatch):
-    """Integer labels: PyTorch never compiles the softmax kernel (its plain path is its fastest), and numbers
-    stay numbers there; the values and gradients are the reference's."""
-    calls = record_fused_runs(monkeypatch)
-    x, labels = lib.array(X.astype(np.float32)), lib.array(LABELS)
-    for g in GAMMAS:
-        leaf = x.clone().requires_grad_(True)
-        value = focal.softmax_focal_loss(leaf, labels, gamma=g, alpha=0.5)
-        value.backward()
-        expected, expected_grad = focal.value_and_grad(focal.softmax_focal_loss)(X.astype(np.float32), LABELS,
-                                                                                 gamma=g, alpha=0.5)
-        assert_close(lib.numpy(value), expected, CROSS_RTOL["float32"], f"value at gamma={g}")
-        assert_close(lib.numpy(leaf.grad), expected_grad, CROSS_RTOL["float32"], f"grad at gamma={g}")
-    assert calls == [], calls
 
 
 @pytest.mark.parametrize("lib", _lib("tensorflow"), ids=lambda lib: lib.id)

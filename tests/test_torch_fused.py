@@ -20,7 +20,7 @@ BINARY = (RNG.random((64, 6, 5)) < 0.2).astype(np.float64)
 CASES = [
     ("sigmoid gamma=2", focal.sigmoid_focal_loss, BINARY, {"alpha": 0.25, "gamma": 2.0}),
     ("sigmoid gamma=0.5 split", focal.sigmoid_focal_loss, BINARY, {"gamma": 0.5, "form": "split"}),
-    # dense targets (smoothed labels): with plain integer labels the softmax kernel never compiles
+    ("softmax labels", focal.softmax_focal_loss, LABELS, {"gamma": 2.0, "axis": 1, "ignore_index": -100}),
     ("softmax smoothed labels", focal.softmax_focal_loss, LABELS,
      {"gamma": 2.0, "axis": 1, "ignore_index": -100, "label_smoothing": 0.1}),
     ("focal tversky", focal.focal_tversky_loss, LABELS, {"axis": 1, "ignore_index": -100}),

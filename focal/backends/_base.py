@@ -64,10 +64,9 @@ class Backend:
         """Whether the values of ``x`` can be read now (False while a function is being traced)."""
         return True
 
-    def compiles_kernel(self, logits: Array, *, plain_fastest: bool = False) -> bool:
+    def compiles_kernel(self, logits: Array) -> bool:
         """Whether the kernel for ``logits`` will be compiled by focal itself (then hyperparameters given as
-        numbers enter it as arrays too, so that a new value is not a new compile). ``plain_fastest``: the
-        kernel's plain path is its fastest (``Kernel.plain_fastest``), where a backend may choose."""
+        numbers enter it as arrays too, so that a new value is not a new compile)."""
         return False
 
     def no_gradient(self, name: str, x: Array) -> Array:

@@ -102,7 +102,7 @@ class TensorFlowBackend(Backend):
     def is_concrete(self, x: Array) -> bool:
         return tf.executing_eagerly() and hasattr(x, "numpy")
 
-    def compiles_kernel(self, logits: Array, *, plain_fastest: bool = False) -> bool:
+    def compiles_kernel(self, logits: Array) -> bool:
         return _fused_wanted(logits)
 
     def no_gradient(self, name: str, x: Array) -> Array:
