@@ -227,11 +227,10 @@ class TargetKernel:
         out = self.terms(xp, rows.terms, spec.params)
         partials = self.row_partials(xp, out.partials, wanted, rows)
         f, a, b, e, d = out.f, out.a, out.b, out.e, out.d
-        # the partials' closures hold the modulator and log p: let them go before the gradient's arrays exist
-        t = rows.terms
-        rows = rows._replace(terms=Terms(u=None, v=None, p=t.p, one_minus_p=t.one_minus_p, weight=None, target=None,
-                                         gamma=None, z=None))
-        del out, t
+        # the partials' closures hold the modulator and log p, the terms log p, log(1 − p) and z_t: let them go
+        # before the gradient's arrays exist (row_grad reads p and 1 − p only)
+        rows = rows._replace(terms=rows.terms._replace(u=None, v=None, z=None))
+        del out
         # in place only without array hyperparameters: under vmap a batched one would batch the factor alone
         grad = self.row_grad(xp, rows, a, b, e, d, in_place=len(params) == 0)
         loss, grad = self.masks(xp, rows.labels, rows.in_range, f, grad)

@@ -82,7 +82,7 @@ def run_script(script: str, *args: str, timeout: float = 300, **env: str) -> dic
 
 def record_fused_runs(monkeypatch: Any, *, min_elements: int = 0, compile_after: int = 0) -> list[str]:
     """PyTorch's fused path on, from ``min_elements`` and after ``compile_after`` large calls; the list it returns
-    fills with the name of each compiled function run (``value``, ``forward``, ``backward``)."""
+    fills with the name of each compiled function run (``value``, ``forward``)."""
     from focal.backends import _torch_fused as fused
 
     monkeypatch.setattr(fused, "_enabled", True)

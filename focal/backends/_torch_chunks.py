@@ -21,6 +21,7 @@ import torch
 
 from .._kernel import Elementwise, Summed
 from . import _torch_namespace as xp
+from ._torch_namespace import _wrapped
 
 # 512 KB of float32 per temporary, inside a core's L2 cache; on 65536x80, 2 cores (python -m focal bench, plain
 # path): 1 << 17 gave 25 ms, 1 << 18 29-36 ms, 1 << 20 39-53 ms, unsliced 88 ms
@@ -37,7 +38,7 @@ def applies(kernel: Any, logits: torch.Tensor, wanted: tuple[Any, ...]) -> bool:
     return (inner is not None and logits.device.type == "cpu" and logits.ndim >= 1
             and logits.numel() >= 2 * CHUNK_ELEMENTS
             and (inner.axis is None or inner.axis % logits.ndim != 0) and not any(wanted)
-            and not torch.compiler.is_compiling() and not xp._wrapped(logits))
+            and not torch.compiler.is_compiling() and not _wrapped(logits))
 
 
 def _rows(x: Any, start: int, stop: int, rows: int, ndim: int) -> Any:

@@ -31,6 +31,7 @@ import torch
 
 from .._hyper import no_grads
 from . import _torch_namespace as xp
+from ._torch_namespace import _wrapped
 
 MIN_ELEMENTS = int(os.environ.get("FOCAL_TORCH_FUSED_MIN", 1 << 16))
 COMPILE_AFTER = int(os.environ.get("FOCAL_TORCH_COMPILE_AFTER", 100))
@@ -55,7 +56,7 @@ _compiled: dict[str, Callable[..., Any]] = {}
 def large(logits: torch.Tensor) -> bool:
     """Large, outside a caller's compile and not inside torch.func transforms (vmap, grad)."""
     return (logits.numel() >= MIN_ELEMENTS and not torch.compiler.is_compiling()
-            and not torch._C._functorch.is_functorch_wrapped_tensor(logits))
+            and not _wrapped(logits))
 
 
 def wanted(logits: torch.Tensor) -> bool:

@@ -63,7 +63,9 @@ def take_along_axis(x: torch.Tensor, indices: torch.Tensor, /, *, axis: int = -1
         return torch.gather(x, axis, indices)
     return torch.take_along_dim(x, indices, dim=axis)
 
+
 def _wrapped(x: Any) -> bool:
+    """Whether ``x`` is a torch.func transform's wrapper (batched under vmap, tracked under grad)."""
     return isinstance(x, torch.Tensor) and torch._C._functorch.is_functorch_wrapped_tensor(x)
 
 

@@ -3,10 +3,9 @@
 Large inputs take a fused path: the kernel compiled by XLA (``tf.function(jit_compile=True)``),
 the forward writing the loss and the gradient in one pass (the loss alone where no tape records
 the logits) and the backward multiplying the gradient by the cotangent, so a plain ``tf.function``
-or eager caller gets XLA's single pass over the elements (recomputing the kernel in the backward
-read the inputs twice: 65536x80, 2 cores, 14.2 ms against 8.1 ms for TF's own sigmoid
-cross entropy, before) (a caller that
-is itself compiled by XLA gets the plain kernel, which its compile fuses). Set
+or eager caller gets XLA's single pass over the elements. (Recomputing the kernel in the backward
+read the inputs twice: softmax 2x19x256x512 under ``tf.function``, 2 cores, 31.9 ms against 16.3.)
+A caller that is itself compiled by XLA gets the plain kernel, which its compile fuses. Set
 ``FOCAL_TF_FUSED=0`` to turn it off; ``FOCAL_TF_FUSED_MIN`` (default 65536) is the size from
 which it is used.
 """
