@@ -2,8 +2,12 @@
 
 The same values and the same analytic gradients on NumPy, JAX, PyTorch and TensorFlow (and any
 array-API library), on CPU and GPU. Importing ``focal`` imports no framework: a framework's glue is
-loaded the first time one of its arrays is passed in.
+loaded the first time one of its arrays is passed in, and the framework faces (``focal.torch``,
+``focal.keras``, ``focal.boosting``) the first time they are used.
 """
+
+import importlib as _importlib
+from typing import Any as _Any
 
 from ._detection import distribution_focal_loss, quality_focal_loss, varifocal_loss
 from ._gamma import flsd53
@@ -35,3 +39,16 @@ __all__ = [
     "varifocal_loss",
 ]
 __version__ = "0.2.0"
+
+# the framework faces, imported on first use: `import focal` then `focal.torch.SigmoidFocalLoss(...)` works
+_SUBMODULES = ("torch", "keras", "boosting")
+
+
+def __getattr__(name: str) -> _Any:
+    if name in _SUBMODULES:
+        return _importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_SUBMODULES])

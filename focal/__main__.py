@@ -12,8 +12,15 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
+
+# what a command needs beyond focal itself, and the extra that installs it: {command: (extra, {module: package})}
+_NEEDS = {
+    "demo": ("demo", {"sklearn": "scikit-learn", "matplotlib": "matplotlib"}),
+    "plot": ("demo", {"matplotlib": "matplotlib"}),
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,9 +63,31 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _importable(module: str) -> bool:
+    if module in sys.modules:
+        return sys.modules[module] is not None
+    return importlib.util.find_spec(module) is not None
+
+
+def _missing(args: argparse.Namespace) -> str | None:
+    """What to install for this command, where something it needs is missing: a sentence naming the extra."""
+    extra, modules = _NEEDS.get(args.command or "", ("", {}))
+    needed = {m: package for m, package in modules.items()
+              if not (m == "matplotlib" and getattr(args, "no_plot", False))}
+    missing = [package for m, package in needed.items() if not _importable(m)]
+    if not missing:
+        return None
+    return (f"python -m focal {args.command} needs {' and '.join(missing)}, which "
+            f"{'is' if len(missing) == 1 else 'are'} not installed: pip install \"focal-losses[{extra}]\"")
+
+
 def main(argv: list[str]) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter hides the table
     args = _parser().parse_args(argv)
+    missing = _missing(args)
+    if missing is not None:
+        print(missing, file=sys.stderr)
+        return 2
     if args.command in (None, "agree"):
         from ._agree import agree
 

@@ -2,7 +2,8 @@
 
 Each kernel is ``fn(xp, x, y, spec) -> (loss, dloss/dx, partials)``, elementwise in the logit
 ``x`` and the (hard or soft) target ``y``; ``partials[name]()`` is the elementwise derivative
-w.r.t. the hyperparameter ``name`` (computed only when its gradient is asked for). The spec's
+w.r.t. the hyperparameter ``name``, and ``partials["targets"]()`` that w.r.t. ``y`` (each computed
+only when its gradient is asked for). The spec's
 hyperparameters are numbers or arrays (``focal._hyper``); a per-class array broadcasts along the
 last axis. They share one ``log1p(exp(−|x|))`` per element (``log σ(±x)``), evaluate every power as
 ``exp(γ · log …)`` and write ``p − y`` as ``(1 − y)p − y(1 − p)``, so saturated logits and γ < 1
@@ -19,7 +20,7 @@ from typing import Any
 
 from . import _checks
 from ._gamma import check_gamma, flsd53, resolve_binary_gamma
-from ._hyper import Partials, is_zero
+from ._hyper import TARGETS, Partials, is_zero
 from ._kernel import Elementwise, FromProbabilities
 from ._numerics import log_sigmoid_pair, neg_log_over_one_minus, tiny
 from ._plan import Call, LossPlan
@@ -146,8 +147,7 @@ def focal_pt_kernel(xp: Any, x: Array, y: Array, spec: FocalSpec) -> Result:
         modulator = xp.exp(gamma * log_1m_pt)
         # d(1 − p_t)^γ/dx = γ (1 − p_t)^γ · d(1 − p_t)/dx / (1 − p_t): no second exp, and no 0/0 once 1 − p_t
         # underflows (the slope, a product with 1 − p_t's factor, underflows with it)
-        dmodulator = modulator * slope
-        dmodulator /= floored
+        dmodulator = xp.divide(modulator * slope, floored)  # xp.divide: JAX's Hessian, _jax_namespace
         dmodulator *= gamma
         del floored
         focused, dfocused = modulator * bce, modulator * dbce
@@ -176,8 +176,40 @@ def focal_pt_kernel(xp: Any, x: Array, y: Array, spec: FocalSpec) -> Result:
         "gamma": lambda: (alpha_t * focused + epsilon * weighted) * log_1m_pt,  # γ an array: the exp path
         "epsilon": lambda: weighted,
         "pos_weight": lambda: alpha_t * (1.0 if modulator is None else modulator) * positive,
+        TARGETS: lambda: _focal_pt_dy(xp, x, y, spec),
     }
     return loss, grad, partials
+
+
+def _focal_pt_dy(xp: Any, x: Array, y: Array, spec: FocalSpec) -> Array:
+    """``∂/∂y`` of :func:`focal_pt_kernel`'s loss, recomputed from ``x`` and ``y`` (asked for rarely: the kernel
+    keeps none of its arrays for it). With ``B = BCE``, ``∂B/∂y = log(1 − p) − w log p``, ``M = (1 − p_t)^γ`` and
+    ``∂(1 − p_t)/∂y = (1 − p) − p``: ``α_t (∂M/∂y B + M ∂B/∂y) + (2α − 1) M B + ε (γ + 1) M ∂(1 − p_t)/∂y``
+    (FLSD-53's choice of γ has no gradient, as w.r.t. the logits)."""
+    log_p, log_q = log_sigmoid_pair(xp, x)
+    p, q = xp.exp(log_p), xp.exp(log_q)
+    w: Any = 1.0 if spec.pos_weight is None else spec.pos_weight
+    bce = -(w * y * log_p + (1.0 - y) * log_q)
+    dbce = log_q - w * log_p
+    one_minus_pt = y * q + (1.0 - y) * p
+    slope = q - p
+    gamma: Any = spec.gamma
+    power = _small_integer(gamma)
+    if power is not None:
+        modulator: Any = _integer_power(one_minus_pt, power)
+        dmodulator: Any = 0.0 if power == 0 else float(power) * _integer_power(one_minus_pt, power - 1) * slope
+    else:  # floored as in the kernel: where 1 − p_t underflows, B and ∂B/∂y's product with M underflow too
+        floored = xp.maximum(one_minus_pt, tiny(xp, x))
+        log_1m_pt = xp.log(floored)
+        gamma = resolve_binary_gamma(xp, gamma, log_1m_pt)
+        modulator = xp.exp(gamma * log_1m_pt)
+        dmodulator = gamma * xp.divide(modulator * slope, floored)
+    out = dmodulator * bce + modulator * dbce
+    if spec.alpha is not None:
+        out = (spec.alpha * y + (1.0 - spec.alpha) * (1.0 - y)) * out + (2.0 * spec.alpha - 1.0) * modulator * bce
+    if not is_zero(spec.epsilon):
+        out = out + spec.epsilon * (gamma + 1.0) * modulator * slope
+    return out
 
 
 _MAX_MULTIPLIED_POWER = 8
@@ -229,8 +261,12 @@ def focal_split_kernel(xp: Any, x: Array, y: Array, spec: FocalSpec) -> Result:
     unweighted_pos = pos
     if spec.pos_weight is not None:
         pos, dpos = spec.pos_weight * pos, spec.pos_weight * dpos
+    w = 1.0 if spec.pos_weight is None else spec.pos_weight
     partials = {"alpha": lambda: pos - neg, "gamma": lambda: a_pos * pos * log_q + a_neg * neg * log_p,
-                "pos_weight": lambda: a_pos * unweighted_pos}
+                "pos_weight": lambda: a_pos * unweighted_pos,
+                # linear in y: the loss at y = 1 less that at y = 0
+                TARGETS: lambda: (a_pos * w * _positive_term(xp, 1.0, gamma, log_p, log_q)[0]
+                                  - a_neg * _negative_term(xp, 0.0, gamma, log_p, log_q)[0])}
     return a_pos * pos + a_neg * neg, a_pos * dpos + a_neg * dneg, partials
 
 
@@ -245,7 +281,7 @@ def focal_star_kernel(xp: Any, x: Array, y: Array, spec: StarSpec) -> Result:
     """FL* = ``−log σ(s) / γ`` with ``s = γ x_t + β``, ``x_t = x (2y − 1)``, times ``α_t`` if given.
 
     ``∂/∂β = −σ(−s)/γ``, ``∂/∂γ = log σ(s)/γ² − x_t σ(−s)/γ`` (times ``α_t``), ``∂/∂α = (2y − 1)`` times
-    the unweighted loss."""
+    the unweighted loss, ``∂/∂y = −2 α_t x σ(−s) + (2α − 1)`` times the unweighted loss."""
     sign = 2.0 * y - 1.0
     gamma = spec.gamma
     log_s, log_not_s = log_sigmoid_pair(xp, gamma * x * sign + spec.beta)
@@ -259,6 +295,9 @@ def focal_star_kernel(xp: Any, x: Array, y: Array, spec: StarSpec) -> Result:
         "alpha": lambda: sign * unweighted,
         "beta": lambda: -alpha_t * not_s / gamma,
         "gamma": lambda: alpha_t * (log_s / (gamma * gamma) - x * sign * not_s / gamma),
+        # ∂s/∂y = 2γx; ∂α_t/∂y = 2α − 1
+        TARGETS: lambda: -2.0 * alpha_t * x * not_s + (0.0 if spec.alpha is None else
+                                                        (2.0 * spec.alpha - 1.0) * unweighted),
     }
     return loss, grad, partials
 
@@ -270,11 +309,12 @@ class MarginSpec:
 
 def hard_truncated_kernel(xp: Any, x: Array, y: Array, spec: MarginSpec) -> Result:
     """``λ · BCE`` with ``λ = 0`` where ``p_t > m`` (already right by the margin), else 1; no
-    gradient through λ (seed 003's L*), and none w.r.t. m (a step)."""
+    gradient through λ (seed 003's L*), neither w.r.t. x nor y, and none w.r.t. m (a step).
+    ``∂BCE/∂y = −x``."""
     log_p, log_q, p, q = _parts(xp, x)
     loss, grad = _bce(y, log_p, log_q, p, q)
     drop = (y * p + (1.0 - y) * q) > spec.margin  # written so that a NaN keeps its element (NaN)
-    return xp.where(drop, 0.0, loss), xp.where(drop, 0.0, grad), {}
+    return xp.where(drop, 0.0, loss), xp.where(drop, 0.0, grad), {TARGETS: lambda: xp.where(drop, 0.0, -x)}
 
 
 @dataclass(frozen=True)
@@ -284,7 +324,7 @@ class SoftSpec:
 
 def soft_truncated_kernel(xp: Any, x: Array, y: Array, spec: SoftSpec) -> Result:
     """``−y σ(−Kx) log σ(x) − (1 − y) σ(Kx) log σ(−x)`` (seed 003's L**);
-    ``∂/∂K = x σ(Kx) σ(−Kx) (y log σ(x) − (1 − y) log σ(−x))``."""
+    ``∂/∂K = x σ(Kx) σ(−Kx) (y log σ(x) − (1 − y) log σ(−x))``, ``∂/∂y = σ(Kx) log σ(−x) − σ(−Kx) log σ(x)``."""
     log_p, log_q, p, q = _parts(xp, x)
     log_a, log_b = log_sigmoid_pair(xp, spec.k * x)  # a = σ(Kx), b = σ(−Kx)
     a, b = xp.exp(log_a), xp.exp(log_b)
@@ -292,7 +332,7 @@ def soft_truncated_kernel(xp: Any, x: Array, y: Array, spec: SoftSpec) -> Result
     kab = spec.k * ab
     loss = -y * b * log_p - (1.0 - y) * a * log_q
     grad = y * (kab * log_p - b * q) + (1.0 - y) * (a * p - kab * log_q)
-    return loss, grad, {"k": lambda: x * ab * (y * log_p - (1.0 - y) * log_q)}
+    return loss, grad, {"k": lambda: x * ab * (y * log_p - (1.0 - y) * log_q), TARGETS: lambda: a * log_q - b * log_p}
 
 
 @dataclass(frozen=True)
@@ -333,6 +373,8 @@ def asymmetric_kernel(xp: Any, x: Array, y: Array, spec: AsymmetricSpec) -> Resu
         "gamma_pos": lambda: pos * log_q,
         "gamma_neg": lambda: neg * log_safe,
         "clip": lambda: xp.where(active, -(per_shift + (1.0 - y) * weight / xp.exp(log_1m_shifted)), 0.0),
+        # linear in y: −(1 − p)^γ⁺ log p + p_m^γ⁻ log(1 − p_m)
+        TARGETS: lambda: _positive_term(xp, 1.0, spec.gamma_pos, log_p, log_q)[0] + weight * log_1m_shifted,
     }
     return pos + neg, dpos + xp.where(active, dneg, 0.0), partials
 
@@ -344,14 +386,23 @@ class QualitySpec:
 
 def quality_focal_kernel(xp: Any, x: Array, y: Array, spec: QualitySpec) -> Result:
     """QFL: ``|y − σ(x)|^β · BCE(x, y)`` with soft (IoU) targets ``y``; ``∂/∂β`` is the loss times
-    ``log |y − σ(x)|``."""
+    ``log |y − σ(x)|``, ``∂/∂y = β |y − p|^(β−1) sign(y − p) BCE − |y − p|^β x``. An integer β ≥ 2 given as a
+    number (the paper's 2) is a product, whose derivatives stay exact where ``p = y``."""
     log_p, log_q, p, q = _parts(xp, x)
     bce, dbce = _bce(y, log_p, log_q, p, q)
     log_gap = xp.log(xp.maximum(xp.abs(dbce), tiny(xp, x)))  # |y − p| = |p − y|
-    weight = xp.exp(spec.beta * log_gap)
-    dweight = spec.beta * xp.sign(dbce) * xp.exp((spec.beta - 1.0) * log_gap + log_p + log_q)
+    power = _small_integer(spec.beta)
+    if power is not None and power >= 2:  # β = 2, the paper's: (p − y)², by multiplication, smooth at p = y too
+        below = _integer_power(xp.abs(dbce), power - 2)  # |p − y|^(β−2)
+        weight = below * dbce * dbce
+        dweight = float(power) * below * dbce * xp.exp(log_p + log_q)
+    else:
+        weight = xp.exp(spec.beta * log_gap)
+        dweight = spec.beta * xp.sign(dbce) * xp.exp((spec.beta - 1.0) * log_gap + log_p + log_q)
     loss = weight * bce
-    return loss, weight * dbce + bce * dweight, {"beta": lambda: loss * log_gap}
+    partials = {"beta": lambda: loss * log_gap,
+                TARGETS: lambda: -spec.beta * xp.sign(dbce) * xp.exp((spec.beta - 1.0) * log_gap) * bce - weight * x}
+    return loss, weight * dbce + bce * dweight, partials
 
 
 @dataclass(frozen=True)
@@ -362,13 +413,17 @@ class VarifocalSpec:
 
 def varifocal_kernel(xp: Any, x: Array, y: Array, spec: VarifocalSpec) -> Result:
     """VFL: ``q · BCE(x, q)`` where ``q > 0``; ``−α p^γ log(1 − p)`` where ``q = 0`` (whose ``∂/∂α`` is
-    ``−p^γ log(1 − p)`` and ``∂/∂γ`` the term times ``log p``)."""
+    ``−p^γ log(1 − p)`` and ``∂/∂γ`` the term times ``log p``).
+
+    ``∂/∂q = BCE(x, q) − q x``; at ``q = 0``, where the loss jumps between its two branches, it is that
+    of the ``q > 0`` branch (its limit as ``q → 0+``, ``BCE(x, 0)``)."""
     log_p, log_q, p, q = _parts(xp, x)
     bce, dbce = _bce(y, log_p, log_q, p, q)
     neg, dneg = _negative_term(xp, xp.zeros_like(y), spec.gamma, log_p, log_q)
     negative = y == 0.0  # (not y > 0, which would send a NaN target to the finite negative term)
     partials = {"alpha": lambda: xp.where(negative, neg, 0.0),
-                "gamma": lambda: xp.where(negative, spec.alpha * neg * log_p, 0.0)}
+                "gamma": lambda: xp.where(negative, spec.alpha * neg * log_p, 0.0),
+                TARGETS: lambda: bce - y * x}
     return xp.where(negative, spec.alpha * neg, y * bce), xp.where(negative, spec.alpha * dneg, y * dbce), partials
 
 
@@ -376,7 +431,8 @@ def plan_binary(
     kernel_fn: Any, make_spec: Callable[[Call], Any], logits: Array, targets: Array, *, reduction: str, weight: Any,
     normalizer: Any, from_logits: bool = True, label_smoothing: Any = 0.0, ignore_index: Any = None,
 ) -> LossPlan:
-    """The plan of an elementwise sigmoid loss: targets of the logits' shape, floating or bool.
+    """The plan of an elementwise sigmoid loss: targets of the logits' shape, floating, integer or bool (integer
+    ones hold 0/1 labels), read as floats of the compute dtype; float targets get a gradient (``Call.target_slot``).
 
     ``make_spec(call)`` checks the loss's hyperparameters against the call (numbers, or arrays of the
     logits' library: ``Call.hyper``) and gives the kernel's spec. Elements whose target equals
@@ -385,29 +441,31 @@ def plan_binary(
     call = Call(logits, targets, reduction=reduction, weight=weight, normalizer=normalizer)
     xp = call.xp
     spec = make_spec(call)
+    targets = call.targets
     _checks.check_shape("targets", targets.shape, call.shape, "sigmoid losses take one target per logit")
-    if not xp.isdtype(targets.dtype, ("real floating", "bool")):
-        raise TypeError(
-            f"targets must be floating or bool (hard 0/1 or soft labels in [0, 1]), got {targets.dtype}; "
-            "cast integer labels to the logits' dtype"
-        )
+    if not xp.isdtype(targets.dtype, ("real floating", "integral", "bool")):
+        raise TypeError(f"targets must be floating (hard 0/1 or soft labels in [0, 1]), integer or bool (0/1 labels), "
+                        f"got {targets.dtype}")
     y = call.cast(targets)
     valid = None
     if ignore_index is not None:
         if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Real):
             raise TypeError(f"ignore_index must be a number or None, got {ignore_index!r}")
-        valid = targets != ignore_index
+        valid = y != ignore_index
         y = xp.where(valid, y, 0.0)
     if not xp.isdtype(targets.dtype, "bool"):
-        y = call.within("targets", y, 0.0, 1.0, "labels in [0, 1] (hard 0/1 or soft)"
-                        + ("" if valid is None else f", or ignore_index={ignore_index!r}"))
+        expected = ("labels in [0, 1] (hard 0/1 or soft)" if xp.isdtype(targets.dtype, "real floating")
+                    else "0 or 1 (integer targets are hard labels; soft labels are floats)")
+        if valid is not None:
+            expected += f", or ignore_index={ignore_index!r}"
+        y = call.within("targets", y, 0.0, 1.0, expected)
     smoothing = call.hyper("label_smoothing", label_smoothing, low=0.0, high=1.0, high_open=True, kernel=False)
     if not is_zero(smoothing):
         y = y * (1.0 - smoothing) + smoothing / 2.0
-    kernel: Any = Elementwise(kernel_fn, spec, masked=valid is not None)
+    kernel: Any = Elementwise(kernel_fn, spec, masked=valid is not None, targets=call.target_slot(y))
     if not from_logits:
         kernel = FromProbabilities(kernel, "sigmoid")
-    aux = (y,) if valid is None else (y, valid)
+    aux = () if valid is None else (valid,)
     return LossPlan(call, kernel, aux=aux, loss_shape=call.shape, valid=valid)
 
 

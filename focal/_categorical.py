@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 
 from . import _checks
 from ._gamma import check_gamma
-from ._hyper import Partials, bind, given_as_vector, is_vector, is_zero, take_partials
+from ._hyper import Partials, Slot, bind, given_as_vector, is_vector, is_zero, take_partials
 from ._kernel import FromProbabilities, Grads, Wanted, broadcast_vjp, expand
 from ._numerics import log1mexp, softmax, softmax_parts, tiny
 from ._plan import Call, LossPlan
@@ -43,13 +43,15 @@ class Terms(NamedTuple):
     one_minus_p: Array
     weight: Any  # target weight times alpha (y_c α_c, or α_t for a label)
     target: Any  # target weight without alpha (y_c, or 1 for a label)
+    alpha: Any  # what multiplies the target in ``weight`` (α_c, α_t, or 1): ∂weight/∂y
     gamma: Any  # a number, an array (γ_t per row or γ_c along the class axis), or flsd53
     z: Array  # the logit itself (soft-truncated loss)
 
 
 class TermsOut(NamedTuple):
     """A softmax loss's per-class terms: ``f`` and ``A``, ``B``, ``E`` (the module doc), ``D`` an extra
-    direct ``∂f/∂z`` of the target logit (or None), and the hyperparameters' partials."""
+    direct ``∂f/∂z`` of the target logit (or None), and the partials: the hyperparameters' and, for dense
+    targets, ``partials["targets"]() = ∂f_c/∂y_c``."""
 
     f: Any
     a: Any
@@ -165,7 +167,7 @@ class TargetKernel:
         alpha_t = 1.0 if spec.alpha is None else _per_row(xp, spec.alpha, safe)
         gamma = _per_row(xp, spec.gamma, safe)
         t = Terms(u=u, v=v, p=xp.squeeze(p_t, axis=axis), one_minus_p=xp.squeeze(rest, axis=axis), weight=alpha_t,
-                  target=1.0, gamma=gamma, z=xp.squeeze(z_t, axis=axis))
+                  target=1.0, alpha=alpha_t, gamma=gamma, z=xp.squeeze(z_t, axis=axis))
         return TargetParts(t, index, onehot, others, in_range, labels)
 
     def row_grad(self, xp: Any, rows: TargetParts, a: Any, b: Any, e: Any, d: Any, *, in_place: bool = False
@@ -255,14 +257,16 @@ def _log_others(xp: Any, shifted: Array, dominant: Array, axis: int) -> Array:
 
 @dataclass(frozen=True)
 class ClassKernel:
-    """Dense targets (probabilities, one-hot, label-smoothed): ``L = Σ_c f_c(u_c, v_c)`` per row."""
+    """Dense targets (probabilities, one-hot, label-smoothed): ``L = Σ_c f_c(u_c, v_c)`` per row. The targets
+    are the kernel's ``targets`` slot: their gradient is the terms' ``∂f_c/∂y_c``."""
 
     terms: TermsFn
     spec: SoftmaxSpec
+    targets: Slot
 
     def forward(self, xp: Any, z: Array, aux: tuple[Array, ...], params: tuple[Array, ...],
                 wanted: Wanted) -> tuple[Array, tuple[Array, ...]]:
-        (y,) = aux
+        y = params[self.targets.index]
         spec = bind(self.spec, params)
         axis = spec.axis
         shifted, _, log_total = softmax_parts(xp, z, axis)
@@ -270,10 +274,11 @@ class ClassKernel:
         dominant = log_p > -math.log(2.0)  # p > 1/2: at most one class per row
         v = xp.where(dominant, _log_others(xp, shifted, dominant, axis) - log_total, log1mexp(xp, log_p))
         p, one_minus_p = xp.exp(log_p), xp.exp(v)
-        alpha, gamma = spec.alpha, spec.gamma
-        weight = y if alpha is None else y * (_along(xp, alpha, axis, z.ndim) if is_vector(alpha) else alpha)
-        gamma = _along(xp, gamma, axis, z.ndim) if is_vector(gamma) else gamma
-        t = Terms(u=log_p, v=v, p=p, one_minus_p=one_minus_p, weight=weight, target=y, gamma=gamma, z=z)
+        alpha: Any = 1.0 if spec.alpha is None else spec.alpha
+        alpha = _along(xp, alpha, axis, z.ndim) if is_vector(alpha) else alpha
+        weight = y if spec.alpha is None else y * alpha
+        gamma = _along(xp, spec.gamma, axis, z.ndim) if is_vector(spec.gamma) else spec.gamma
+        t = Terms(u=log_p, v=v, p=p, one_minus_p=one_minus_p, weight=weight, target=y, alpha=alpha, gamma=gamma, z=z)
         f, a, b, e, d, partials = self.terms(xp, t, spec.params)
         grad = a * one_minus_p - p * (xp.sum(a, axis=axis, keepdims=True) - a)
         if d is not None:
@@ -285,7 +290,8 @@ class ClassKernel:
             rest = xp.sum(xp.where(dominant, 0.0, e), axis=axis, keepdims=True)
             b_p_dom = xp.sum(xp.where(dominant, b * p, 0.0), axis=axis, keepdims=True)
             v_dom = xp.sum(xp.where(dominant, v, 0.0), axis=axis, keepdims=True)
-            from_dominant = b_p_dom * xp.exp(xp.minimum(log_p - v_dom, 0.0))  # 0 in rows without one
+            # 0 in rows without one; a where, not a clamp at 0, which two classes (p_j = 1 − p_dom) would reach
+            from_dominant = b_p_dom * xp.exp(xp.where(dominant, 0.0, log_p - v_dom))
             grad = grad + xp.where(dominant, p * (rest - b), p * (rest - e - b) + from_dominant)
         return xp.sum(f, axis=axis), (grad, *take_partials(partials, wanted))
 
@@ -313,10 +319,10 @@ class SoftmaxCall:
         spec = SoftmaxSpec(axis=self.axis, classes=self.classes, params=params, **self.spec_args)
         if self.labels is not None:
             kernel: Any = TargetKernel(terms, spec)
-            aux = (self.labels,)
+            aux: tuple[Array, ...] = (self.labels,)
         else:
-            kernel = ClassKernel(terms, spec)
-            aux = (self.dense,)
+            kernel = ClassKernel(terms, spec, self.call.target_slot(self.dense))
+            aux = ()
         if not from_logits:
             kernel = FromProbabilities(kernel, "softmax")
         shape = tuple(s for i, s in enumerate(self.call.shape) if i != self.axis)
@@ -328,9 +334,11 @@ def prepare_softmax(
     label_smoothing: Any = 0.0, reduction: str, weight: Any, normalizer: Any, labels_only: bool = False,
     dense_labels: bool = False, where: Any = None,
 ) -> SoftmaxCall:
-    """Check a softmax loss's arguments. Integer labels become dense targets with label smoothing, with
+    """Check a softmax loss's arguments. Targets are integer class indices (the logits' shape without
+    ``axis``) or dense, of the logits' shape: floating probabilities, or integer or bool one-hot /
+    multi-hot ones (0/1, read as floats). Integer labels become dense targets with label smoothing, with
     ``where``, or when the loss has a term for every class (``dense_labels``)."""
-    call = Call(logits, targets, reduction=reduction, weight=weight, normalizer=normalizer, alpha=alpha)
+    call = Call(logits, targets, reduction=reduction, weight=weight, normalizer=normalizer)
     xp, shape = call.xp, call.shape
     if not shape:
         raise ValueError("logits must have a class axis, got a 0-d array")
@@ -345,9 +353,12 @@ def prepare_softmax(
     smoothing = call.hyper("label_smoothing", label_smoothing, low=0.0, high=1.0, high_open=True, kernel=False)
     included = None if where is None else _class_mask(call, where, axis)
     labels = dense = valid = None
-    if xp.isdtype(targets.dtype, "integral"):
+    targets = call.targets
+    integral = xp.isdtype(targets.dtype, "integral")
+    if integral and tuple(targets.shape) != shape:
         _checks.check_shape("targets", targets.shape, row_shape,
-                            f"integer class indices have the logits' shape without axis={axis}")
+                            f"integer class indices have the logits' shape without axis={axis}; one-hot or "
+                            f"multi-hot targets have the logits' shape {shape}")
         if labels_only and included is not None:
             raise ValueError("where takes dense targets or integer labels without normalized=True")
         if ignore is not None:
@@ -358,12 +369,18 @@ def prepare_softmax(
             labels, dense = None, _smoothed_onehot(call, targets, valid, axis, classes, smoothing, checked)
             if included is not None:
                 dense = _labels_inside(call, targets, valid, included, dense, axis, classes)
-    elif xp.isdtype(targets.dtype, "real floating"):
+    elif integral or xp.isdtype(targets.dtype, ("real floating", "bool")):
         if labels_only:
-            raise TypeError(f"targets must be integer class indices for this loss, got {targets.dtype}")
+            raise TypeError(f"targets must be integer class indices of shape {row_shape} for this loss, got "
+                            f"{targets.dtype} of shape {tuple(targets.shape)}")
         _checks.check_shape("targets", targets.shape, shape, "class probabilities have the logits' shape, "
                             f"or give integer class indices of shape {row_shape}")
-        dense = call.within("targets", call.cast(targets), 0.0, 1.0, "class probabilities in [0, 1]")
+        dense = call.cast(targets)
+        if xp.isdtype(targets.dtype, "real floating"):
+            dense = call.within("targets", dense, 0.0, 1.0, "class probabilities in [0, 1]")
+        elif integral:
+            dense = call.within("targets", dense, 0.0, 1.0, "0 or 1 (integer targets of the logits' shape are one-hot "
+                                f"or multi-hot; class indices have shape {row_shape})")
         if not is_zero(smoothing):
             dense = dense * (1.0 - smoothing) + smoothing / classes
     else:
@@ -388,8 +405,7 @@ def _class_mask(call: Call, where: Any, axis: int) -> Array:
         where = xp.asarray(where, dtype=xp.bool, device=call.device)
     if not hasattr(where, "dtype"):
         raise TypeError(f"where must be None or a boolean array, got {type(where).__name__} {where!r}")
-    call.own("where", where)
-    where = call.backend.array(where)
+    where = call.adopt("where", where)
     if not xp.isdtype(where.dtype, "bool"):
         raise TypeError(f"where must be a boolean array (True: the class takes part), got dtype {where.dtype}")
     given = tuple(where.shape)

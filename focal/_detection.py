@@ -107,8 +107,10 @@ def distribution_focal_loss(
 
     Args:
         logits: real floating array with the ``n + 1`` bins along ``axis``.
-        targets: floating distances in ``[0, n]`` of the logits' shape without ``axis``; outside
-            that range they raise eagerly and give NaN under tracing.
+        targets: floating (or integer) distances in ``[0, n]`` of the logits' shape without ``axis``;
+            outside that range they raise eagerly and give NaN under tracing. Their gradient (where
+            they require one) is ``log S_{y_i} − log S_{y_{i+1}}``, that of the segment ``[y_i, y_i + 1]``
+            holding y: the right derivative at an integer y, the left one at ``y = n``.
         axis: the bin axis. Default -1.
         reduction: ``"none"`` (per distance), ``"mean"`` (default) or ``"sum"``.
 
@@ -123,16 +125,18 @@ def distribution_focal_loss(
 def _plan_dfl(logits: Array, targets: Array, *, axis: Any, reduction: str, weight: Any, normalizer: Any,
               from_logits: bool) -> LossPlan:
     call = Call(logits, targets, reduction=reduction, weight=weight, normalizer=normalizer)
-    xp = call.xp
+    xp, targets = call.xp, call.targets
     axis = _checks.check_axis(axis, len(call.shape))
     bins = int(call.shape[axis])
     row_shape = tuple(s for i, s in enumerate(call.shape) if i != axis)
     _checks.check_shape("targets", targets.shape, row_shape, f"one distance per row of bins along axis={axis}")
-    if not xp.isdtype(targets.dtype, "real floating"):
-        raise TypeError(f"targets must be floating distances, got {targets.dtype}")
+    if not xp.isdtype(targets.dtype, ("real floating", "integral")):
+        raise TypeError(f"targets must be floating (or integer) distances, got {targets.dtype}")
     y = call.within("targets", call.cast(targets), 0.0, bins - 1.0,
                     f"distances in [0, {bins - 1}] (logits have {bins} bins along axis={axis})")
-    low = xp.floor(xp.where(xp.isnan(y), 0.0, y))
+    # the segment [y_i, y_i + 1] that holds y, the last one closed at n: at y = n the two-hot is (0, 1) on bins
+    # n − 1, n, so the gradient w.r.t. y (the framework's, through the two-hot) is the left derivative there
+    low = xp.minimum(xp.floor(xp.where(xp.isnan(y), 0.0, y)), float(max(bins - 2, 0)))
     shape = [1] * len(call.shape)
     shape[axis] = bins
     grid = xp.reshape(xp.arange(bins, dtype=call.dtype, device=call.device), tuple(shape))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,8 +53,25 @@ def _torch() -> Framework:
     return Framework("torch", torch.from_numpy, value_and_grad)
 
 
+def import_quietly(name: str) -> Any:
+    """``import name``, with the process's standard error closed at the file-descriptor level meanwhile where
+    ``TF_CPP_MIN_LOG_LEVEL`` asks for quiet (the commands set it to 2): TensorFlow 2.21 writes its C++ start-up
+    log (the oneDNN banner, twice) before it reads its log level. An import error still raises, after."""
+    if name in sys.modules or int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") or "0") < 1:
+        return importlib.import_module(name)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            return importlib.import_module(name)
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _tensorflow() -> Framework:
-    import tensorflow as tf
+    tf = import_quietly("tensorflow")
 
     def value_and_grad(fn: Callable[[Any], Any]) -> ValueAndGrad:
         @tf.function(autograph=False)

@@ -19,6 +19,8 @@ from typing import Any
 Array = Any
 # ∂loss/∂θ per element, computed only when θ's gradient is asked for
 Partials = Mapping[str, Callable[[], Array]]
+# the slot of float targets: an input with a gradient, whose partial is ∂loss/∂y per element (``Call.target_slot``)
+TARGETS = "targets"
 
 
 @dataclass(frozen=True)

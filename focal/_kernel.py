@@ -39,9 +39,10 @@ class Kernel(Protocol):
 class Elementwise:
     """A loss whose element i depends on logit i only (``axis=None``) or on row i along ``axis``.
 
-    ``fn(xp, logits, *aux, spec) -> (loss, dloss, partials)`` gives each element's loss, its
+    ``fn(xp, logits, y, *aux, spec) -> (loss, dloss, partials)`` gives each element's loss, its
     gradient w.r.t. the logits it depends on, and ``partials[name]()``, the element's derivative
-    w.r.t. a hyperparameter (in the gradient's shape). The Jacobian is block diagonal, so the VJP
+    w.r.t. a hyperparameter (in the gradient's shape), ``partials["targets"]()`` that w.r.t. the target
+    ``y``, which the kernel reads from its ``targets`` slot. The Jacobian is block diagonal, so the VJP
     is the cotangent, broadcast along ``axis``, times ``dloss`` (and times each partial, summed).
     With ``masked`` the last of ``aux`` is a boolean mask: elements outside it (``ignore_index``) give
     0 loss, gradient and partials, whatever their inputs.
@@ -51,10 +52,13 @@ class Elementwise:
     spec: Any
     axis: int | None = None
     masked: bool = False
+    targets: Slot | None = None
 
     def forward(self, xp: Any, logits: Array, aux: tuple[Array, ...], params: tuple[Array, ...],
                 wanted: Wanted) -> tuple[Array, tuple[Array, ...]]:
         inputs = aux[:-1] if self.masked else aux
+        if self.targets is not None:
+            inputs = (params[self.targets.index], *inputs)
         loss, dloss, partials = self.fn(xp, logits, *inputs, bind(self.spec, params))
         residuals = (dloss, *take_partials(partials, wanted))
         if self.masked:

@@ -22,11 +22,14 @@ def tiny(xp: Any, x: Array) -> float:
 def log_sigmoid_pair(xp: Any, x: Array) -> tuple[Array, Array]:
     """``(log σ(x), log σ(−x))``, sharing one ``log1p(exp(−|x|))``.
 
-    ``log σ(x) = min(x, 0) − log1p(exp(−|x|))``; ``log σ(−x) = log σ(x) − x``.
+    ``log σ(x) = min(x, 0) − log1p(exp(−|x|))``; ``log σ(−x) = (min(x, 0) − x) − log1p(exp(−|x|))``, where
+    ``min(x, 0) − x`` is exact (0 or −x) and, at x = 0, takes the branch of ``x ≥ 0`` as ``|x|`` does, so
+    JAX's derivatives of it are those of one branch (``_jax_namespace``).
     """
     softplus_neg_abs = xp.log1p(xp.exp(-xp.abs(x)))
-    log_p = xp.minimum(x, 0.0) - softplus_neg_abs
-    log_q = xp.minimum(-x, 0.0) - softplus_neg_abs
+    lower = xp.minimum(x, 0.0)
+    log_p = lower - softplus_neg_abs
+    log_q = (lower - x) - softplus_neg_abs
     return log_p, log_q
 
 
@@ -79,7 +82,9 @@ def log1mexp(xp: Any, log_p: Array) -> Array:
     """
     near_one = log_p > -_LN2
     upper = xp.log(xp.maximum(-xp.expm1(log_p), tiny(xp, log_p)))
-    lower = xp.log1p(-xp.exp(xp.minimum(log_p, -_LN2)))
+    # a where, not minimum(l, −ln 2): at l = −ln 2 (p = 1/2, a tie of two classes) a minimum's derivative is half
+    # of l's, and JAX's Hessian differentiates this
+    lower = xp.log1p(-xp.exp(xp.where(near_one, -_LN2, log_p)))
     return xp.where(near_one, upper, lower)
 
 
@@ -100,4 +105,5 @@ def neg_log_over(xp: Any, log_p: Array, one_minus_p: Array) -> Array:
     against :func:`neg_log_over_one_minus`'s thirteen); 1, its limit as p → 1, where ``1 − p`` is below the
     smallest normal."""
     floor = tiny(xp, one_minus_p)
-    return xp.where(one_minus_p >= floor, -log_p / xp.maximum(one_minus_p, floor), 1.0)
+    # xp.divide: its derivative (JAX's Hessian) must not square a 1 − p that is this small (_jax_namespace)
+    return xp.where(one_minus_p >= floor, xp.divide(-log_p, xp.maximum(one_minus_p, floor)), 1.0)

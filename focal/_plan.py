@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import _checks
-from ._hyper import Slot, no_grads
+from ._hyper import TARGETS, Slot, no_grads
 from ._kernel import FromProbabilities, Kernel, Summed, summable
 from .backends import Backend, backend_for
 from .backends._base import Array
@@ -50,17 +50,15 @@ class Call:
         reduction: str,
         weight: Any,
         normalizer: Any,
-        alpha: Any = None,
     ) -> None:
         self.backend: Backend = backend_for(logits)
         self.xp = xp = self.backend.xp
         self.device = self.backend.device(logits)
         self._logits_type = type(logits)
-        if not _is_array(targets):
-            raise TypeError(f"targets must be an array of the logits' library, got {type(targets).__name__}")
-        for name, value in {"targets": targets, "weight": weight, "normalizer": normalizer, "alpha": alpha}.items():
-            if _is_array(value):
-                self.own(name, value)
+        if not _is_array(targets) or not hasattr(targets, "dtype"):
+            raise TypeError(f"targets must be an array of the logits' library (or a NumPy array), got "
+                            f"{type(targets).__name__}")
+        self.targets = self.adopt("targets", targets)
         logits = self.backend.array(logits)
         if not xp.isdtype(logits.dtype, "real floating"):
             raise TypeError(f"logits must have a real floating dtype, got {logits.dtype}")
@@ -133,8 +131,7 @@ class Call:
     def _param_array(self, name: str, value: Any, expected: str) -> Array:
         if not _is_array(value) or not hasattr(value, "dtype"):
             raise TypeError(f"{name} must be {expected}, got {type(value).__name__} {value!r}")
-        self.own(name, value)
-        array = self.backend.array(value)
+        array = self.adopt(name, value)
         if not self.xp.isdtype(array.dtype, ("real floating", "integral")):
             raise TypeError(f"{name} must be a real number or array, got an array of dtype {array.dtype}")
         return self.cast(array)
@@ -147,6 +144,22 @@ class Call:
         self.params.append(array)
         self.slots.append(slot)
         return slot
+
+    def target_slot(self, y: Array) -> Slot:
+        """Float targets ``y`` (as the kernel reads them, checked and cast) as an input of the kernel with a
+        gradient: the kernel gives ``∂loss/∂y`` beside ``∂loss/∂x`` where it is asked for (a target that requires a
+        gradient, ``jax.grad`` w.r.t. the targets, a tape watching them), and the framework's autodiff carries it
+        back through whatever made ``y`` from the targets given (a cast, label smoothing, a two-hot)."""
+        return self._slot(TARGETS, y, True)
+
+    def adopt(self, name: str, value: Any) -> Array:
+        """``value`` as an array of the logits' library on the logits' device: an array of that library as it is
+        (a TensorFlow variable read as a tensor), a NumPy array as a constant moved there (no gradient, as a list
+        would be); an array of another library is a ``TypeError``."""
+        if not self.backend.owns(value) and type(value).__module__ == "numpy":
+            return self.xp.asarray(value, device=self.device)
+        self.own(name, value)
+        return self.backend.array(value)
 
     def own(self, name: str, value: Array) -> None:
         """``value`` must be an array of the logits' library on the logits' device."""
@@ -209,14 +222,19 @@ class Call:
         return bool(check) if self.xp.isdtype(check.dtype, "bool") else float(check)
 
     def _check_weight(self, weight: Any) -> Any:
+        """None, a number ``>= 0``, or a real array whose values are ``>= 0`` (a negative one is a ``ValueError``
+        eagerly and NaN where values cannot be read, as every weight)."""
         if weight is None:
             return None
         is_bool = isinstance(weight, bool)  # a bool is a numbers.Real, but no weight
-        if not is_bool and isinstance(weight, numbers.Real):
-            return float(weight)
-        if is_bool or not _is_array(weight) or not self.xp.isdtype(weight.dtype, ("real floating", "integral", "bool")):
+        if not is_bool and _is_number(weight):
+            return _checks.check_number("weight", weight, low=0.0, high=math.inf)
+        if is_bool or not _is_array(weight) or not hasattr(weight, "dtype"):
             raise TypeError(f"weight must be None, a number or a real array, got {weight!r}")
-        return self.cast(weight)
+        weight = self.adopt("weight", weight)
+        if not self.xp.isdtype(weight.dtype, ("real floating", "integral", "bool")):
+            raise TypeError(f"weight must be None, a number or a real array, got an array of dtype {weight.dtype}")
+        return self.within("weight", self.cast(weight), 0.0, math.inf, ">= 0")
 
     def _check_normalizer(self, normalizer: Any) -> Any:
         if normalizer is None:
@@ -224,6 +242,7 @@ class Call:
         if self.reduction == "none":
             raise ValueError("normalizer divides the summed loss: use it with reduction='mean' or 'sum', not 'none'")
         if _is_array(normalizer):
+            normalizer = self.adopt("normalizer", normalizer)
             if math.prod(normalizer.shape) != 1:
                 raise ValueError(f"normalizer must be a scalar, got an array of shape {tuple(normalizer.shape)}")
             normalizer = self.xp.reshape(self.cast(normalizer), ())
@@ -261,6 +280,20 @@ class LossPlan:
             c.within("logits", c.logits, 0.0, 1.0, "probabilities in [0, 1] with from_logits=False")
 
     def loss(self) -> Array:
+        quiet = self.call.backend.quiet()
+        if quiet is None:
+            return self._loss()
+        with quiet:
+            return self._loss()
+
+    def value_and_grad(self) -> tuple[Array, Array]:
+        quiet = self.call.backend.quiet()
+        if quiet is None:
+            return self._value_and_grad()
+        with quiet:
+            return self._value_and_grad()
+
+    def _loss(self) -> Array:
         c = self.call
         if c.weight is None and c.reduction != "none" and summable(self.kernel):
             total = c.backend.apply(Summed(self.kernel), c.logits, self.aux, self.params, self.slots)
@@ -268,7 +301,7 @@ class LossPlan:
         elements = c.backend.apply(self.kernel, c.logits, self.aux, self.params, self.slots)
         return self.call.out(self._reduce(elements))
 
-    def value_and_grad(self) -> tuple[Array, Array]:
+    def _value_and_grad(self) -> tuple[Array, Array]:
         c, xp = self.call, self.call.xp
         logits = c.backend.stop_gradient(c.logits)
         aux = tuple(c.backend.stop_gradient(a) for a in self.aux)

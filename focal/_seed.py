@@ -23,6 +23,7 @@ from ._binary import (
 )
 from ._categorical import Terms, TermsOut, prepare_softmax
 from ._docs import document
+from ._hyper import TARGETS
 from ._kernel import Elementwise, FromProbabilities
 from ._numerics import log_sigmoid_pair, neg_log_over_one_minus, tiny
 from ._plan import LossPlan, plans
@@ -47,7 +48,7 @@ class NegativesParams:
 def negatives_terms(xp: Any, t: Terms, params: NegativesParams) -> TermsOut:
     """Per class: ``−α q (1 − p)^γ log p − (1 − α)(1 − q) p^γ log(1 − p)`` with ``p = softmax(z)``;
     ``∂/∂α`` is the positive term over α minus the negative one over ``1 − α``, ``∂/∂γ`` each term
-    times the log of its own base."""
+    times the log of its own base, ``∂/∂q = −α (1 − p)^γ log p + (1 − α) p^γ log(1 − p)``."""
     a_pos, a_neg = (1.0, 1.0) if params.alpha is None else (params.alpha, 1.0 - params.alpha)
     g, q = params.gamma, t.target
     u_safe = xp.maximum(t.u, math.log(tiny(xp, t.u)))
@@ -59,10 +60,13 @@ def negatives_terms(xp: Any, t: Terms, params: NegativesParams) -> TermsOut:
     a = -wp * m - wn * g * pg * t.v
     b = -wp * g * m * u_safe - wn * pg
     # the exponent is <= 0 for every class but a dominant one (p > 1/2), whose E the kernel never reads
-    # (it overflows there): clamping at 0 changes nothing read and keeps exp from overflowing
-    e = wp * g * m * t.p * neg_log_over_one_minus(xp, u_safe) - wn * xp.exp(xp.minimum((g + 1.0) * u_safe - t.v, 0.0))
+    # (it overflows there): 0 there changes nothing read and keeps exp from overflowing (a where, not a clamp
+    # at 0, which a class at p = 1/2 reaches: its derivative there is the exponent's)
+    exponent = xp.where(t.p > 0.5, 0.0, (g + 1.0) * u_safe - t.v)
+    e = wp * g * m * t.p * neg_log_over_one_minus(xp, u_safe) - wn * xp.exp(exponent)
     partials = {"alpha": lambda: -q * m * xp.where(q != 0.0, t.u, 0.0) - negative,
-                "gamma": lambda: -wp * m * positive_u * t.v + a_neg * negative * u_safe}
+                "gamma": lambda: -wp * m * positive_u * t.v + a_neg * negative * u_safe,
+                TARGETS: lambda: -a_pos * m * t.u + a_neg * pg * t.v}
     return TermsOut(f, a, b, e, partials=partials)
 
 
@@ -111,11 +115,11 @@ def _plan_negatives(logits: Array, targets: Array, *, alpha: Any, gamma: Any, ac
     if activation == "softmax":
         return sc.plan(negatives_terms, NegativesParams(alpha, gamma), from_logits=from_logits)
     spec = RowSumSpec(focal_split_kernel, FocalSpec(alpha=alpha, gamma=gamma), sc.axis)
-    kernel: Any = Elementwise(row_sum_kernel, spec, axis=sc.axis)
+    kernel: Any = Elementwise(row_sum_kernel, spec, axis=sc.axis, targets=sc.call.target_slot(sc.dense))
     if not from_logits:
         kernel = FromProbabilities(kernel, "sigmoid")
     shape = tuple(s for i, s in enumerate(sc.call.shape) if i != sc.axis)
-    return LossPlan(sc.call, kernel, aux=(sc.dense,), loss_shape=shape)
+    return LossPlan(sc.call, kernel, aux=(), loss_shape=shape)
 
 
 @document
@@ -169,12 +173,14 @@ class SoftTruncatedParams:
 
 
 def soft_truncated_terms(xp: Any, t: Terms, params: SoftTruncatedParams) -> TermsOut:
-    """``−y σ(−K z) log p`` per class, with the direct ``∂/∂z`` of ``σ(−K z)``; ``∂/∂K = y z σ(Kz) σ(−Kz) log p``."""
+    """``−y σ(−K z) log p`` per class, with the direct ``∂/∂z`` of ``σ(−K z)``; ``∂/∂K = y z σ(Kz) σ(−Kz) log p``,
+    ``∂/∂y = −σ(−K z) log p``."""
     log_a, log_b = log_sigmoid_pair(xp, params.k * t.z)  # a = σ(Kz), b = σ(−Kz)
     b, ab = xp.exp(log_b), xp.exp(log_a + log_b)
     y = t.weight
     u = t.u if isinstance(y, float) else xp.where(y != 0.0, t.u, 0.0)
-    return TermsOut(-y * b * u, -y * b, 0.0, 0.0, params.k * y * ab * u, {"k": lambda: y * t.z * ab * u})
+    return TermsOut(-y * b * u, -y * b, 0.0, 0.0, params.k * y * ab * u,
+                    {"k": lambda: y * t.z * ab * u, TARGETS: lambda: -b * t.u})
 
 
 @document

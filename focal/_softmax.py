@@ -10,7 +10,7 @@ from typing import Any, cast
 from ._categorical import TargetKernel, Terms, TermsOut, prepare_softmax
 from ._docs import document
 from ._gamma import flsd53
-from ._hyper import Partials, bind, is_array, is_zero, reduce_partials
+from ._hyper import TARGETS, Partials, bind, is_array, is_zero, reduce_partials
 from ._kernel import Grads, Wanted, expand
 from ._numerics import neg_log_over, tiny
 from ._plan import LossPlan, plans
@@ -84,6 +84,8 @@ def focal_terms(xp: Any, t: Terms, params: FocalTerms) -> TermsOut:
         "gamma": lambda: through_m("gamma")() + epsilon * poly * t.v,
         "epsilon": lambda: poly,
         "reduced_threshold": through_m("reduced_threshold"),
+        # M depends on p only: ∂f/∂y = −α M log p + ε (1 − p)^(γ+1)
+        TARGETS: lambda: -t.alpha * m * t.u + (0.0 if is_zero(epsilon) else epsilon * xp.exp((gamma + 1.0) * t.v)),
     }
     return TermsOut(f, a, b, e, partials=partials)
 

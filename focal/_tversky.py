@@ -8,7 +8,7 @@ from typing import Any
 
 from ._categorical import prepare_softmax
 from ._docs import document
-from ._hyper import bind, is_array, reduce_partials
+from ._hyper import TARGETS, Slot, bind, is_array
 from ._kernel import FromProbabilities, Grads, Wanted
 from ._numerics import log1mexp, log_sigmoid_pair, log_softmax, tiny
 from ._plan import LossPlan, plans
@@ -34,15 +34,17 @@ class TverskyKernel:
     ``d(1 − TI)^γ/dp = γ (R/D)^(γ−1) (dR/dp · (TP + s) − R y)/D²``; R is floored at ``tiny`` so the
     γ < 1 gradient at a perfect prediction (truly unbounded) stays finite. The hyperparameters'
     partials: ``∂/∂γ = (R/D)^γ log(R/D)``, ``∂/∂a = γ (R/D)^(γ−1) (TP + s) FN / D²`` (b: FP),
-    ``∂/∂s = −γ (R/D)^γ / D``.
+    ``∂/∂s = −γ (R/D)^γ / D``. The targets (its ``targets`` slot) enter TP, FN and FP linearly:
+    ``∂L_c/∂y_i = γ (R/D)^(γ−1) ((TP + s)(a (1 − p_i) − b p_i) − R p_i) / D²`` for pixel i of class c.
     """
 
     spec: TverskySpec
+    targets: Slot
 
     def forward(self, xp: Any, z: Array, aux: tuple[Array, ...], params: tuple[Array, ...],
                 wanted: Wanted) -> tuple[Array, tuple[Array, ...]]:
         s = bind(self.spec, params)
-        y, *mask = aux
+        y, mask = params[self.targets.index], aux
         axis = s.axis
         if s.activation == "softmax":
             log_p = log_softmax(xp, z, axis)
@@ -74,9 +76,11 @@ class TverskyKernel:
 
         partials = {"gamma": lambda: xp.where(r == 0.0, 0.0, loss * log_ratio),
                     "a": lambda: slope() * n * fn, "b": lambda: slope() * n * fp,
-                    "smooth": lambda: -slope() * r}
+                    "smooth": lambda: -slope() * r,
+                    TARGETS: lambda: slope() * (n * (s.a * q - s.b * p) - r * p) * keep}
         classes = (z.shape[axis],)
-        wanted_partials = tuple(xp.reshape(partials[slot.name](), classes) for slot in wanted if slot is not None)
+        wanted_partials = tuple(partials[slot.name]() if slot.name == TARGETS else
+                                xp.reshape(partials[slot.name](), classes) for slot in wanted if slot is not None)
         return xp.reshape(loss, classes), residuals + wanted_partials
 
     def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array, wanted: Wanted, *,
@@ -84,8 +88,11 @@ class TverskyKernel:
         h, p_or_chain, *partials = residuals
         shape = [1] * h.ndim
         shape[self.spec.axis] = -1
-        grad_p = xp.reshape(cotangent, tuple(shape)) * h
-        grads = reduce_partials(xp, wanted, cotangent, tuple(partials))
+        along = xp.reshape(cotangent, tuple(shape))  # one per class, on the class axis of the targets' partial
+        grad_p = along * h
+        remaining = iter(partials)
+        grads = tuple(None if slot is None else slot.reduce(xp, (along if slot.name == TARGETS else cotangent)
+                                                           * next(remaining)) for slot in wanted)
         if self.spec.activation == "sigmoid":
             return grad_p * p_or_chain, grads
         p = p_or_chain
@@ -142,7 +149,8 @@ def _plan_tversky(logits: Array, targets: Array, *, a: Any, b: Any, gamma: Any, 
     mask: tuple[Array, ...] = ()
     if sc.valid is not None:
         mask = (xp.expand_dims(xp.astype(sc.valid, sc.call.dtype), axis=sc.axis),)
-    kernel: Any = TverskyKernel(TverskySpec(axis=sc.axis, activation=activation, **spec_args))
+    kernel: Any = TverskyKernel(TverskySpec(axis=sc.axis, activation=activation, **spec_args),
+                                sc.call.target_slot(sc.dense))
     if not from_logits:
         kernel = FromProbabilities(kernel, activation)
-    return LossPlan(sc.call, kernel, aux=(sc.dense, *mask), loss_shape=(sc.classes,))
+    return LossPlan(sc.call, kernel, aux=mask, loss_shape=(sc.classes,))

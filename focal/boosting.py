@@ -65,7 +65,7 @@ def sigmoid_focal_grad_hess(logits: Array, targets: Array, *, alpha: float | Non
     call = Call(logits, targets, reduction="none", weight=None, normalizer=None)
     xp, logits = call.xp, call.logits
     _checks.check_shape("targets", targets.shape, call.shape, "one label per logit")
-    y = call.within("targets", call.cast(targets), 0.0, 1.0, "labels in [0, 1] (hard 0/1 or soft)")
+    y = call.within("targets", call.cast(call.targets), 0.0, 1.0, "labels in [0, 1] (hard 0/1 or soft)")
     u, v = log_sigmoid_pair(xp, logits)
     p, q = xp.exp(u), xp.exp(v)
     pos = y if alpha is None else alpha * y  # weight of the positive side

@@ -34,7 +34,7 @@ def imbalanced_digits(*, minority: int = 9, ratio: int = 50,
 
     Pixels are scaled to [0, 1] (float64, shape ``(n, 64)``); labels are 0/1 floats. The positives
     are a random subset of that digit's images; the split is half and half, stratified.
-    Needs scikit-learn (``pip install "focal[demo]"``).
+    Needs scikit-learn (``pip install "focal-losses[demo]"``).
     """
     from sklearn.datasets import load_digits
 

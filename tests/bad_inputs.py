@@ -25,6 +25,14 @@ DISTANCES = np.array([0.5, 3.2, 1.0, 2.7])  # DFL: 5 bins, distances in [0, 4]
 
 SOFT_OUTSIDE = BINARY.copy()
 SOFT_OUTSIDE[1, 3] = 1.5
+INTEGER_OUTSIDE = BINARY.astype(np.int64)
+INTEGER_OUTSIDE[1, 3] = 2
+ONEHOT_OUTSIDE = np.eye(5, dtype=np.int64)[LABELS]
+ONEHOT_OUTSIDE[1, 0] = 2
+NEGATIVE_WEIGHT = np.ones((4, 5))
+NEGATIVE_WEIGHT[1, 3] = -1.0
+NEGATIVE_ROW_WEIGHT = np.ones(4)
+NEGATIVE_ROW_WEIGHT[1] = -1.0
 PROBS = 1.0 / (1.0 + np.exp(-X))
 PROBS_OUTSIDE = PROBS.copy()
 PROBS_OUTSIDE[1, 3] = 1.2
@@ -45,6 +53,9 @@ FAMILIES: dict[str, list[tuple[Callable[..., Any], dict[str, Any]]]] = {
                 (focal.poly1_focal_loss, {"activation": "softmax"})],
     "dfl": [(focal.distribution_focal_loss, {})],
 }
+# the losses of one value per row (not focal_tversky_loss, one per class)
+ROW_LOSSES = ("softmax_focal_loss", "poly1_cross_entropy", "focal_loss_with_negatives", "hard_truncated_loss",
+              "soft_truncated_loss", "poly1_focal_loss", "distribution_focal_loss")
 CLEAN_TARGETS = {"sigmoid": BINARY, "softmax": LABELS, "dfl": DISTANCES}
 # where the per-element output of a family has the bad element of the data above
 ELEMENT = {"sigmoid": (1, 3), "softmax": (1,), "dfl": (1,)}
@@ -91,11 +102,11 @@ def _cases() -> list[Case]:
     every = ("sigmoid", "softmax", "dfl")
     return [
         Case("logits not floating", every, {"logits": np.arange(20).reshape(4, 5)}, TypeError,
-             ("logits", "floating", "int64"), example="integer logits"),
+             ("logits", "floating", "int"), example="integer logits"),
         Case("logits not an array", every, {"logits": X.tolist()}, TypeError, ("logits", "list"),
              example="a nested list", libraries=("numpy",)),
         Case("arrays of two libraries", every, {"targets": "other-library"}, TypeError,
-             ("targets", "pass arrays of one library"), example="torch logits, NumPy targets"),
+             ("targets", "pass arrays of one library"), example="torch logits, JAX targets (NumPy ones are moved)"),
         Case("arrays on two devices", every, {"targets": "other-device"}, ValueError,
              ("targets", "on device", "move them to one device"), example="torch logits on cpu, targets on meta",
              libraries=("torch",)),
@@ -109,11 +120,18 @@ def _cases() -> list[Case]:
              ("normalizer", "reduction"), example='normalizer=2.0, reduction="none"'),
         Case("weight that does not broadcast", every, {"weight": np.ones((3, 1))}, ValueError,
              ("weight", "(3, 1)", "does not broadcast"), example="weight of shape (3, 1) for 4 rows"),
+        Case("negative weight", every, {"weight": -0.5}, ValueError, ("weight", "[0", "-0.5"),
+             example="weight=-0.5"),
+        Case("negative weight array", ("sigmoid",), {"weight": NEGATIVE_WEIGHT}, ValueError,
+             ("weight", ">= 0", "-1"), traced="nan", example="a weight of -1 in a weight array"),
+        Case("negative weight array", ("softmax", "dfl"), {"weight": NEGATIVE_ROW_WEIGHT}, ValueError,
+             ("weight", ">= 0", "-1"), traced="nan", example="a weight of -1 in a weight array",
+             only=ROW_LOSSES),
         # sigmoid family: one float target per logit
         Case("targets of another shape", ("sigmoid",), {"targets": BINARY[:, :3]}, ValueError,
              ("targets", "(4, 3)", "(4, 5)"), example="targets (4, 3) for logits (4, 5)"),
-        Case("integer targets where floats are needed", ("sigmoid",), {"targets": BINARY.astype(np.int64)},
-             TypeError, ("targets", "floating", "int64"), example="int64 0/1 targets"),
+        Case("integer targets other than 0/1", ("sigmoid",), {"targets": INTEGER_OUTSIDE}, ValueError,
+             ("targets", "0 or 1", "2"), traced="nan", example="an int64 target of 2"),
         Case("soft targets outside [0, 1]", ("sigmoid",), {"targets": SOFT_OUTSIDE}, ValueError,
              ("targets", "[0, 1]", "1.5"), traced="nan", example="a target of 1.5"),
         Case("probabilities outside [0, 1]", ("sigmoid",), {"logits": PROBS_OUTSIDE, "from_logits": False},
@@ -160,8 +178,10 @@ def _cases() -> list[Case]:
              ("targets", "outside [0, 5)", "ignore_index"), traced="nan", example="label -1 with ignore_index=-100"),
         Case("float targets of the labels' shape", ("softmax",), {"targets": LABELS.astype(np.float64)}, ValueError,
              ("targets", "(4,)", "(4, 5)", "integer class indices"), example="float labels of shape (4,)"),
-        Case("bool targets", ("softmax",), {"targets": LABELS > 1}, TypeError, ("targets", "integer", "bool"),
-             example="bool labels"),
+        Case("bool targets of the labels' shape", ("softmax",), {"targets": LABELS > 1}, ValueError,
+             ("targets", "(4,)", "(4, 5)", "integer class indices"), example="bool labels of shape (4,)"),
+        Case("integer targets of the logits' shape other than 0/1", ("softmax",), {"targets": ONEHOT_OUTSIDE},
+             ValueError, ("targets", "0 or 1", "one-hot", "2"), traced="nan", example="an int64 one-hot entry of 2"),
         Case("class probabilities outside [0, 1]", ("softmax",), {"targets": ROWS_OUTSIDE}, ValueError,
              ("targets", "[0, 1]", "from -0.5 to 1.5"), traced="nan", example="a row (1.5, -0.5, 0, 0, 0)"),
         Case("softmax probabilities outside [0, 1]", ("softmax",),
@@ -174,8 +194,8 @@ def _cases() -> list[Case]:
         # distribution focal loss: a float distance per row
         Case("distances outside [0, bins − 1]", ("dfl",), {"targets": np.array([0.5, 4.5, 1.0, 2.7])}, ValueError,
              ("targets", "[0, 4]", "4.5"), traced="nan", example="a distance of 4.5 with 5 bins"),
-        Case("integer distances", ("dfl",), {"targets": np.array([0, 3, 1, 2])}, TypeError,
-             ("targets", "floating"), example="int64 distances"),
+        Case("bool distances", ("dfl",), {"targets": np.array([True, False, True, True])}, TypeError,
+             ("targets", "floating", "bool"), example="bool distances"),
         # the parameters of one loss
         Case("unknown form", ("sigmoid",), {"form": "logit"}, ValueError, ("form", "'logit'"), example='form="logit"'),
         Case("unknown activation", ("sigmoid",), {"activation": "relu"}, ValueError, ("activation", "'relu'"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 
 import pytest
@@ -46,3 +47,29 @@ def autodiff_lib(request: pytest.FixtureRequest):
 @pytest.fixture(params=["float32", "float64"])
 def dtype(request: pytest.FixtureRequest) -> str:
     return request.param
+
+
+def _wants_x64(request: pytest.FixtureRequest) -> bool:
+    callspec = getattr(request.node, "callspec", None)
+    dtype = callspec.params.get("dtype") if callspec is not None else None
+    return request.node.get_closest_marker("x64") is not None or dtype == "float64"
+
+
+@pytest.fixture(autouse=True)
+def _jax_precision(request: pytest.FixtureRequest):
+    """JAX as its users run it: float32 with x64 off (JAX's default) everywhere, and x64 on for the tests that run
+    in float64 (their ``dtype`` is float64, or they are marked ``x64``). Set globally, as a user sets it (a test's
+    own ``jax.config.update`` then works), and turned off again after each test."""
+    jax = sys.modules.get("jax")
+    if jax is None:
+        yield
+        return
+    jax.config.update("jax_enable_x64", _wants_x64(request))
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_x64", False)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "x64: run with JAX's 64-bit mode on (jax.enable_x64) for this test only")

@@ -97,7 +97,7 @@ class Jax(Lib):
         import jax
         import jax.numpy as jnp
 
-        jax.config.update("jax_enable_x64", True)
+        # x64 stays JAX's default (off); tests in float64 turn it on for themselves (conftest's _jax_precision)
         self.jax, self.jnp = jax, jnp
         self._device = jax.devices(device)[0]
 
@@ -111,7 +111,10 @@ class Jax(Lib):
         a = np.asarray(a)
         if dtype == "bfloat16":
             return self.jax.device_put(self.jnp.asarray(a.astype(np.float32), dtype=self.jnp.bfloat16), self._device)
-        return self.jax.device_put(a.astype(dtype) if dtype else a, self._device)
+        out = self.jax.device_put(a.astype(dtype) if dtype else a, self._device)
+        # with x64 off JAX makes float32 of float64 silently: a test that asks for float64 must run with x64 on
+        assert dtype is None or out.dtype == dtype, f"JAX gave {out.dtype} for {dtype}: mark the test x64"
+        return out
 
     def numpy(self, x: Any) -> np.ndarray:
         return np.asarray(self.jnp.asarray(x, dtype=self.jnp.float64) if x.dtype == self.jnp.bfloat16 else x,

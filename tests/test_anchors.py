@@ -23,9 +23,9 @@ LABELS = RNG.integers(0, 5, size=6)
 ONEHOT = np.eye(5)[LABELS]
 
 
+@pytest.mark.x64
 def test_optax_sigmoid_focal_loss():
     optax, jnp = anchor("optax"), anchor("jax.numpy")
-    anchor("jax").config.update("jax_enable_x64", True)
     for t in (HARD, SOFT):
         for alpha, gamma in [(None, 2.0), (0.25, 2.0), (0.5, 0.5), (0.9, 0.0)]:
             theirs = optax.sigmoid_focal_loss(jnp.asarray(X), jnp.asarray(t), alpha=alpha, gamma=gamma)
@@ -33,12 +33,12 @@ def test_optax_sigmoid_focal_loss():
             np.testing.assert_allclose(np.asarray(theirs), ours, rtol=1e-12, atol=1e-300)
 
 
+@pytest.mark.x64
 def test_optax_gradients_at_saturated_logits():
     """optax's sigmoid_focal_loss now computes log(1 − p_t) in log space as we do (the NaN
     gradients of VARIANTS.md §4 were its older releases): the gradients agree to rounding, at
     |x| = 1e4 and γ < 1 too."""
     jax, optax, jnp = anchor("jax"), anchor("optax"), anchor("jax.numpy")
-    jax.config.update("jax_enable_x64", True)
     x = jnp.array([1e4, -1e4, 40.0, 17.0, 0.0, -3.0])
     for gamma in (0.0, 0.5, 2.0):
         for label in (1.0, 0.0, 0.3):
@@ -49,11 +49,11 @@ def test_optax_gradients_at_saturated_logits():
             np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), rtol=1e-9, atol=1e-300)
 
 
+@pytest.mark.x64
 def test_optax_training_step_with_per_example_losses():
     """``reduction="none"`` is optax's per-example convention: one SGD step from our loss moves the
     parameters exactly as one from optax's own focal loss."""
     jax, optax, jnp = anchor("jax"), anchor("optax"), anchor("jax.numpy")
-    jax.config.update("jax_enable_x64", True)
     features, targets = jnp.asarray(X), jnp.asarray(HARD)
     params = {"w": jnp.asarray(RNG.normal(size=(5, 5))), "b": jnp.zeros(5)}
 
@@ -72,9 +72,9 @@ def test_optax_training_step_with_per_example_losses():
         np.testing.assert_allclose(np.asarray(ours[name]), np.asarray(theirs[name]), rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.x64
 def test_optax_poly_loss_cross_entropy():
     optax, jnp = anchor("optax"), anchor("jax.numpy")
-    anchor("jax").config.update("jax_enable_x64", True)
     soft = SOFT / SOFT.sum(-1, keepdims=True)
     for t in (ONEHOT, soft):
         for epsilon in (2.0, 1.0, -1.0):
@@ -184,11 +184,11 @@ def test_torch_bce_with_logits_pos_weight():
         np.testing.assert_allclose(grad, xt.grad.numpy(), rtol=1e-10, atol=1e-300)
 
 
+@pytest.mark.x64
 def test_optax_where():
     """optax's ``where``: masked classes leave the softmax and the loss (values and gradients), per class or
     per row (a row with nothing left is 0), for softmax_cross_entropy and poly_loss_cross_entropy (per class)."""
     jax, optax, jnp = anchor("jax"), anchor("optax"), anchor("jax.numpy")
-    jax.config.update("jax_enable_x64", True)
     z = RNG.normal(size=(6, 5)) * 2
     mask = RNG.random((6, 5)) > 0.35
     mask[2] = False

@@ -11,6 +11,7 @@ from helpers import assert_close
 
 import focal
 
+pytestmark = pytest.mark.x64  # float64 data, compared to 1e-12: JAX in 64-bit mode
 RNG = np.random.default_rng(31)
 X = RNG.normal(size=(5, 4)) * 3
 BINARY = (RNG.random((5, 4)) > 0.6).astype(np.float64)

@@ -26,6 +26,7 @@ def test_derivatives_equal_a_150_digit_reference(alpha, gamma, y):
         np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-13 * np.abs(want).max(), err_msg=what)
 
 
+@pytest.mark.x64
 def test_gradient_is_the_loss_gradient_and_hessian_the_gradients_slope(lib):
     x = np.linspace(-8.0, 8.0, 41)
     y = np.where(np.arange(41) % 3 == 0, 1.0, 0.0)

@@ -34,6 +34,7 @@ def _libs(name):
     return [lib for lib in LIBS if lib.name == name]
 
 
+@pytest.mark.x64
 @pytest.mark.parametrize("fn,t,params", LOSSES, ids=IDS)
 @pytest.mark.parametrize("lib", _libs("jax"), ids=lambda lib: lib.id)
 def test_jax_hessian_vmap_jit(lib, fn, t, params):
@@ -54,6 +55,7 @@ def test_jax_hessian_vmap_jit(lib, fn, t, params):
     assert value.dtype == jnp.float64
 
 
+@pytest.mark.x64
 @pytest.mark.parametrize("lib", _libs("jax"), ids=lambda lib: lib.id)
 def test_jax_compiles_once_for_the_same_shapes(lib):
     jax = lib.jax
@@ -66,6 +68,7 @@ def test_jax_compiles_once_for_the_same_shapes(lib):
     assert step._cache_size() == 1 and binary._cache_size() == 1
 
 
+@pytest.mark.x64
 @pytest.mark.parametrize("lib", [lib for lib in LIBS if lib.name in ("jax", "tensorflow")], ids=lambda lib: lib.id)
 def test_a_traced_hyperparameter_is_read_when_the_function_runs(lib):
     """gamma as an argument of ``jax.jit`` / ``tf.function``: one trace serves every value."""

@@ -68,6 +68,7 @@ GRADIENT_CASES = [(case, name) for case in HYPER_CASES for name in hyperparamete
                   if name not in NOT_DIFFERENTIABLE]
 
 
+@pytest.mark.x64
 @pytest.mark.parametrize("case,name", GRADIENT_CASES, ids=[f"{c.id}-{n}" for c, n in GRADIENT_CASES])
 def test_gradient_wrt_a_hyperparameter_matches_the_reference(autodiff_lib, case, name):
     """``jax.grad``, ``torch.autograd`` and ``tf.GradientTape`` w.r.t. the hyperparameter (float64) against
@@ -86,6 +87,7 @@ NOT_DIFFERENTIABLE_CASES = [(case, name) for case in HYPER_CASES for name in hyp
                             if name in NOT_DIFFERENTIABLE]
 
 
+@pytest.mark.x64
 @pytest.mark.parametrize("case,name", NOT_DIFFERENTIABLE_CASES,
                          ids=[f"{c.id}-{n}" for c, n in NOT_DIFFERENTIABLE_CASES])
 def test_a_hyperparameter_without_a_gradient_refuses_to_give_one(autodiff_lib, case, name):
@@ -109,6 +111,7 @@ LABELS = np.random.default_rng(7).integers(0, 6, size=8)
 GAMMAS = [0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0]
 
 
+@pytest.mark.x64
 @pytest.mark.parametrize("lib", _lib("jax"), ids=lambda lib: lib.id)
 def test_jax_one_compile_for_a_gamma_schedule_and_a_vmapped_sweep(lib):
     jax, jnp = lib.jax, lib.jnp

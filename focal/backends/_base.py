@@ -64,6 +64,14 @@ class Backend:
         """Whether the values of ``x`` can be read now (False while a function is being traced)."""
         return True
 
+    def quiet(self) -> Any:
+        """A context in which the library's floating-point warnings are off (NumPy's ``RuntimeWarning: invalid
+        value`` on an infinite logit: the loss gives the NaN or inf the rules say, the warning adds nothing), or None
+        where the library has none to silence. NumPy's ``errstate`` covers the NumPy-based libraries too
+        (array-api-strict)."""
+        numpy = sys.modules.get("numpy")
+        return None if numpy is None else numpy.errstate(all="ignore")
+
     def compiles_kernel(self, logits: Array) -> bool:
         """Whether the kernel for ``logits`` will be compiled by focal itself (then hyperparameters given as
         numbers enter it as arrays too, so that a new value is not a new compile)."""

@@ -117,6 +117,10 @@ def minimum(x1: Any, x2: Any, /) -> Array:
     return tf.minimum(*_pair(x1, x2))
 
 
+def divide(x1: Any, x2: Any, /) -> Array:
+    return tf.math.truediv(*_pair(x1, x2))
+
+
 def clip(x: Array, /, min: Any = None, max: Any = None) -> Array:  # noqa: A002 - the standard's names
     if min is not None:
         x = maximum(x, min)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import types
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -50,7 +51,15 @@ def _forward(kernel: Any, wanted: tuple[Any, ...], logits: torch.Tensor, aux: tu
 
 
 _FUNCTIONS: dict[str, Callable[..., Any]] = {"value": _value, "forward": _forward}
-_compiled: dict[str, Callable[..., Any]] = {}
+# one compiled function per (function, kernel, wanted): dynamo keeps its graphs and counts its recompiles per code
+# object, and a process with many losses and options (a detector's QFL, DFL and VFL heads, a sweep) would reach
+# its recompile limit (8) on one shared code object, after which nothing new is compiled
+_compiled: dict[tuple[Any, ...], Callable[..., Any]] = {}
+
+
+def _own_code(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` with a code object of its own (the same code), so dynamo's cache of it is its own."""
+    return types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
 
 
 def large(logits: torch.Tensor) -> bool:
@@ -108,9 +117,10 @@ def run(which: str, kernel: Any, wanted: tuple[Any, ...], *arrays: Any) -> Any:
     global _enabled
     fn = _FUNCTIONS[which]
     if _enabled:
-        compiled = _compiled.get(which)
+        key = (which, kernel, wanted)
+        compiled = _compiled.get(key)
         if compiled is None:
-            compiled = _compiled[which] = torch.compile(fn, dynamic=None)
+            compiled = _compiled[key] = torch.compile(_own_code(fn), dynamic=None)
         try:
             return compiled(kernel, wanted, *arrays)
         except Exception as error:  # noqa: BLE001 - any compiler failure: run the same kernel eagerly

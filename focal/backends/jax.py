@@ -18,23 +18,24 @@ import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
 
 from .._hyper import no_grads, wanted_slots
+from . import _jax_namespace as xp
 from ._base import Array, Backend, no_gradient_message
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1))
 def _apply(kernel: Any, slots: tuple[Any, ...], logits: Array, aux: tuple[Array, ...],
            params: tuple[Array, ...]) -> Array:
-    return kernel.forward(jnp, logits, aux, params, no_grads(len(params)))[0]
+    return kernel.forward(xp, logits, aux, params, no_grads(len(params)))[0]
 
 
 def _apply_jvp(kernel: Any, slots: tuple[Any, ...], primals: Any, tangents: Any) -> Any:
     logits, aux, params = primals
     logits_tangent, _, param_tangents = tangents
     wanted = wanted_slots(slots, (not isinstance(t, SymbolicZero) for t in param_tangents))
-    out, residuals = kernel.forward(jnp, logits, aux, params, wanted)
+    out, residuals = kernel.forward(xp, logits, aux, params, wanted)
 
     def vjp(cotangent: Array) -> Any:
-        grad, grads = kernel.vjp(jnp, residuals, cotangent, wanted)
+        grad, grads = kernel.vjp(xp, residuals, cotangent, wanted)
         return grad, tuple(g for g in grads if g is not None)
 
     if isinstance(logits_tangent, SymbolicZero):
@@ -74,8 +75,11 @@ class JaxBackend(Backend):
               slots: Sequence[Any]) -> Array:
         return _apply(kernel, tuple(slots), logits, tuple(jax.lax.stop_gradient(a) for a in aux), tuple(params))
 
+    def quiet(self) -> Any:
+        return None  # no floating-point warnings to silence
+
     def stop_gradient(self, x: Array) -> Array:
         return jax.lax.stop_gradient(x)
 
 
-BACKEND = JaxBackend(jnp)
+BACKEND = JaxBackend(xp)

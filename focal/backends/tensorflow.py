@@ -19,7 +19,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from .._hyper import no_grads, wanted_slots
+from .._hyper import TARGETS, no_grads, wanted_slots
 from . import _tf_namespace as xp
 from ._base import Array, Backend, no_gradient_message
 
@@ -126,19 +126,31 @@ class TensorFlowBackend(Backend):
                             for g, p, slot in zip(grads, params, slots))]
 
         if _fused_wanted(logits):
-            kernel, wanted = _intern(kernel), _intern(wanted)
+            # In a graph a tape may ask for any gradient later, so every slot counts as wanted; the targets' partial,
+            # rarely used, is then not written by the fused forward but by a pass of its own in the backward, which
+            # the graph drops wherever no gradient w.r.t. the targets is used (a Keras step: always)
+            now = wanted if tf.executing_eagerly() else tuple(
+                None if slot is not None and slot.name == TARGETS else slot for slot in wanted)
+            late = tuple(slot if now_slot is None else None for slot, now_slot in zip(wanted, now))
+            kernel, now, late = _intern(kernel), _intern(now), _intern(late)
 
             if not (_recorded(logits) or any(wanted)):
                 return _fused_value(kernel, logits, aux, params)
 
             @tf.custom_gradient
             def fused(x: Array, *ps: Array) -> Any:
-                out, residuals = _fused_forward(kernel, wanted, x, aux, ps)
+                out, residuals = _fused_forward(kernel, now, x, aux, ps)
 
                 def backward(upstream: Array) -> Any:
-                    grad, moved = _fused_vjp(kernel, wanted, residuals, upstream)
+                    grad, moved = _fused_vjp(kernel, now, residuals, upstream)
                     grads = iter(moved)
-                    return spread(grad, [None if slot is None else next(grads) for slot in wanted])
+                    found = [None if slot is None else next(grads) for slot in now]
+                    if any(late):
+                        _, late_residuals = _fused_forward(kernel, late, x, aux, ps)
+                        _, late_moved = _fused_vjp(kernel, late, late_residuals, upstream)
+                        more = iter(late_moved)
+                        found = [next(more) if slot is not None else g for g, slot in zip(found, late)]
+                    return spread(grad, found)
 
                 return out, backward
 
@@ -150,6 +162,9 @@ class TensorFlowBackend(Backend):
             return out, lambda upstream: spread(*kernel.vjp(xp, residuals, upstream, wanted))
 
         return with_kernel_vjp(logits, *params)
+
+    def quiet(self) -> Any:
+        return None  # no floating-point warnings to silence
 
     def stop_gradient(self, x: Array) -> Array:
         return tf.stop_gradient(x)

@@ -93,6 +93,9 @@ class TorchBackend(Backend):
     def owns(self, x: Any) -> bool:
         return isinstance(x, torch.Tensor)
 
+    def device(self, x: Array) -> Any:
+        return x.device  # not array_api_compat.device: its type checks are lru_cached, which dynamo warns of
+
     def result_dtype(self, logits: Array) -> Any:
         # torch.autocast runs losses in float32 and returns float32 (its own losses are on that list);
         # the gradient still reaches the half logits in their dtype
@@ -132,6 +135,9 @@ class TorchBackend(Backend):
             return _plain_forward(kernel, logits, aux, params, wanted)[0]
         apply = _ApplyCompiledForward.apply if compiled else _Apply.apply
         return apply(kernel, wanted, len(aux), logits, *aux, *params)[0]
+
+    def quiet(self) -> Any:
+        return None  # no floating-point warnings to silence
 
     def stop_gradient(self, x: Array) -> Array:
         return x.detach()

@@ -1,0 +1,98 @@
+"""``jax.numpy`` as the core's namespace, with the derivatives JAX needs to differentiate the core's gradient.
+
+A Hessian (``jax.hessian``: forward over reverse) makes JAX differentiate the kernels' analytic gradient, op by
+op. Three of JAX's rules give a wrong or NaN second derivative there; the same functions, with the standard's
+names and values, fix them (the other namespaces compute these as they are):
+
+- ``divide``: JAX differentiates ``a / b`` as ``da / b − a db b⁻²``; once ``b`` is below the square root of the
+  smallest normal (1e-19 in float32) ``b⁻²`` overflows to inf while ``a db`` underflows to 0, and their product
+  is NaN. The core divides by such quantities on purpose (``1 − p`` near 1, a floored ``1 − p_t``: values that
+  stay exact) and calls ``xp.divide`` there; here ``d(a/b) = (da − (a/b) db) / b``, without the square.
+- ``abs``: JAX's derivative at 0 is ``sign(0) = 0``. The core writes ``σ(x)`` and ``log σ(x)`` from
+  ``exp(−|x|)`` and picks the branch of ``x ≥ 0``, so at ``x = 0`` exactly (zero-initialised logits) every
+  derivative must be that branch's: here ``d|x| = dx`` at 0.
+- ``minimum``/``maximum`` with a number: JAX splits the derivative in two at a tie. The core's ``min(x, 0)``,
+  ``max(−x, 0)`` and its floors are the number's branch at a tie, for the same reason: here the derivative
+  of the number's side, 0.
+"""
+
+from __future__ import annotations
+
+import builtins
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+__array_api_version__ = jnp.__array_api_version__
+
+
+@jax.custom_jvp
+def divide(x1: Any, x2: Any, /) -> Any:
+    return jnp.divide(x1, x2)
+
+
+@divide.defjvp
+def _divide_jvp(primals: Any, tangents: Any) -> Any:
+    x1, x2 = primals
+    t1, t2 = tangents
+    quotient = divide(x1, x2)
+    return quotient, divide(t1 - quotient * t2, x2)
+
+
+@jax.custom_jvp
+def abs(x: Any, /) -> Any:  # noqa: A001 - the standard's name
+    return jnp.abs(x)
+
+
+@abs.defjvp
+def _abs_jvp(primals: Any, tangents: Any) -> Any:
+    (x,), (t,) = primals, tangents
+    return jnp.abs(x), jnp.where(x >= 0, t, -t)
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, (builtins.int, builtins.float)) and not isinstance(x, builtins.bool)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _min_number(x: Any, c: float) -> Any:
+    return jnp.minimum(x, c)
+
+
+@_min_number.defjvp
+def _min_number_jvp(c: float, primals: Any, tangents: Any) -> Any:
+    (x,), (t,) = primals, tangents
+    return jnp.minimum(x, c), jnp.where(x < c, t, jnp.zeros_like(t))
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _max_number(x: Any, c: float) -> Any:
+    return jnp.maximum(x, c)
+
+
+@_max_number.defjvp
+def _max_number_jvp(c: float, primals: Any, tangents: Any) -> Any:
+    (x,), (t,) = primals, tangents
+    return jnp.maximum(x, c), jnp.where(x > c, t, jnp.zeros_like(t))
+
+
+def minimum(x1: Any, x2: Any, /) -> Any:
+    if _number(x2):
+        return _min_number(x1, x2)
+    if _number(x1):
+        return _min_number(x2, x1)
+    return jnp.minimum(x1, x2)
+
+
+def maximum(x1: Any, x2: Any, /) -> Any:
+    if _number(x2):
+        return _max_number(x1, x2)
+    if _number(x1):
+        return _max_number(x2, x1)
+    return jnp.maximum(x1, x2)
+
+
+def __getattr__(name: str) -> Any:
+    return getattr(jnp, name)
