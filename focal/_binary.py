@@ -459,7 +459,9 @@ def plan_binary(
         if valid is not None:
             expected += f", or ignore_index={ignore_index!r}"
         y = call.within("targets", y, 0.0, 1.0, expected)
-    smoothing = call.hyper("label_smoothing", label_smoothing, low=0.0, high=1.0, high_open=True, kernel=False)
+    # smooths the targets before the kernel: its gradient comes through the targets' (Call.target_slot)
+    smoothing = call.hyper("label_smoothing", label_smoothing, low=0.0, high=1.0, high_open=True, kernel=False,
+                           differentiable=True)
     if not is_zero(smoothing):
         y = y * (1.0 - smoothing) + smoothing / 2.0
     kernel: Any = Elementwise(kernel_fn, spec, masked=valid is not None, targets=call.target_slot(y))

@@ -350,7 +350,9 @@ def prepare_softmax(
     if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral)):
         raise TypeError(f"ignore_index must be an int or None, got {ignore_index!r}")
     ignore = None if ignore_index is None else int(ignore_index)
-    smoothing = call.hyper("label_smoothing", label_smoothing, low=0.0, high=1.0, high_open=True, kernel=False)
+    # smooths the targets before the kernel: its gradient comes through the targets' (Call.target_slot)
+    smoothing = call.hyper("label_smoothing", label_smoothing, low=0.0, high=1.0, high_open=True, kernel=False,
+                           differentiable=True)
     included = None if where is None else _class_mask(call, where, axis)
     labels = dense = valid = None
     targets = call.targets

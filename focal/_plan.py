@@ -79,7 +79,8 @@ class Call:
               high_open: bool = False, differentiable: bool = False, kernel: bool = True) -> Any:
         """A real hyperparameter: a number is checked and returned as a float; a 0-d array of the logits'
         library (concrete or traced) becomes a param of the kernel and its :class:`Slot` is returned
-        (or, for a value used outside the kernel, ``kernel=False``, the checked array itself).
+        (or, for a value used outside the kernel, ``kernel=False``, the checked array itself, whose gradient
+        the framework's autodiff carries through the planner's code where ``differentiable``).
 
         Values outside ``[low, high]`` (an end excluded with ``low_open``, ``high_open``) are a ``ValueError``
         eagerly and NaN where they cannot be read (``within``). Without ``differentiable`` asking
@@ -100,8 +101,8 @@ class Call:
                              f"{tuple(array.shape)}")
         expected = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
         array = self.within(name, array, low, high, expected, low_open=low_open, high_open=high_open)
-        if not kernel:
-            return self.backend.no_gradient(name, array)
+        if not kernel:  # used by the planner's own array code: the framework's autodiff takes it from there
+            return array if differentiable else self.backend.no_gradient(name, array)
         return self._slot(name, array, differentiable)
 
     def vector(self, name: str, value: Any, classes: int, *, axis: int, per_class: str = "value",

@@ -53,7 +53,8 @@ def sigmoid_focal_loss(
     Args:
         logits: real floating array of any shape, of any supported library (NumPy, JAX, PyTorch,
             TensorFlow, CuPy, any array-API library). float16/bfloat16 are computed in float32.
-        targets: same shape as ``logits``, floating or bool, values in [0, 1] (hard or soft).
+        targets: same shape as ``logits``: floating (hard 0/1 or soft, in [0, 1]), or integer or bool 0/1
+            labels (read as floats); a NumPy array beside another library's logits is moved to it.
         alpha: weight of the positive class in [0, 1]; ``None`` (no weighting) is ``α_t = 1``.
             Default 0.25, the paper's.
         gamma: focusing parameter ``γ ≥ 0``; 0 gives (α-weighted) binary cross entropy. Default 2.
@@ -77,7 +78,7 @@ def sigmoid_focal_loss(
         An array of the input's library, device and dtype: the reduced loss, or the per-element
         loss for ``reduction="none"``. Its gradient w.r.t. ``logits`` (through ``jax.grad``,
         ``torch.autograd``, ``tf.GradientTape``) is the analytic one, finite for every finite logit
-        and every ``γ ≥ 0``. Targets get no gradient.
+        and every ``γ ≥ 0``. Float targets that require a gradient get theirs, analytic too.
 
     Matching other libraries (each checked by a test where it installs):
         torchvision ``sigmoid_focal_loss(x, y, alpha, gamma, reduction)`` and optax

@@ -35,7 +35,8 @@ _NORMALIZER_OPTIONS = {"normalizer": None, "sync": False}
 
 
 def num_positives(target: torch.Tensor, *, sync: bool = False, group: Any = None) -> torch.Tensor:
-    """RetinaNet's normalizer: the number of positive targets (``target > 0``), at least 1.
+    """RetinaNet's normalizer: the number of positive targets (``target > 0``; float, bool or 0/1 integer targets),
+    at least 1.
 
     With ``sync=True`` in an initialised ``torch.distributed`` process group it is the count over the
     whole global batch (all-reduced) divided by the world size: DistributedDataParallel averages the
@@ -45,9 +46,9 @@ def num_positives(target: torch.Tensor, *, sync: bool = False, group: Any = None
     Returns:
         A float32 0-d tensor on ``target``'s device (a float64 one for float64 targets).
     """
-    if not (torch.is_floating_point(target) or target.dtype == torch.bool):
-        raise TypeError(f"num_positives counts the positive targets of a sigmoid loss (float or bool), got "
-                        f"{target.dtype}; for class indices pass normalizer= yourself")
+    if target.is_complex():
+        raise TypeError(f"num_positives counts the positive targets of a sigmoid loss (float, bool or 0/1 integer), "
+                        f"got {target.dtype}")
     dtype = torch.float64 if target.dtype == torch.float64 else torch.float32
     count = (target > 0).sum().to(dtype)
     if sync and torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -100,6 +101,10 @@ class FocalCriterion(nn.Module):
                 normalizer: Any = None) -> torch.Tensor:
         per_call = {"weight": weight}
         if normalizer is None and self._normalizer == "num_positives":
+            if not (torch.is_floating_point(target) or target.dtype == torch.bool) and target.shape != input.shape:
+                raise TypeError(f"num_positives counts the positive targets of a sigmoid loss (one per logit), got "
+                                f"{target.dtype} targets of shape {tuple(target.shape)} for an input of shape "
+                                f"{tuple(input.shape)}: for class indices pass normalizer= yourself")
             normalizer = num_positives(target, sync=self._sync)
         if normalizer is not None:
             per_call["normalizer"] = normalizer  # not every loss has one (focal_tversky_loss)

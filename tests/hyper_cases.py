@@ -17,7 +17,7 @@ import focal
 HYPERPARAMETERS = ("alpha", "gamma", "epsilon", "beta", "k", "margin", "a", "b", "smooth", "gamma_pos", "gamma_neg",
                    "clip", "label_smoothing", "reduced_threshold", "pos_weight")
 # those without a gradient: asking for one is a TypeError naming them
-NOT_DIFFERENTIABLE = {"margin", "label_smoothing"}
+NOT_DIFFERENTIABLE = {"margin"}
 # the valid range of each (a finite difference must stay inside it)
 RANGES = {"alpha": (0.0, 1.0), "gamma": (0.0, np.inf), "beta": (-np.inf, np.inf), "k": (0.0, np.inf),
           "epsilon": (-np.inf, np.inf), "margin": (0.0, 1.0), "a": (0.0, np.inf), "b": (0.0, np.inf),

@@ -117,8 +117,7 @@ class Jax(Lib):
         return out
 
     def numpy(self, x: Any) -> np.ndarray:
-        return np.asarray(self.jnp.asarray(x, dtype=self.jnp.float64) if x.dtype == self.jnp.bfloat16 else x,
-                          dtype=np.float64)
+        return np.asarray(x.astype(self.jnp.float32) if x.dtype == self.jnp.bfloat16 else x, dtype=np.float64)
 
     def is_native(self, x: Any) -> bool:
         return isinstance(x, self.jax.Array)

@@ -52,6 +52,7 @@ def tensorflow_addons() -> dict[str, types.ModuleType]:
             self.from_logits, self.alpha, self.gamma = from_logits, alpha, gamma
 
         def __call__(self, y_true: Any, y_pred: Any) -> Any:
+            y_true = tf.cast(y_true, y_pred.dtype)  # as tfa's sigmoid_focal_crossentropy
             p = tf.sigmoid(y_pred) if self.from_logits else y_pred
             if self.from_logits:
                 ce = tf.nn.sigmoid_cross_entropy_with_logits(labels=y_true, logits=y_pred)

@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pytest
 from helpers import assert_close
+from libs import LIBS
 
 import focal
 
@@ -99,3 +100,22 @@ def test_an_all_ignored_batch_is_zero_loss_and_zero_gradient_without_warnings(li
         if lib.autodiff:
             assert_close(lib.numpy(lib.grad(lambda v: fn(v, t, ignore_index=-100), x)), np.zeros(X.shape), 1e-12,
                          "framework gradient")
+
+
+EXTREMES = np.array([np.nan, np.inf, -np.inf, 1e308, -1e308, 0.0, 745.0, -745.0, 1e-320, 88.0, -88.0, 30.0])
+
+
+@pytest.mark.parametrize("lib", [lib for lib in LIBS if lib.name in ("numpy", "array_api_strict")],
+                         ids=lambda lib: lib.id)
+@pytest.mark.parametrize("fn,targets,params,elementwise", EMPTY, ids=IDS + ["tversky-unsmoothed"])
+def test_no_runtime_warning_from_focal_on_any_input(lib, fn, targets, params, elementwise):
+    """NumPy's ``RuntimeWarning: invalid value`` (and overflow, divide) never comes from focal's own arithmetic:
+    every loss, its value and its gradient, on logits holding NaN, ±inf, ±1e308, subnormals and saturating values
+    (the NaN/inf rules still hold: tests above)."""
+    logits = np.resize(EXTREMES, X.size).reshape(X.shape)
+    x, t = lib.array(logits), lib.array(targets)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        for reduction in ("none", "mean"):
+            fn(x, t, reduction=reduction, **params)
+            focal.value_and_grad(fn)(x, t, reduction=reduction, **params)

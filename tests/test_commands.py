@@ -35,7 +35,24 @@ def test_demo_trains_every_backend_to_the_same_numbers(tmp_path):
         by_loss.setdefault(tuple(r[1:-3]), set()).add(r[-3])
     assert all(len(aps) == 1 for aps in by_loss.values()), by_loss  # every backend: the same AP
     assert "15/15" in done.stderr or f"{len(rows)}/{len(rows)}" in done.stderr  # the progress bar finished
+    assert "oneDNN" not in done.stderr and "absl::InitializeLog" not in done.stderr  # TensorFlow's start-up log
     _assert_png(out)
+
+
+@pytest.mark.parametrize("command,module,extra", [("demo", "sklearn", "demo"), ("plot", "matplotlib", "demo")])
+def test_a_command_without_what_it_needs_names_the_extra_to_install(command, module, extra):
+    """As where scikit-learn or matplotlib is not installed (a None in sys.modules makes an import fail): one
+    line naming the extra, exit status 2, no traceback."""
+    import subprocess
+    import sys
+
+    from helpers import ROOT
+
+    code = (f"import sys; sys.modules[{module!r}] = None; from focal.__main__ import main; "
+            f"sys.exit(main([{command!r}]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert f'pip install "focal-losses[{extra}]"' in done.stderr and "Traceback" not in done.stderr, done.stderr
 
 
 def test_demo_figure_keeps_its_text_inside():

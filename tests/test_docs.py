@@ -44,6 +44,21 @@ def test_variant_page_has_its_formula_plot_and_reference(site, page):
     assert re.search(r'id="focal\.\w+"', html) and "References" in html  # the docstring, with its source
 
 
+def test_pages_read_in_a_1280_pixel_browser(site):
+    """No name broken mid-word, no code clipped (what a 1280-pixel-wide Chromium showed): the stylesheet breaks
+    inline code at spaces only and wraps a code block's long lines; table cells' code may also break after a dot
+    between names, an underscore and an opening bracket, nowhere else; the home page's blocks fit its column."""
+    css = (site / "stylesheets" / "focal.css").read_text()
+    assert "word-break: normal" in css and "white-space: pre-wrap" in css
+    migration = (site / "migration" / "index.html").read_text(encoding="utf-8")
+    assert "stylesheets/focal.css" in migration and "<wbr>" in migration
+    assert re.findall(r"[^._(\[]<wbr>", migration) == []
+    assert "Categorical<wbr>" not in migration and "CategoricalFocalCrossentropy" in migration
+    home = (ROOT / "docs" / "index.md").read_text(encoding="utf-8")
+    for block in re.findall(r"```bash\n(.*?)```", home, re.S):
+        assert max(len(line) for line in block.splitlines()) <= 78, block  # the column holds about 80
+
+
 @pytest.mark.parametrize("module", ["torch", "keras"])
 def test_reference_lists_every_class(site, module):
     html = (site / "reference" / module / "index.html").read_text(encoding="utf-8")
@@ -87,3 +102,15 @@ def test_getting_started_code_runs(page):
     namespace: dict = {"__name__": "getting_started"}
     for block in blocks:
         exec(compile(block, str(page), "exec"), namespace)
+
+
+def test_readme_code_runs():
+    """The README's Python blocks run as written, in order, in one namespace, as a reader would paste them (after
+    a bare ``import focal``: ``focal.torch`` and ``focal.keras`` load on first use)."""
+    require_installed("jax", "torch", "keras")
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), re.S)
+    assert len(blocks) >= 4
+    namespace: dict = {"__name__": "readme"}
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), namespace)
+    assert namespace["grads"].shape == (16, 5) and float(namespace["loss"]) > 0

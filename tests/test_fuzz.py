@@ -6,6 +6,7 @@ import pytest
 from fuzz import fuzz
 
 
+@pytest.mark.x64
 def test_fuzz_only_documented_errors_and_the_same_outcome_on_every_library(request: pytest.FixtureRequest):
     cases = request.config.getoption("--fuzz-cases")
     stats = fuzz(cases, seed=request.config.getoption("--fuzz-seed"))

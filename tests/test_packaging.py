@@ -21,6 +21,23 @@ def test_import_focal_loads_no_framework():
     assert out.stdout.strip() == ""
 
 
+def test_the_framework_faces_load_on_first_use():
+    """``import focal`` then ``focal.torch`` / ``focal.keras`` / ``focal.boosting``: loaded at first use (as the
+    README's snippets use them), not at ``import focal``."""
+    code = ("import sys, focal; before = [m for m in ('torch', 'keras') if m in sys.modules]; "
+            "assert {'torch', 'keras', 'boosting'} <= set(dir(focal)); "
+            "print(before, focal.torch.SigmoidFocalLoss.__name__, focal.keras.SoftmaxFocalLoss.__name__, "
+            "focal.boosting.xgboost_objective.__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                         env={**__import__("os").environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["[]", "SigmoidFocalLoss", "SoftmaxFocalLoss", "xgboost_objective"]
+    with pytest.raises(AttributeError, match="has no attribute 'tensorflow'"):
+        import focal
+
+        focal.tensorflow  # noqa: B018
+
+
 def test_numpy_call_loads_no_framework():
     code = ("import sys, numpy as np, focal; focal.softmax_focal_loss(np.zeros((2, 3)), np.array([0, 2])); "
             "print(','.join(m for m in ('torch', 'jax', 'tensorflow', 'keras') if m in sys.modules))")

@@ -26,6 +26,12 @@ CHECK = re.compile(r"<!-- check(?:: (\w+=\w+))? -->")
 NOT_CHECKED = re.compile(r"<!-- not checked here: (.*?) -->")
 # pymdownx.arithmatex (generic mode) wraps display math in \[ \] and inline math in \( \)
 MATH = re.compile(r'<(div|span) class="arithmatex">\\[\[(](.*?)\\[\])]</\1>', re.S)
+# inline code in a table cell, and the places where it may break
+CELL_CODE = re.compile(r"(<td[^>]*>)(.*?)(</td>)", re.S)
+CODE = re.compile(r"(<code>)(.*?)(</code>)", re.S)
+TAG = re.compile(r"(<[^>]*>)")
+# after a dot between names (not in 0.25 or ...), an underscore in a name, an opening bracket before an argument
+BREAKS = re.compile(r"(?<=[A-Za-z_]\.)(?=[A-Za-z_])|(?<=_)(?=[A-Za-z0-9])|(?<=[(\[])(?=[A-Za-z0-9\"'])")
 
 
 def _plot_name(src_uri: str, index: int) -> str:
@@ -65,8 +71,19 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str
     return PLOT.sub(figure, markdown)
 
 
+def _breakable(cell: re.Match[str]) -> str:
+    """A table cell whose code may break after ``.``, ``_`` and ``(``, and nowhere inside a word: the stylesheet
+    (stylesheets/focal.css) stops Material's breaking anywhere ("CategoricalFocalCrossentrop|y"), and a long
+    call then needs these places to break at to fit its column."""
+    def text_only(code: str) -> str:  # the text between tags (an autoref's attributes stay as they are)
+        return "".join(part if TAG.fullmatch(part) else BREAKS.sub("<wbr>", part) for part in TAG.split(code))
+
+    code = CODE.sub(lambda m: m.group(1) + text_only(m.group(2)) + m.group(3), cell.group(2))
+    return cell.group(1) + code + cell.group(3)
+
+
 def on_page_content(content: str, page: Any, config: Any, files: Files) -> str:
     def mathml(match: re.Match[str]) -> str:
         return convert(html.unescape(match.group(2)).strip(), display="block" if match.group(1) == "div" else "inline")
 
-    return MATH.sub(mathml, content)
+    return CELL_CODE.sub(_breakable, MATH.sub(mathml, content))

@@ -20,6 +20,7 @@ compiling would crash it (TensorFlow imported before triton, below) warns and ta
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import sys
@@ -55,6 +56,10 @@ _FUNCTIONS: dict[str, Callable[..., Any]] = {"value": _value, "forward": _forwar
 # object, and a process with many losses and options (a detector's QFL, DFL and VFL heads, a sweep) would reach
 # its recompile limit (8) on one shared code object, after which nothing new is compiled
 _compiled: dict[tuple[Any, ...], Callable[..., Any]] = {}
+
+
+# how a kernel is compiled (the tests count dynamo's compiles with its "eager" backend, which skips inductor)
+COMPILE: Callable[..., Any] = functools.partial(torch.compile, dynamic=None)
 
 
 def _own_code(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -120,7 +125,7 @@ def run(which: str, kernel: Any, wanted: tuple[Any, ...], *arrays: Any) -> Any:
         key = (which, kernel, wanted)
         compiled = _compiled.get(key)
         if compiled is None:
-            compiled = _compiled[key] = torch.compile(_own_code(fn), dynamic=None)
+            compiled = _compiled[key] = COMPILE(_own_code(fn))
         try:
             return compiled(kernel, wanted, *arrays)
         except Exception as error:  # noqa: BLE001 - any compiler failure: run the same kernel eagerly
