@@ -24,10 +24,9 @@ def _relative(got: np.ndarray, want: np.ndarray) -> float:
 
 
 def targets_table() -> list[str]:
+    import jax
     import test_targets as tt
     from libs import AUTODIFF_LIBS
-
-    import jax
 
     rows = ["| framework | dtype | cases | largest error / scale | case |", "|---|---|---|---|---|"]
     for lib in AUTODIFF_LIBS:
