@@ -65,7 +65,8 @@ def hessian_table() -> list[str]:
                 error = _relative(got, th._central_differences(fn, params, x, t))
                 worst, where = max((worst, where), (error, f"{case} {name}"))
                 count += 1
-        rows.append(f"| {dtype} | {'on' if dtype == 'float64' else 'off'} | {count} | {finite} | {worst:.1e} | {where} |")
+        x64 = "on" if dtype == "float64" else "off"
+        rows.append(f"| {dtype} | {x64} | {count} | {finite} | {worst:.1e} | {where} |")
     jax.config.update("jax_enable_x64", False)
     return rows
 
