@@ -81,7 +81,7 @@ def test_a_failing_compiler_warns_once_and_runs_eagerly(monkeypatch):
     monkeypatch.setattr(fused, "MIN_ELEMENTS", 0)
     monkeypatch.setattr(fused, "COMPILE_AFTER", 0)
     monkeypatch.setattr(fused, "_compiled", {})
-    monkeypatch.setattr(torch, "compile", lambda fn, **kw: broken)
+    monkeypatch.setattr(fused, "COMPILE", lambda fn: broken)
     x, t = torch.as_tensor(LOGITS), torch.as_tensor(BINARY)
     with pytest.warns(RuntimeWarning, match="torch.compile of the loss kernel failed.*no C\\+\\+ compiler"):
         value = focal.sigmoid_focal_loss(x, t)
