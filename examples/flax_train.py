@@ -21,7 +21,7 @@ import optax
 from flax import nnx
 
 import focal
-from focal.demo import imbalanced_digits, minority_metrics
+from focal.commands.demo import imbalanced_digits, minority_metrics
 
 
 class MLP(nnx.Module):

@@ -14,7 +14,7 @@ import argparse
 import keras
 
 import focal.keras as fk
-from focal.demo import imbalanced_digits, minority_metrics
+from focal.commands.demo import imbalanced_digits, minority_metrics
 
 
 def main() -> None:

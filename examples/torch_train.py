@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 import focal.torch as ft
-from focal.demo import imbalanced_digits, minority_metrics
+from focal.commands.demo import imbalanced_digits, minority_metrics
 
 
 def train(criterion: nn.Module, epochs: int) -> torch.Tensor:

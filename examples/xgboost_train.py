@@ -15,7 +15,7 @@ import argparse
 import xgboost as xgb
 
 from focal.boosting import lightgbm_objective, xgboost_objective
-from focal.demo import imbalanced_digits, minority_metrics
+from focal.commands.demo import imbalanced_digits, minority_metrics
 
 
 def main() -> None:

@@ -229,7 +229,7 @@ def _gpu_present(name: str) -> bool:
 
 
 def _available() -> tuple[list[Lib], list[str]]:
-    from focal._frameworks import load_triton_first
+    from focal.commands.frameworks import load_triton_first
 
     load_triton_first()  # TensorFlow is imported below: triton (torch.compile's) after it would crash the process
     libs: list[Lib] = []

@@ -73,7 +73,7 @@ def test_objectives_weigh_floor_and_take_both_calling_conventions():
 
 def _digits():
     import_or_skip("sklearn")
-    from focal.demo import imbalanced_digits, minority_metrics
+    from focal.commands.demo import imbalanced_digits, minority_metrics
 
     return imbalanced_digits(), minority_metrics
 

@@ -9,7 +9,7 @@ import pytest
 from helpers import require_installed, run_command
 from libs import LIBS
 
-from focal._plot import VARIANTS, curves
+from focal.commands.plot import VARIANTS, curves
 
 EXAMPLE_LINE = re.compile(r"loss: (.+?)\s+minority AP: ([0-9.]+)\s+recall: ([0-9.]+)")
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -58,7 +58,7 @@ def test_a_command_without_what_it_needs_names_the_extra_to_install(command, mod
 def test_demo_figure_keeps_its_text_inside():
     """The title, axis labels and legend lie inside the saved figure (a one-line title ran past both edges)."""
     require_installed("sklearn", "matplotlib")
-    from focal import demo
+    from focal.commands import demo
 
     fig = demo.figure(demo.run(["numpy"], steps=5))
     fig.canvas.draw()
@@ -169,8 +169,8 @@ def test_the_bench_loop_times_the_first_steps_and_counts_compiles(monkeypatch):
     import json
 
     require_installed("torch", "torchvision")
-    from focal import _bench_loop
     from focal.backends import _torch_fused
+    from focal.commands import bench_loop as _bench_loop
 
     monkeypatch.setattr(_bench_loop, "STEPS", 3)
     monkeypatch.setattr(_torch_fused, "_plain_calls", 0)  # as in a fresh process

@@ -3,6 +3,7 @@ is one name, one version and one license."""
 
 from __future__ import annotations
 
+import ast
 import pathlib
 import re
 import subprocess
@@ -43,6 +44,35 @@ def test_numpy_call_loads_no_framework():
             "print(','.join(m for m in ('torch', 'jax', 'tensorflow', 'keras') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == ""
+
+
+COMMANDS = {"agree.py", "bench.py", "bench_loop.py", "demo.py", "frameworks.py", "main.py", "plot.py"}
+
+
+def _imports(path: pathlib.Path) -> set[str]:
+    """The modules a file imports, relative imports resolved against its package."""
+    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = package.rsplit(".", node.level - 1)[0] if node.level else ""
+            module = ".".join(part for part in (base, node.module or "") if part)
+            out |= {module} | {f"{module}.{alias.name}" for alias in node.names}
+    return out
+
+
+def test_the_library_and_the_commands_are_apart():
+    """The commands live in ``focal/commands/`` alone, and no module of the library imports from there."""
+    root_files = {p.name for p in (ROOT / "focal").glob("*.py")}
+    assert not {name.lstrip("_") for name in root_files} & COMMANDS, root_files
+    assert {p.name for p in (ROOT / "focal" / "commands").glob("*.py")} == COMMANDS | {"__init__.py"}
+    library = [p for p in (ROOT / "focal").rglob("*.py") if "commands" not in p.parts and p.name != "__main__.py"]
+    assert len(library) > 20
+    for path in library:
+        assert not [m for m in _imports(path) if m.startswith("focal.commands")], path
+    assert _imports(ROOT / "focal" / "__main__.py") >= {"focal.commands.main"}
 
 
 def _readme_commands(name: str = "setup") -> list[str]:

@@ -39,7 +39,7 @@ def _plot_name(src_uri: str, index: int) -> str:
 
 
 def on_files(files: Files, config: Any) -> Files:
-    from focal.__main__ import main
+    from focal.commands.main import main
 
     out = Path(tempfile.mkdtemp(prefix="focal-plots-"))
     for page in list(files.documentation_pages()):

@@ -15,7 +15,7 @@ import numpy as np
 
 import focal
 
-from ._frameworks import installed, to_numpy, value_and_grad
+from .frameworks import installed, to_numpy, value_and_grad
 
 
 def agree() -> float:

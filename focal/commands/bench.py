@@ -140,7 +140,7 @@ def _compiling() -> bool:
 
 def _plain(fn: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
     """``fn`` on our plain PyTorch path: what runs before the process compiles, and without a compiler."""
-    from .backends import _torch_fused as fused
+    from ..backends import _torch_fused as fused
 
     def run(x: Any, t: Any) -> Any:
         enabled, fused._enabled = fused._enabled, False

@@ -19,7 +19,7 @@ import numpy as np
 
 import focal
 
-from ._frameworks import Framework, installed, to_numpy, value_and_grad
+from .frameworks import Framework, installed, to_numpy, value_and_grad
 
 __all__ = ["Result", "imbalanced_digits", "minority_metrics", "run"]
 

@@ -1,0 +1,127 @@
+"""``python -m focal [agree | demo | plot]``.
+
+- ``agree`` (the default): one batch's sigmoid and softmax focal losses and gradients on every
+  installed backend, and their largest difference.
+- ``demo``: cross entropy against focal loss on imbalanced digits, trained on every installed
+  backend; a table and a precision-recall plot.
+- ``plot``: a PNG of loss and gradient against p_t for chosen variants and gammas.
+- ``bench``: time and memory of ours against every installed peer, one process per framework;
+  ``--loop`` adds a user's first 30 training steps, ``--no-compiler`` runs everything as without a compiler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+
+# what a command needs beyond focal itself, and the extra that installs it: {command: (extra, {module: package})}
+_NEEDS = {
+    "demo": ("demo", {"sklearn": "scikit-learn", "matplotlib": "matplotlib"}),
+    "plot": ("demo", {"matplotlib": "matplotlib"}),
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    from . import bench as _bench
+    from . import frameworks as _frameworks
+    from . import plot as _plot
+
+    parser = argparse.ArgumentParser(prog="python -m focal", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("agree", help="the same batch on every installed backend (the default)")
+    demo = commands.add_parser("demo", help="cross entropy vs focal loss on imbalanced digits, every backend")
+    demo.add_argument("--backend", action="append", choices=_frameworks.NAMES,
+                      help="train on this backend only (repeatable); default: every installed one")
+    demo.add_argument("--steps", type=int, default=500, help="full-batch Adam steps (default 500)")
+    demo.add_argument("--plot", default="focal-demo.png", help="where to write the precision-recall plot")
+    demo.add_argument("--no-plot", action="store_true", help="print the table only")
+    plot = commands.add_parser("plot", help="PNG of loss and gradient against p_t")
+    plot.add_argument("--variant", action="append", choices=sorted(_plot.VARIANTS),
+                      help="a variant to draw (repeatable); default sigmoid_focal_loss")
+    plot.add_argument("--gamma", action="append", type=float,
+                      help="a focusing parameter to draw (repeatable): γ, or the variant's own (γ+ of ASL, K of the "
+                           "soft-truncated loss, β of QFL, ε of Poly-1 CE); default 0, 0.5, 1, 2, 5 as the paper's "
+                           "Figure 1")
+    plot.add_argument("--out", default="focal-curves.png", help="the PNG to write")
+    bench = commands.add_parser("bench", help="time and memory against every installed peer")
+    bench.add_argument("--framework", action="append", choices=_bench.FRAMEWORKS,
+                       help="benchmark this framework (repeatable); default every installed one")
+    bench.add_argument("--device", default="cpu", help="cpu (default) or cuda / cuda:N")
+    bench.add_argument("--shape", action="append", choices=sorted(_bench.SHAPES),
+                       help="a named shape (repeatable); default the CPU ones, and the large ones on a GPU")
+    bench.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16", "float64"))
+    bench.add_argument("--variant", choices=("sigmoid", "softmax"), help="only the shapes of this variant")
+    bench.add_argument("--warmup", type=int, default=3)
+    bench.add_argument("--repeats", type=int, default=11)
+    bench.add_argument("--out", help="also write the report (markdown) here")
+    bench.add_argument("--no-compiler", action="store_true",
+                       help="as on a machine without a compiler: TORCHDYNAMO_DISABLE=1 in every child process")
+    bench.add_argument("--loop", action="store_true",
+                       help="also the first 30 training steps of the sigmoid loss, each in a fresh process")
+    bench.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    bench.add_argument("--loop-child", help=argparse.SUPPRESS)
+    return parser
+
+
+def _importable(module: str) -> bool:
+    if module in sys.modules:
+        return sys.modules[module] is not None
+    return importlib.util.find_spec(module) is not None
+
+
+def _missing(args: argparse.Namespace) -> str | None:
+    """What to install for this command, where something it needs is missing: a sentence naming the extra."""
+    extra, modules = _NEEDS.get(args.command or "", ("", {}))
+    needed = {m: package for m, package in modules.items()
+              if not (m == "matplotlib" and getattr(args, "no_plot", False))}
+    missing = [package for m, package in needed.items() if not _importable(m)]
+    if not missing:
+        return None
+    return (f"python -m focal {args.command} needs {' and '.join(missing)}, which "
+            f"{'is' if len(missing) == 1 else 'are'} not installed: pip install \"focal-losses[{extra}]\"")
+
+
+def main(argv: list[str]) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter hides the table
+    args = _parser().parse_args(argv)
+    missing = _missing(args)
+    if missing is not None:
+        print(missing, file=sys.stderr)
+        return 2
+    if args.command in (None, "agree"):
+        from .agree import agree
+
+        agree()
+    elif args.command == "demo":
+        from . import demo
+
+        results = demo.run(args.backend, steps=args.steps)
+        print(demo.table(results))
+        if not args.no_plot:
+            demo.plot(results, args.plot)
+            print(f"precision-recall curves: {args.plot}")
+    elif args.command == "bench":
+        from . import bench as _bench
+        from . import bench_loop as _bench_loop
+
+        if args.child:
+            print(_bench.child(args.framework[0], args.device, args.shape, args.dtype, args.warmup, args.repeats))
+        elif args.loop_child:
+            print(_bench_loop.child(args.loop_child))
+        else:
+            report = _bench.run(args.framework, args.device, args.shape, args.dtype, args.warmup, args.repeats,
+                                args.variant, args.no_compiler)
+            if args.loop:
+                report += "\n\n" + _bench_loop.run(args.no_compiler)
+            print(report)
+            if args.out:
+                with open(args.out, "w") as out:
+                    out.write(report + "\n")
+    else:
+        from .plot import DEFAULT_GAMMAS, plot
+
+        path = plot(args.out, args.variant or ("sigmoid_focal_loss",), args.gamma or DEFAULT_GAMMAS)
+        print(f"loss and gradient against p_t: {path}")
+    return 0
