@@ -49,18 +49,16 @@ def hessian_table() -> list[str]:
     import jax.numpy as jnp
     import test_hessians as th
 
-    import focal
-
     rows = ["| dtype | x64 | cases x targets | finite | largest error / scale | case |", "|---|---|---|---|---|---|"]
     for dtype in ("float32", "float64"):
         jax.config.update("jax_enable_x64", dtype == "float64")
         worst, where, count, finite = 0.0, "", 0, True
         for case, fn, params, kind in th._losses():
-            x = th.X + th.HARD_TRUNCATION_SHIFT if fn is focal.hard_truncated_loss else th.X
+            x = th.logits_for(fn)
             hessian_of = jax.jit(jax.hessian(lambda v, y, fn=fn, params=params: fn(v, y, **params)))
             for name, t in th.TARGETS[kind].items():
-                y = jnp.asarray(t) if t.dtype.kind == "i" else jnp.asarray(t, dtype=dtype)
-                got = np.asarray(hessian_of(jnp.asarray(x, dtype=dtype), y), dtype=np.float64).reshape(x.size, -1)
+                got = np.asarray(hessian_of(jnp.asarray(x, dtype=dtype), th.targets_as(jnp, t, dtype)),
+                                 dtype=np.float64).reshape(x.size, -1)
                 finite = finite and bool(np.isfinite(got).all())
                 error = _relative(got, th._central_differences(fn, params, x, t))
                 worst, where = max((worst, where), (error, f"{case} {name}"))

@@ -80,6 +80,16 @@ def _losses() -> list[tuple[str, object, dict, str]]:
 CASES = [pytest.param(fn, params, TARGETS[kind], id=case) for case, fn, params, kind in _losses()]
 
 
+def logits_for(fn) -> np.ndarray:
+    """X, moved off the hard truncation's kink for that loss."""
+    return X + HARD_TRUNCATION_SHIFT if fn is focal.hard_truncated_loss else X
+
+
+def targets_as(jnp, t: np.ndarray, dtype: str):
+    """Class indices stay integers; every other target takes the logits' dtype."""
+    return jnp.asarray(t) if t.dtype.kind == "i" else jnp.asarray(t, dtype=dtype)
+
+
 def _central_differences(fn, params, x: np.ndarray, t: np.ndarray, step: float = 1e-5) -> np.ndarray:
     """The Hessian of the mean loss as central differences of its analytic gradient, in float64."""
     grad = focal.value_and_grad(fn)
@@ -100,11 +110,11 @@ def test_hessian_finite_and_equal_to_central_differences(fn, params, targets, dt
     """Hard and soft targets (where the loss takes both), each against its own central differences."""
     jax, jnp = import_or_skip("jax"), import_or_skip("jax.numpy")
     assert jnp.zeros(1, dtype=dtype).dtype == dtype, "x64 is on for float64 only (tests/conftest.py)"
-    x = X + HARD_TRUNCATION_SHIFT if fn is focal.hard_truncated_loss else X
+    x = logits_for(fn)
     hessian_of = jax.jit(jax.hessian(lambda v, y: fn(v, y, **params)))  # one compile for targets of one dtype
     for name, t in targets.items():
-        y = jnp.asarray(t) if t.dtype.kind == "i" else jnp.asarray(t, dtype=dtype)
-        hessian = np.asarray(hessian_of(jnp.asarray(x, dtype=dtype), y), dtype=np.float64).reshape(x.size, x.size)
+        hessian = np.asarray(hessian_of(jnp.asarray(x, dtype=dtype), targets_as(jnp, t, dtype)),
+                             dtype=np.float64).reshape(x.size, x.size)
         assert np.isfinite(hessian).all(), (name, np.argwhere(~np.isfinite(hessian)))
         expected = _central_differences(fn, params, x, t)
         assert_close(hessian, expected, 1e-6 if dtype == "float64" else 2e-3, f"Hessian, {name} targets")

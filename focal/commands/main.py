@@ -1,4 +1,4 @@
-"""``python -m focal [agree | demo | plot]``.
+"""``python -m focal [agree | demo | plot | bench]``.
 
 - ``agree`` (the default): one batch's sigmoid and softmax focal losses and gradients on every
   installed backend, and their largest difference.
