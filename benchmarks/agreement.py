@@ -26,10 +26,19 @@ def _rel(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), 1e-300))
 
 
+def _jax_x64(on: bool) -> None:
+    if any(lib.name == "jax" for lib in LIBS):
+        import jax
+
+        jax.config.update("jax_enable_x64", on)
+
+
 def main() -> None:
     numpy_lib = Lib()
     worst: dict[tuple[str, str], tuple[float, str]] = defaultdict(lambda: (0.0, ""))
     for dtype in ("float64", "float32"):
+        # JAX as its users run it: x64 off (its default) in float32, on for float64 (tests/conftest.py does the same)
+        _jax_x64(dtype == "float64")
         for case in CASES:
             value, grad = (np.asarray(a, dtype=np.float64) for a in Run(case, numpy_lib, dtype).value_and_grad())
             for lib in LIBS:
