@@ -197,3 +197,69 @@ def test_the_device_check_dry_run_lists_what_it_would_run():
     assert any("-m focal bench --device cuda" in line and "segmentation-large" in line for line in lines), lines
     cases = int(lines[-1].rsplit(":", 1)[1])
     assert (cases > 0) == any(lib.device != "cpu" for lib in LIBS), lines
+
+
+def _matrix_cells(mode: str, names: list[str] | None) -> list:
+    """``bench --matrix``'s child for ``mode``, in this process, on a sliver of the data (one timed round)."""
+    import json
+
+    from focal.commands import matrix
+
+    return [matrix.Cell(**c) for c in json.loads(matrix.child(mode, names, scale=0.002, warmup=0, repeats=1))]
+
+
+@pytest.mark.parametrize(("mode", "module", "names"), [
+    ("torch eager", "torch", None), ("numpy", "numpy", None),
+    # every case with a peer, and one of each data kind: a compile per implementation makes all of them minutes
+    ("jax.jit", "jax", ["sigmoid_focal", "γ=0.5", "quality", "asymmetric", "softmax_focal", "label_smoothing",
+                        "probability", "from_logits", "ignore_index", "poly1_cross", "tversky", "distribution"]),
+    ("tf.function", "tensorflow", ["sigmoid_focal", "γ=0.5", "quality", "asymmetric", "softmax_focal",
+                                   "label_smoothing", "probability", "from_logits", "ignore_index", "tversky",
+                                   "distribution"]),
+])
+def test_the_matrix_runs_every_case_against_its_floor_and_peer(mode, module, names):
+    """Each cell of ``python -m focal bench --matrix`` runs ours, the framework's cross entropy and the peer: no
+    error, positive times and ratios, and the peers the docs name (times are the bench's, never asserted)."""
+    require_installed(module)
+    from focal.commands import matrix
+
+    cells = _matrix_cells(mode, names)
+    assert [c.case for c in cells] == [c.name for c in matrix.select(names)]
+    for cell in cells:
+        assert cell.error is None, cell
+        assert cell.ours_ms > 0 and cell.floor_ms > 0 and cell.vs_floor > 0 and cell.fwd_vs_floor > 0, cell
+        assert (cell.vs_peer is None) == (cell.peer is None), cell
+    peers = {c.case: c.peer for c in cells}
+    expected = {"torch eager": {"sigmoid_focal_loss": "torchvision", "softmax_focal_loss": "kornia",
+                                "distribution_focal_loss": "ultralytics DFLoss",
+                                "asymmetric_loss": "timm AsymmetricLossMultiLabel",
+                                "softmax label_smoothing=0.1": "naive formula"},
+                "jax.jit": {"sigmoid_focal_loss": "optax", "poly1_cross_entropy": "optax",
+                            "focal_tversky_loss": "naive formula"},
+                "tf.function": {"sigmoid_focal_loss": "Keras BinaryFocalCrossentropy",
+                                "softmax label_smoothing=0.1": "Keras CategoricalFocalCrossentropy"},
+                "numpy": {}}[mode]
+    installed = {"torchvision": "torchvision", "kornia": "kornia", "ultralytics DFLoss": "ultralytics",
+                 "timm AsymmetricLossMultiLabel": "timm", "optax": "optax", "naive formula": "numpy",
+                 "Keras BinaryFocalCrossentropy": "keras", "Keras CategoricalFocalCrossentropy": "keras"}
+    import importlib.util
+
+    for case, peer in expected.items():
+        if importlib.util.find_spec(installed[peer]) is not None:
+            assert peers[case] == peer, (case, peers[case])
+
+
+def test_a_matrix_cell_says_which_targets_it_misses():
+    """The targets of issue 21, per cell: a compiler's 1.5x and the plain path's 2.0x of the floor, 1.5x forward,
+    1x the peer, memory no more than the peer's."""
+    from focal.commands.matrix import Cell, _ratio, _rounds
+
+    assert Cell("c", "jax.jit", vs_floor=1.4, fwd_vs_floor=1.5, vs_peer=1.0).misses() == []
+    assert Cell("c", "torch eager", vs_floor=1.9).misses() == []
+    assert Cell("c", "jax.jit", vs_floor=1.9).misses() == ["fwd+bwd 1.90x floor > 1.5"]
+    assert Cell("c", "numpy", vs_floor=2.5, fwd_vs_floor=1.6, vs_peer=1.2, ours_mib=40.0, peer_mib=20.0).misses() == [
+        "fwd+bwd 2.50x floor > 2.0", "fwd 1.60x floor > 1.5", "1.20x peer", "memory 40 > peer's 20 MiB"]
+    calls: list[str] = []
+    times = _rounds([lambda: calls.append("a"), lambda: calls.append("b")], warmup=1, repeats=3)
+    assert calls == ["a", "b", "a", "b", "b", "a", "a", "b"] and [len(t) for t in times] == [3, 3]
+    assert _ratio([2.0, 9.0, 3.0], [1.0, 3.0, 1.0]) == 3.0  # the median of the rounds' ratios (2, 3, 3)

@@ -53,16 +53,34 @@ def _parser() -> argparse.ArgumentParser:
                        help="a named shape (repeatable); default the CPU ones, and the large ones on a GPU")
     bench.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16", "float64"))
     bench.add_argument("--variant", choices=("sigmoid", "softmax"), help="only the shapes of this variant")
-    bench.add_argument("--warmup", type=int, default=3)
-    bench.add_argument("--repeats", type=int, default=11)
+    bench.add_argument("--warmup", type=int, help="calls before timing (default 3; --matrix 2)")
+    bench.add_argument("--repeats", type=int, help="timed calls (default 11; --matrix 5)")
     bench.add_argument("--out", help="also write the report (markdown) here")
     bench.add_argument("--no-compiler", action="store_true",
                        help="as on a machine without a compiler: TORCHDYNAMO_DISABLE=1 in every child process")
     bench.add_argument("--loop", action="store_true",
                        help="also the first 30 training steps of the sigmoid loss, each in a fresh process")
+    bench.add_argument("--matrix", action="store_true",
+                       help="every loss and main option on every framework mode, against the framework's own cross "
+                            "entropy and the peer (benchmarks/README.md)")
+    bench.add_argument("--case", action="append", help="--matrix: the cases whose name holds this (repeatable)")
+    bench.add_argument("--mode", action="append", choices=list(_matrix_modes()),
+                       help="--matrix: this framework mode only (repeatable); default every installed one")
+    bench.add_argument("--scale", type=float, default=1.0,
+                       help="--matrix: this fraction of the default rows (65536 anchors, 2x256x512 pixels)")
+    bench.add_argument("--memory", action="store_true", help="--matrix: also peak memory (a second process per mode)")
+    bench.add_argument("--heatmap", help="--matrix: also draw the ratios into this PNG (needs matplotlib)")
+    bench.add_argument("--json", help="--matrix: also write the cells here")
+    bench.add_argument("--matrix-child", help=argparse.SUPPRESS)
     bench.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     bench.add_argument("--loop-child", help=argparse.SUPPRESS)
     return parser
+
+
+def _matrix_modes() -> tuple[str, ...]:
+    from .matrix_frameworks import MODES
+
+    return tuple(MODES)
 
 
 def _importable(module: str) -> bool:
@@ -106,22 +124,52 @@ def main(argv: list[str]) -> int:
         from . import bench as _bench
         from . import bench_loop as _bench_loop
 
+        if args.matrix or args.matrix_child:
+            return _matrix(args)
+        warmup, repeats = (3 if args.warmup is None else args.warmup), (11 if args.repeats is None else args.repeats)
         if args.child:
-            print(_bench.child(args.framework[0], args.device, args.shape, args.dtype, args.warmup, args.repeats))
+            print(_bench.child(args.framework[0], args.device, args.shape, args.dtype, warmup, repeats))
         elif args.loop_child:
             print(_bench_loop.child(args.loop_child))
         else:
-            report = _bench.run(args.framework, args.device, args.shape, args.dtype, args.warmup, args.repeats,
+            report = _bench.run(args.framework, args.device, args.shape, args.dtype, warmup, repeats,
                                 args.variant, args.no_compiler)
             if args.loop:
                 report += "\n\n" + _bench_loop.run(args.no_compiler)
-            print(report)
-            if args.out:
-                with open(args.out, "w") as out:
-                    out.write(report + "\n")
+            _report(report, args.out)
     else:
         from .plot import DEFAULT_GAMMAS, plot
 
         path = plot(args.out, args.variant or ("sigmoid_focal_loss",), args.gamma or DEFAULT_GAMMAS)
         print(f"loss and gradient against p_t: {path}")
     return 0
+
+
+def _report(report: str, out: str | None) -> None:
+    print(report)
+    if out:
+        with open(out, "w") as file:
+            file.write(report + "\n")
+
+
+def _matrix(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+
+    from . import matrix
+
+    warmup, repeats = (2 if args.warmup is None else args.warmup), (5 if args.repeats is None else args.repeats)
+    if args.matrix_child:
+        print(matrix.child(args.matrix_child, args.case, args.scale, warmup, repeats))
+        return 0
+    cells, failures = matrix.measure(args.mode, args.case, args.scale, warmup, repeats, args.memory)
+    report = matrix.markdown(cells, args.scale)
+    if failures:
+        report += "\n\n## Modes that failed\n\n```\n" + "\n".join(failures) + "\n```\n"
+    _report(report, args.out)
+    if args.json:
+        with open(args.json, "w") as file:
+            json.dump([dataclasses.asdict(c) for c in cells], file, indent=1)
+    if args.heatmap and cells:
+        print(f"heat map: {matrix.heatmap(cells, args.heatmap)}")
+    return 1 if failures else 0
