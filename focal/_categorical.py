@@ -29,7 +29,7 @@ from . import _checks
 from ._gamma import check_gamma
 from ._hyper import Partials, Slot, bind, given_as_vector, is_vector, is_zero, take_partials
 from ._kernel import FromProbabilities, Grads, Wanted, broadcast_vjp, expand
-from ._numerics import log1mexp, softmax, softmax_parts, tiny
+from ._numerics import softmax, softmax_parts, tiny
 from ._plan import Call, LossPlan
 from .backends._base import Array
 
@@ -221,6 +221,12 @@ class TargetKernel:
             out.append(row)
         return tuple(out)
 
+    def value(self, xp: Any, z: Array, aux: tuple[Array, ...], params: tuple[Array, ...]) -> Array:
+        (labels,) = aux
+        spec = bind(self.spec, params)
+        rows = self.parts(xp, z, labels, spec)
+        return self.masks(xp, rows.labels, rows.in_range, self.terms(xp, rows.terms, spec.params).f)[0]
+
     def forward(self, xp: Any, z: Array, aux: tuple[Array, ...], params: tuple[Array, ...],
                 wanted: Wanted) -> tuple[Array, tuple[Array, ...]]:
         (labels,) = aux
@@ -245,9 +251,8 @@ class TargetKernel:
 
 def _log_others(xp: Any, shifted: Array, dominant: Array, axis: int) -> Array:
     """``log Σ_{j ≠ d} exp(z_j − m)`` over the classes other than the row's dominant one, by its own
-    log-sum-exp: ``log(1 − p_d)`` from it does not underflow (``log1mexp(log p_d)`` floors at
-    ``log(tiny)``, −87 in float32, once ``1 − p_d`` is below the smallest normal). Rows with no
-    other class (one class, or the others left out by ``where``) give ``log(tiny)``, the floor of v."""
+    log-sum-exp (per row, keepdims): ``log(1 − p_d)`` from it does not floor at ``log(tiny)`` (−87 in float32)
+    once ``1 − p_d`` is below the smallest normal. A row without a dominant class gives ``log(1 + s)``."""
     others = xp.where(dominant, -math.inf, shifted)
     top = xp.max(others, axis=axis, keepdims=True)
     top = xp.where(xp.isfinite(top), top, 0.0)
@@ -258,42 +263,72 @@ def _log_others(xp: Any, shifted: Array, dominant: Array, axis: int) -> Array:
 @dataclass(frozen=True)
 class ClassKernel:
     """Dense targets (probabilities, one-hot, label-smoothed): ``L = Σ_c f_c(u_c, v_c)`` per row. The targets
-    are the kernel's ``targets`` slot: their gradient is the terms' ``∂f_c/∂y_c``."""
+    are the kernel's ``targets`` slot: their gradient is the terms' ``∂f_c/∂y_c``.
+
+    With ``m`` the row's maximum and ``s = Σ exp(z − m)`` over every class but one maximum (``softmax_parts``):
+    ``p = exp(z − m)/(1 + s)``; ``log(1 − p) = log1p(−p)`` where p <= 1/2 (nothing cancels) and
+    ``log(s/(1 + s))`` for a dominant class (p > 1/2), exact as ``p → 1``, where ``1 − p`` is ``s/(1 + s)``.
+    The gradient (module doc) in one reduction over the classes beside ``Σ A``: ``S = Σ_c (E'_c − A_c)`` with
+    ``E'`` the E of every class but a dominant one (p > 1/2; at most one per row), whose ``E = B p/(1 − p)``
+    may overflow; its share ``p_j E_dom`` of the others' gradient is ``B_dom p_dom exp(u_j − v_dom)`` instead.
+    A loss whose terms read ``log(1 − p)`` as a loss term (``terms.reads_log1m_p``) gets the dominant class's
+    past the smallest normal, from the others' own log-sum-exp (one more pass).
+    """
 
     terms: TermsFn
     spec: SoftmaxSpec
     targets: Slot
 
-    def forward(self, xp: Any, z: Array, aux: tuple[Array, ...], params: tuple[Array, ...],
-                wanted: Wanted) -> tuple[Array, tuple[Array, ...]]:
+    def _terms(self, xp: Any, z: Array, params: tuple[Array, ...]) -> tuple[TermsOut, Terms, Array, Array]:
+        """The terms, the per-class quantities they were given, the dominant classes and ``log(1 − p_dom)``."""
         y = params[self.targets.index]
         spec = bind(self.spec, params)
         axis = spec.axis
-        shifted, _, log_total = softmax_parts(xp, z, axis)
+        shifted, exps, log_total = softmax_parts(xp, z, axis)
         log_p = shifted - log_total
-        dominant = log_p > -math.log(2.0)  # p > 1/2: at most one class per row
-        v = xp.where(dominant, _log_others(xp, shifted, dominant, axis) - log_total, log1mexp(xp, log_p))
-        p, one_minus_p = xp.exp(log_p), xp.exp(v)
+        p = exps * xp.exp(-log_total)
+        del exps
+        # log(s/(1 + s)) per row, from the row's s = expm1(log_total)
+        v_max = xp.log(xp.maximum(xp.expm1(log_total), tiny(xp, z))) - log_total
+        dominant = p > 0.5  # at most one class per row; as the terms test it (negatives_terms), to the last bit
+        # the dominant class's 1 − p is s/(1 + s) (a unique maximum: s has the others' exps alone, so its
+        # derivatives are theirs, where a tie's constant would have none); the branch not taken stays finite for
+        # JAX's Hessian (p = 1 would give log1p(-1))
+        v = xp.where(dominant, v_max, xp.log1p(-xp.where(dominant, 0.0, p)))
+        if getattr(self.terms, "reads_log1m_p", False):
+            # a loss term of log(1 − p) itself: the dominant class's, below the smallest normal too
+            v_max = _log_others(xp, shifted, dominant, axis) - log_total
+            v = xp.where(dominant, v_max, v)
+        one_minus_p = xp.exp(v)
         alpha: Any = 1.0 if spec.alpha is None else spec.alpha
         alpha = _along(xp, alpha, axis, z.ndim) if is_vector(alpha) else alpha
         weight = y if spec.alpha is None else y * alpha
         gamma = _along(xp, spec.gamma, axis, z.ndim) if is_vector(spec.gamma) else spec.gamma
         t = Terms(u=log_p, v=v, p=p, one_minus_p=one_minus_p, weight=weight, target=y, alpha=alpha, gamma=gamma, z=z)
-        f, a, b, e, d, partials = self.terms(xp, t, spec.params)
-        grad = a * one_minus_p - p * (xp.sum(a, axis=axis, keepdims=True) - a)
+        return self.terms(xp, t, spec.params), t, dominant, v_max
+
+    def value(self, xp: Any, z: Array, aux: tuple[Array, ...], params: tuple[Array, ...]) -> Array:
+        return xp.sum(self._terms(xp, z, params)[0].f, axis=self.spec.axis)
+
+    def forward(self, xp: Any, z: Array, aux: tuple[Array, ...], params: tuple[Array, ...],
+                wanted: Wanted) -> tuple[Array, tuple[Array, ...]]:
+        (f, a, b, e, d, partials), t, dominant, v_max = self._terms(xp, z, params)
+        axis, p, log_p = self.spec.axis, t.p, t.u
+        loss = xp.sum(f, axis=axis)
+        del f
+        if _absent(b) and _absent(e):
+            grad = a - p * xp.sum(a, axis=axis, keepdims=True)
+        else:
+            e_others = xp.where(dominant, 0.0, e)
+            total = xp.sum(e_others - a, axis=axis, keepdims=True)
+            b_p_dom = xp.sum(xp.where(dominant, b * p, 0.0), axis=axis, keepdims=True)
+            # u_j − v_dom <= 0 below a dominant class (p_j <= 1 − p_dom); in a row without one b_p_dom is 0 and
+            # u_j − v_max <= ln 2, so nothing overflows. A where, not a clamp, at the dominant class itself
+            from_dominant = b_p_dom * xp.exp(xp.where(dominant, 0.0, log_p - v_max))
+            grad = a + p * (total - b - e_others) + xp.where(dominant, 0.0, from_dominant)
         if d is not None:
             grad = grad + d
-        if not (_absent(b) and _absent(e)):
-            # grad_j += p_j (Σ_{c≠j} E_c − B_j). At most one class per row has p > 1/2; its E = B p/(1 − p)
-            # overflows once 1 − p underflows (a logit gap beyond ~87 in float32), so its share of the
-            # others' sums is taken as p_j E_dom = B_dom p_dom exp(u_j − v_dom), which stays finite
-            rest = xp.sum(xp.where(dominant, 0.0, e), axis=axis, keepdims=True)
-            b_p_dom = xp.sum(xp.where(dominant, b * p, 0.0), axis=axis, keepdims=True)
-            v_dom = xp.sum(xp.where(dominant, v, 0.0), axis=axis, keepdims=True)
-            # 0 in rows without one; a where, not a clamp at 0, which two classes (p_j = 1 − p_dom) would reach
-            from_dominant = b_p_dom * xp.exp(xp.where(dominant, 0.0, log_p - v_dom))
-            grad = grad + xp.where(dominant, p * (rest - b), p * (rest - e - b) + from_dominant)
-        return xp.sum(f, axis=axis), (grad, *take_partials(partials, wanted))
+        return loss, (grad, *take_partials(partials, wanted))
 
     def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array, wanted: Wanted, *,
             consume: bool = False) -> Grads:
@@ -445,7 +480,9 @@ def _smoothed_onehot(call: Call, labels: Array, valid: Array | None, axis: int, 
     labels outside [0, C) that could not be ``checked`` are NaN."""
     xp = call.xp
     onehot = _onehot(xp, labels, axis, classes, len(call.shape))
-    dense = xp.astype(onehot, call.dtype) * (1.0 - smoothing) + smoothing / classes
+    dense = xp.astype(onehot, call.dtype)
+    if not is_zero(smoothing):
+        dense = dense * (1.0 - smoothing) + smoothing / classes
     if valid is not None:
         dense = dense * xp.astype(xp.expand_dims(valid, axis=axis), call.dtype)
     if not checked:

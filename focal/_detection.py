@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from . import _checks
 from ._binary import QualitySpec, VarifocalSpec, plan_binary, quality_focal_kernel, varifocal_kernel
-from ._categorical import prepare_softmax
+from ._categorical import _at_labels, _onehot
 from ._docs import document
+from ._hyper import TARGETS, Slot, take_partials
+from ._kernel import FromProbabilities, Grads, Wanted, broadcast_vjp
+from ._numerics import softmax_parts
 from ._plan import Call, LossPlan, plans
-from ._softmax import FocalTerms, focal_terms
 from .backends._base import Array
 
 
@@ -134,14 +137,68 @@ def _plan_dfl(logits: Array, targets: Array, *, axis: Any, reduction: str, weigh
         raise TypeError(f"targets must be floating (or integer) distances, got {targets.dtype}")
     y = call.within("targets", call.cast(targets), 0.0, bins - 1.0,
                     f"distances in [0, {bins - 1}] (logits have {bins} bins along axis={axis})")
-    # the segment [y_i, y_i + 1] that holds y, the last one closed at n: at y = n the two-hot is (0, 1) on bins
-    # n − 1, n, so the gradient w.r.t. y (the framework's, through the two-hot) is the left derivative there
-    low = xp.minimum(xp.floor(xp.where(xp.isnan(y), 0.0, y)), float(max(bins - 2, 0)))
-    shape = [1] * len(call.shape)
-    shape[axis] = bins
-    grid = xp.reshape(xp.arange(bins, dtype=call.dtype, device=call.device), tuple(shape))
-    low_e, frac = xp.expand_dims(low, axis=axis), xp.expand_dims(y - low, axis=axis)
-    two_hot = xp.where(grid == low_e, 1.0 - frac, 0.0) + xp.where(grid == low_e + 1.0, frac, 0.0)
-    sc = prepare_softmax(logits, two_hot, axis=axis, alpha=None, reduction=reduction, weight=weight,
-                         normalizer=normalizer)
-    return sc.plan(focal_terms, FocalTerms(), from_logits=from_logits)
+    kernel: Any = DistributionKernel(axis, bins, call.target_slot(y, view=_along_axis(tuple(y.shape), axis)))
+    if not from_logits:
+        kernel = FromProbabilities(kernel, "softmax")
+    return LossPlan(call, kernel, aux=(), loss_shape=row_shape)
+
+
+def _index_dtype(xp: Any) -> Any:
+    """The namespace's default index dtype (int32 in JAX without x64); int64 where it has no inspection API."""
+    info = getattr(xp, "__array_namespace_info__", None)
+    return xp.int64 if info is None else info().default_dtypes()["indexing"]
+
+
+def _along_axis(shape: tuple[int, ...], axis: int) -> tuple[int, ...]:
+    """``shape`` with a length-1 axis at ``axis`` (of the result)."""
+    axis = axis % (len(shape) + 1)
+    return (*shape[:axis], 1, *shape[axis:])
+
+
+@dataclass(frozen=True)
+class DistributionKernel:
+    """DFL on the integer-label path: ``L = LSE(z) − (w_l z_l + w_r z_r)`` with ``l = ⌊y⌋`` (``n − 1`` at
+    ``y = n``), ``r = l + 1``, ``w_r = y − l``, ``w_l = 1 − w_r``: two gathers per row, no two-hot. The gradient
+    is ``softmax(z)`` less ``w_l`` at l and ``w_r`` at r (two scatters); the distances' is ``z_l − z_r``, that of
+    the segment holding y. ``LSE(z) − z_l`` is ``log1p(s) − (z_l − m)`` (``softmax_parts``): no cancellation
+    between two large numbers."""
+
+    axis: int
+    bins: int
+    targets: Slot
+
+    def _parts(self, xp: Any, z: Array, y: Array) -> tuple[Array, ...]:
+        """The left bin (with a class axis), the right weight, ``softmax_parts``' three and the loss per row."""
+        axis = self.axis
+        # the segment [l, l + 1] that holds y, the last one closed at n; a NaN distance (traced, outside [0, n])
+        # reads bin 0 and stays NaN through its weight
+        low = xp.minimum(xp.floor(xp.where(xp.isnan(y), 0.0, y)), float(max(self.bins - 2, 0)))
+        right = xp.expand_dims(y - low, axis=axis)
+        index = xp.expand_dims(xp.astype(low, _index_dtype(xp)), axis=axis)
+        shifted, exps, log_total = softmax_parts(xp, z, axis)
+        z_l = xp.take_along_axis(shifted, index, axis=axis)
+        z_r = xp.take_along_axis(shifted, index + 1, axis=axis)
+        loss = xp.squeeze(log_total - (z_l + right * (z_r - z_l)), axis=axis)
+        return index, right, exps, log_total, z_l - z_r, loss
+
+    def value(self, xp: Any, z: Array, aux: tuple[Array, ...], params: tuple[Array, ...]) -> Array:
+        return self._parts(xp, z, params[self.targets.index])[-1]
+
+    def forward(self, xp: Any, z: Array, aux: tuple[Array, ...], params: tuple[Array, ...],
+                wanted: Wanted) -> tuple[Array, tuple[Array, ...]]:
+        axis = self.axis
+        index, right, exps, log_total, left_less_right, loss = self._parts(xp, z, params[self.targets.index])
+        p = exps
+        p *= xp.exp(-log_total)
+        p_l = xp.take_along_axis(p, index, axis=axis)
+        p_r = xp.take_along_axis(p, index + 1, axis=axis)
+        grad = p
+        for at, value in ((index, p_l - (1.0 - right)), (index + 1, p_r - right)):
+            onehot = None if hasattr(xp, "set_along_axis") else _onehot(xp, xp.squeeze(at, axis=axis), axis,
+                                                                         self.bins, z.ndim)
+            grad = _at_labels(xp, grad, at, onehot, value, axis, overwrite=True)
+        return loss, (grad, *take_partials({TARGETS: lambda: left_less_right}, wanted))
+
+    def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array, wanted: Wanted, *,
+            consume: bool = False) -> Grads:
+        return broadcast_vjp(xp, residuals, cotangent, wanted, self.axis, consume=consume)

@@ -11,6 +11,10 @@ has checked is a fresh array of the logits' shape that it will never read again.
 these two into their autodiff (JAX derives its JVP by transposing the VJP, so forward mode and
 ``jax.hessian`` work too); ``value_and_grad`` calls them directly. Kernels are frozen dataclasses:
 hashable, so JAX takes them as static arguments.
+
+A kernel may also have ``value(xp, logits, aux, params) -> out``, the loss alone: what the backends run where
+no gradient is wanted (:func:`value_of`; validation, ``torch.no_grad()``, JAX's primal, TF without a tape), so an
+eager forward does not compute a gradient it throws away.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ._hyper import Slot, bind, reduce_partials, take_partials
+from ._hyper import Slot, bind, no_grads, reduce_partials, take_partials
 
 Array = Any
 Wanted = tuple[Slot | None, ...]
@@ -33,6 +37,14 @@ class Kernel(Protocol):
 
     def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array, wanted: Wanted, *,
             consume: bool = False) -> Grads: ...
+
+
+def value_of(kernel: Any, xp: Any, logits: Array, aux: tuple[Array, ...], params: tuple[Array, ...]) -> Array:
+    """The kernel's loss alone: its ``value`` where it has one, else its forward's output."""
+    value = getattr(kernel, "value", None)
+    if value is not None:
+        return value(xp, logits, aux, params)
+    return kernel.forward(xp, logits, aux, params, no_grads(len(params)))[0]
 
 
 @dataclass(frozen=True)
@@ -108,17 +120,26 @@ class FromProbabilities:
     def forward(self, xp: Any, probs: Array, aux: tuple[Array, ...], params: tuple[Array, ...],
                 wanted: Wanted) -> tuple[Array, tuple[Array, ...]]:
         eps = float(xp.finfo(probs.dtype).eps)
-        # outside [0, 1] is an error eagerly (LossPlan); traced, it must show as NaN, not be clipped away
-        clipped = xp.where((probs < 0.0) | (probs > 1.0), math.nan, xp.clip(probs, eps, 1.0 - eps))
+        clipped = self._clipped(xp, probs)
         inside = (probs >= eps) & (probs <= 1.0 - eps)
-        if self.link == "sigmoid":
-            logits = xp.log(clipped) - xp.log1p(-clipped)
-            dlogits_dprobs = 1.0 / (clipped * (1.0 - clipped))
-        else:
-            logits = xp.log(clipped)
-            dlogits_dprobs = 1.0 / clipped
-        out, residuals = self.kernel.forward(xp, logits, aux, params, wanted)
+        sigmoid = self.link == "sigmoid"
+        dlogits_dprobs = 1.0 / (clipped * (1.0 - clipped)) if sigmoid else 1.0 / clipped
+        out, residuals = self.kernel.forward(xp, self._logits(xp, clipped), aux, params, wanted)
         return out, residuals + (xp.where(inside, dlogits_dprobs, 0.0),)
+
+    def value(self, xp: Any, probs: Array, aux: tuple[Array, ...], params: tuple[Array, ...]) -> Array:
+        return value_of(self.kernel, xp, self._logits(xp, self._clipped(xp, probs)), aux, params)
+
+    @staticmethod
+    def _clipped(xp: Any, probs: Array) -> Array:
+        eps = float(xp.finfo(probs.dtype).eps)
+        # outside [0, 1] is an error eagerly (LossPlan); traced, it must show as NaN, not be clipped away
+        return xp.where((probs < 0.0) | (probs > 1.0), math.nan, xp.clip(probs, eps, 1.0 - eps))
+
+    def _logits(self, xp: Any, clipped: Array) -> Array:
+        if self.link == "sigmoid":
+            return xp.log(clipped) - xp.log1p(-clipped)
+        return xp.log(clipped)
 
     def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array, wanted: Wanted, *,
             consume: bool = False) -> Grads:
@@ -144,6 +165,9 @@ class Summed:
                 wanted: Wanted) -> tuple[Array, tuple[Array, ...]]:
         out, residuals = self.kernel.forward(xp, logits, aux, params, wanted)
         return xp.sum(out), residuals
+
+    def value(self, xp: Any, logits: Array, aux: tuple[Array, ...], params: tuple[Array, ...]) -> Array:
+        return xp.sum(value_of(self.kernel, xp, logits, aux, params))
 
     def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array, wanted: Wanted, *,
             consume: bool = False) -> Grads:

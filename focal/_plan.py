@@ -146,12 +146,13 @@ class Call:
         self.slots.append(slot)
         return slot
 
-    def target_slot(self, y: Array) -> Slot:
+    def target_slot(self, y: Array, view: tuple[int, ...] = ()) -> Slot:
         """Float targets ``y`` (as the kernel reads them, checked and cast) as an input of the kernel with a
         gradient: the kernel gives ``∂loss/∂y`` beside ``∂loss/∂x`` where it is asked for (a target that requires a
         gradient, ``jax.grad`` w.r.t. the targets, a tape watching them), and the framework's autodiff carries it
-        back through whatever made ``y`` from the targets given (a cast, label smoothing, a two-hot)."""
-        return self._slot(TARGETS, y, True)
+        back through whatever made ``y`` from the targets given (a cast, label smoothing, a two-hot). ``view``: the
+        shape the kernel's partial has (``y``'s own by default)."""
+        return self._slot(TARGETS, y, True, view=view)
 
     def adopt(self, name: str, value: Any) -> Array:
         """``value`` as an array of the logits' library on the logits' device: an array of that library as it is

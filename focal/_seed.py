@@ -70,6 +70,10 @@ def negatives_terms(xp: Any, t: Terms, params: NegativesParams) -> TermsOut:
     return TermsOut(f, a, b, e, partials=partials)
 
 
+# −(1 − α)(1 − q) p^γ log(1 − p) needs log(1 − p) of a dominant class past the smallest normal (ClassKernel)
+negatives_terms.reads_log1m_p = True  # type: ignore[attr-defined]
+
+
 @document
 def focal_loss_with_negatives(
     logits: Array, targets: Array, *, alpha: float | None = 0.25, gamma: float = 2.0, activation: str = "softmax",

@@ -62,13 +62,15 @@ def focal_terms(xp: Any, t: Terms, params: FocalTerms) -> TermsOut:
     gamma = _resolve_gamma(xp, t)
     u_safe = xp.maximum(t.u, math.log(tiny(xp, t.u)))
     w = t.weight
+    epsilon = params.epsilon
+    # M constant (γ = 0, or truncated): B = E = 0, numbers, so the kernels skip their terms (cross entropy's cost)
+    constant = isinstance(dm, float) and dm == 0.0
     # E first: its temporaries die before f, A and B exist (fewer arrays alive at once)
-    e = w * dm * t.p * neg_log_over(xp, u_safe, t.one_minus_p)
+    e: Any = 0.0 if constant else w * dm * t.p * neg_log_over(xp, u_safe, t.one_minus_p)
     a = -w * m
     # a class of no weight adds exactly 0, even where log p is -inf (a -inf logit, or a class `where` leaves out)
     f = a * (t.u if isinstance(w, float) else xp.where(w != 0.0, t.u, 0.0))
-    b = -w * dm * u_safe
-    epsilon = params.epsilon
+    b: Any = 0.0 if constant else -w * dm * u_safe
     poly: Any = 0.0
     if not is_zero(epsilon):
         poly = t.target * xp.exp((gamma + 1.0) * t.v)  # y (1 − p)^(γ+1)

@@ -10,7 +10,7 @@ from ._categorical import prepare_softmax
 from ._docs import document
 from ._hyper import TARGETS, Slot, bind, is_array
 from ._kernel import FromProbabilities, Grads, Wanted
-from ._numerics import log1mexp, log_sigmoid_pair, log_softmax, tiny
+from ._numerics import log_sigmoid_pair, softmax_parts, tiny
 from ._plan import LossPlan, plans
 from ._seed import _check_activation
 from .backends._base import Array
@@ -47,18 +47,24 @@ class TverskyKernel:
         y, mask = params[self.targets.index], aux
         axis = s.axis
         if s.activation == "softmax":
-            log_p = log_softmax(xp, z, axis)
-            log_q = log1mexp(xp, log_p)
+            shifted, p, log_total = softmax_parts(xp, z, axis)
+            del shifted
+            p *= xp.exp(-log_total)
+            # 1 − p: a dominant class's is s/(1 + s), exact as p → 1; any other's is 1 − p >= 1/2, nothing cancels
+            rest = xp.expm1(log_total)
+            dominant = p > 0.5
+            q = xp.where(dominant, rest / (1.0 + rest), 1.0 - p)
             chain = None
         else:
             log_p, log_q = log_sigmoid_pair(xp, z)
             chain = xp.exp(log_p + log_q)
-        p, q = xp.exp(log_p), xp.exp(log_q)
+            p, q = xp.exp(log_p), xp.exp(log_q)
         keep = mask[0] if mask else 1.0
+        y_kept = y * keep if mask else y
         others = tuple(i for i in range(z.ndim) if i != axis)
-        tp = xp.sum(p * y * keep, axis=others, keepdims=True)
-        fn = xp.sum(q * y * keep, axis=others, keepdims=True)
-        fp = xp.sum(p * (1.0 - y) * keep, axis=others, keepdims=True)
+        tp = xp.sum(p * y_kept, axis=others, keepdims=True)
+        fn = xp.sum(q * y_kept, axis=others, keepdims=True)
+        fp = xp.sum(p * (keep - y_kept), axis=others, keepdims=True)
         r = s.a * fn + s.b * fp
         n = tp + s.smooth
         d = xp.maximum(n + r, tiny(xp, z))  # 0 only when R = 0 too (smooth = 0, nothing counted): loss 0 below
@@ -68,7 +74,7 @@ class TverskyKernel:
         at_zero: Any = (0.0 if gamma > 0.0 else 1.0) if not is_array(gamma) else xp.astype(gamma <= 0.0, z.dtype)
         loss = xp.where(r == 0.0, at_zero, xp.exp(gamma * log_ratio))  # NaN stays NaN
         dr = (s.b - (s.a + s.b) * y) * keep
-        h = gamma * xp.exp((gamma - 1.0) * log_ratio) * (dr * n - r * y * keep) / (d * d)
+        h = gamma * xp.exp((gamma - 1.0) * log_ratio) * (dr * n - r * y_kept) / (d * d)
         residuals = (h, p) if chain is None else (h, chain)
 
         def slope() -> Array:  # γ (R/D)^(γ−1) / D², the derivative of (R/D)^γ in R, over n

@@ -46,7 +46,8 @@ def test_numpy_call_loads_no_framework():
     assert out.stdout.strip() == ""
 
 
-COMMANDS = {"agree.py", "bench.py", "bench_loop.py", "demo.py", "frameworks.py", "main.py", "plot.py"}
+COMMANDS = {"agree.py", "bench.py", "bench_loop.py", "demo.py", "frameworks.py", "main.py", "matrix.py",
+            "matrix_cases.py", "matrix_frameworks.py", "plot.py"}
 
 
 def _imports(path: pathlib.Path) -> set[str]:

@@ -80,3 +80,82 @@ def test_the_counter_counts_what_torch_dispatches():
     with FullSizeOps(x.numel()) as counter:
         value = (x * x + x).sum()
     assert sum(counter.ops.values()) == 2 and float(value.detach()) == 1024.0
+
+
+# --- every case of the benchmark matrix (python -m focal bench --matrix): its loss and option, on its data -------
+
+def _matrix_case_ops(case, grad: bool) -> collections.Counter:
+    from focal.commands import matrix_cases as mc
+    from focal.commands import matrix_frameworks as mf
+
+    torch_mode = mf.Torch("torch eager")
+    x, d = torch_mode.convert(mc.make(case, scale=0.002, channels_first=True))
+    loss = mf.ours(case, torch_mode.axis)
+    x = x.double().requires_grad_(grad)
+    d = {k: v.double() if v.is_floating_point() else v for k, v in d.items()}
+    with FullSizeOps(x.numel()) as counter:
+        value = loss(x, d)
+        if grad:
+            torch.autograd.grad(value, x)
+    return counter.ops
+
+
+def _counts(ops: collections.Counter) -> tuple[int, int, int]:
+    fresh = sum(n for op, n in ops.items() if op not in VIEWS and not op.split(".")[1].endswith("_"))
+    return sum(ops.values()), fresh, ops["aten.where.self"]
+
+
+# (operations, fresh arrays, wheres) of one forward+backward, then of the loss alone (no gradient wanted), per case:
+# the counts at the commit that wrote them (issue 21); a change may lower them, never raise them
+MATRIX_BUDGETS: dict[str, tuple[tuple[int, int, int], tuple[int, int, int]]] = {
+    "sigmoid_focal_loss": ((31, 19, 0), (30, 19, 0)),
+    "sigmoid γ=0.5": ((35, 25, 0), (34, 25, 0)),
+    "sigmoid per-class γ": ((35, 25, 0), (34, 25, 0)),
+    "sigmoid form=split": ((48, 47, 0), (47, 47, 0)),
+    "sigmoid label_smoothing=0.1": ((33, 21, 0), (32, 21, 0)),
+    "sigmoid ignore_index=-1": ((35, 23, 3), (34, 23, 3)),
+    "sigmoid from_logits=False": ((49, 36, 2), (39, 28, 1)),
+    "sigmoid pos_weight": ((39, 27, 0), (38, 27, 0)),
+    "quality_focal_loss": ((34, 33, 0), (33, 33, 0)),
+    "varifocal_loss": ((44, 43, 2), (43, 43, 2)),
+    "asymmetric_loss": ((72, 71, 7), (71, 71, 7)),
+    "poly1_focal_loss": ((38, 26, 0), (37, 26, 0)),
+    "focal_loss_star": ((19, 18, 0), (18, 18, 0)),
+    "hard_truncated_loss": ((27, 26, 2), (26, 26, 2)),
+    "soft_truncated_loss": ((42, 41, 0), (41, 41, 0)),
+    "focal_loss_with_negatives sigmoid": ((48, 47, 0), (47, 47, 0)),
+    "softmax_focal_loss": ((5, 1, 0), (2, 1, 0)),
+    "softmax per-class α": ((5, 2, 0), (2, 1, 0)),
+    "softmax per-class γ": ((5, 2, 0), (2, 1, 0)),
+    "softmax ignore_index=255": ((6, 2, 1), (2, 1, 0)),
+    "softmax label_smoothing=0.1": ((52, 50, 8), (37, 36, 4)),
+    "softmax probability targets": ((48, 46, 8), (33, 32, 4)),
+    "softmax where (class mask)": ((57, 54, 11), (41, 39, 6)),
+    "softmax normalized": ((9, 6, 0), (6, 3, 0)),
+    "softmax from_logits=False": ((18, 13, 2), (8, 7, 1)),
+    "poly1_cross_entropy": ((5, 1, 0), (2, 1, 0)),
+    "focal_loss_with_negatives": ((86, 84, 12), (71, 70, 8)),
+    "hard_truncated_loss softmax": ((5, 1, 0), (2, 1, 0)),
+    "soft_truncated_loss softmax": ((5, 1, 0), (2, 1, 0)),
+    "focal_tversky_loss": ((27, 25, 1), (23, 21, 1)),
+    "distribution_focal_loss": ((9, 4, 0), (5, 4, 0)),
+}
+
+
+def _matrix_cases():
+    from focal.commands.matrix_cases import CASES
+
+    return CASES
+
+
+@pytest.mark.parametrize("case", _matrix_cases(), ids=lambda c: c.name)
+def test_every_kernel_passes_within_budget(monkeypatch, case):
+    """Every loss and main option of the matrix on the plain PyTorch path: its full-size operations within a written
+    budget, and the loss alone (``torch.no_grad``-like: no gradient wanted) fewer than with its gradient."""
+    monkeypatch.setattr(fused, "_enabled", False)
+    both, alone = _counts(_matrix_case_ops(case, True)), _counts(_matrix_case_ops(case, False))
+    assert case.name in MATRIX_BUDGETS, f"{case.name}: no budget written; counts {both}, {alone}"
+    budget_both, budget_alone = MATRIX_BUDGETS[case.name]
+    assert all(c <= b for c, b in zip(both, budget_both)), f"{case.name}: forward+backward {both} > {budget_both}"
+    assert all(c <= b for c, b in zip(alone, budget_alone)), f"{case.name}: loss alone {alone} > {budget_alone}"
+    assert alone[0] < both[0], f"{case.name}: the loss alone costs {alone[0]} operations, with its gradient {both[0]}"

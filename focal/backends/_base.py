@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from .._hyper import no_grads
+from .._kernel import value_of
 
 if sys.version_info >= (3, 12):
     from typing import TypeAliasType
@@ -86,7 +86,7 @@ class Backend:
               slots: Sequence[Any]) -> Array:
         """The kernel's output, differentiable w.r.t. ``logits`` and the differentiable ``params``
         through the kernel's own VJP."""
-        return kernel.forward(self.xp, logits, tuple(aux), tuple(params), no_grads(len(params)))[0]
+        return value_of(kernel, self.xp, logits, tuple(aux), tuple(params))
 
     def stop_gradient(self, x: Array) -> Array:
         """``x`` cut from any autodiff graph, for results computed outside the framework's autodiff."""

@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from .._hyper import no_grads
+from .._kernel import value_of
 from . import _torch_namespace as xp
 from ._torch_namespace import _wrapped
 
@@ -43,7 +43,7 @@ _plain_calls = 0  # large inputs run on the plain path so far
 
 def _value(kernel: Any, wanted: tuple[Any, ...], logits: torch.Tensor, aux: tuple[torch.Tensor, ...],
            params: tuple[torch.Tensor, ...]) -> torch.Tensor:
-    return kernel.forward(xp, logits, aux, params, no_grads(len(params)))[0]
+    return value_of(kernel, xp, logits, aux, params)
 
 
 def _forward(kernel: Any, wanted: tuple[Any, ...], logits: torch.Tensor, aux: tuple[torch.Tensor, ...],

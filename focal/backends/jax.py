@@ -17,7 +17,8 @@ import jax
 import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
 
-from .._hyper import no_grads, wanted_slots
+from .._hyper import wanted_slots
+from .._kernel import value_of
 from . import _jax_namespace as xp
 from ._base import Array, Backend, no_gradient_message
 
@@ -25,7 +26,7 @@ from ._base import Array, Backend, no_gradient_message
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1))
 def _apply(kernel: Any, slots: tuple[Any, ...], logits: Array, aux: tuple[Array, ...],
            params: tuple[Array, ...]) -> Array:
-    return kernel.forward(xp, logits, aux, params, no_grads(len(params)))[0]
+    return value_of(kernel, xp, logits, aux, params)
 
 
 def _apply_jvp(kernel: Any, slots: tuple[Any, ...], primals: Any, tangents: Any) -> Any:

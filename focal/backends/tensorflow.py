@@ -19,7 +19,8 @@ from typing import Any
 
 import tensorflow as tf
 
-from .._hyper import TARGETS, no_grads, wanted_slots
+from .._hyper import TARGETS, wanted_slots
+from .._kernel import value_of
 from . import _tf_namespace as xp
 from ._base import Array, Backend, no_gradient_message
 
@@ -29,7 +30,7 @@ FUSED = os.environ.get("FOCAL_TF_FUSED", "1") != "0"
 
 @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
 def _fused_value(kernel: Any, logits: Array, aux: tuple[Array, ...], params: tuple[Array, ...]) -> Array:
-    return kernel.forward(xp, logits, aux, params, no_grads(len(params)))[0]
+    return value_of(kernel, xp, logits, aux, params)
 
 
 @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
@@ -155,6 +156,11 @@ class TensorFlowBackend(Backend):
                 return out, backward
 
             return fused(logits, *params)
+
+        # eagerly, no tape watches the logits nor any hyperparameter (one without a gradient must reach its guard,
+        # which refuses): the loss alone
+        if not (_recorded(logits) or any(_recorded(p) for p in params)):
+            return value_of(kernel, xp, logits, aux, params)
 
         @tf.custom_gradient
         def with_kernel_vjp(x: Array, *ps: Array) -> Any:

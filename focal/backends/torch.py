@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from .._hyper import wanted_slots
+from .._kernel import value_of
 from . import _torch_chunks as chunks
 from . import _torch_fused as fused
 from . import _torch_namespace as xp
@@ -132,7 +133,9 @@ class TorchBackend(Backend):
             # meets it without a gradient, where it mistakes the function's ctx for its first argument)
             if compiled:
                 return fused.run("value", kernel, wanted, logits, aux, params)
-            return _plain_forward(kernel, logits, aux, params, wanted)[0]
+            if chunks.applies(kernel, logits, wanted):
+                return chunks.forward(kernel, logits, aux, params, wanted)[0]
+            return value_of(kernel, xp, logits, aux, params)
         apply = _ApplyCompiledForward.apply if compiled else _Apply.apply
         return apply(kernel, wanted, len(aux), logits, *aux, *params)[0]
 
