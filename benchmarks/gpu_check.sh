@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check, in one command: the conformance suite's GPU cases (PyTorch, JAX, CuPy), then the GPU bench (large
-# anchors and segmentation shapes, with the device's copy bandwidth and GB/s), into one markdown report.
+# anchors and segmentation shapes, with the device's copy bandwidth and GB/s), then the matrix's GPU cells (every loss
+# and option, PyTorch and JAX; CuPy has no cross entropy to compare with), into one markdown report.
 #
 #   bash benchmarks/gpu_check.sh [--dry-run] [REPORT.md]      (default report: benchmarks/gpu-report.md)
 #   bash benchmarks/gpu_check.sh --wheels                      (here, before: the wheels the GPU machine lacks)
@@ -32,11 +33,15 @@ report=${1:-benchmarks/gpu-report.md}
 tests=(-m pytest -q -p no:cacheprovider tests -k "torch-cuda or jax-gpu or cupy-cuda or tensorflow-gpu")
 bench=(-m focal bench --device cuda --framework torch --framework jax --shape anchors-large
        --shape segmentation-large --warmup 2 --repeats 5)
+# every loss and option of the matrix on the GPU: PyTorch without a compiler and JAX's jit (a compile per case and
+# implementation; torch.compile's would not fit the check's minutes), with the copy bandwidth
+matrix=(-m focal bench --matrix --device cuda --mode "torch eager" --mode jax.jit --warmup 2 --repeats 5)
 
 if (( dry )); then
     echo "would install: $wheels/*.whl (pip --no-index --no-deps)"
     echo "would run: $python ${tests[*]}"
     echo "would run: $python ${bench[*]}"
+    echo "would run: $python ${matrix[*]}"
     echo "would write: $report"
     set +e
     listing=$($python "${tests[@]}" --collect-only 2>&1)
@@ -65,6 +70,8 @@ timeout 300 $python "${tests[@]}" -rfE >"$tests_out" 2>&1
 tests_rc=$?
 bench_out=$(timeout 240 $python "${bench[@]}" 2>&1)
 bench_rc=$?
+matrix_out=$(timeout 240 $python "${matrix[@]}" 2>&1)
+matrix_rc=$?
 set -e
 {
     echo "# GPU check"
@@ -86,8 +93,12 @@ set -e
     echo
     echo "$bench_out"
     echo
+    echo "## Matrix (exit $matrix_rc)"
+    echo
+    echo "$matrix_out"
+    echo
     echo "Took $(( $(date +%s) - start )) s."
 } >"$report"
 rm -f "$tests_out"
-echo "report: $report (tests exit $tests_rc, bench exit $bench_rc)"
-(( tests_rc == 0 && bench_rc == 0 ))
+echo "report: $report (tests exit $tests_rc, bench exit $bench_rc, matrix exit $matrix_rc)"
+(( tests_rc == 0 && bench_rc == 0 && matrix_rc == 0 ))

@@ -195,6 +195,7 @@ def test_the_device_check_dry_run_lists_what_it_would_run():
     lines = done.stdout.splitlines()
     assert any("-m pytest" in line and "torch-cuda or jax-gpu or cupy-cuda" in line for line in lines), lines
     assert any("-m focal bench --device cuda" in line and "segmentation-large" in line for line in lines), lines
+    assert any("-m focal bench --matrix --device cuda" in line for line in lines), lines
     cases = int(lines[-1].rsplit(":", 1)[1])
     assert (cases > 0) == any(lib.device != "cpu" for lib in LIBS), lines
 

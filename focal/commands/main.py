@@ -156,14 +156,18 @@ def _matrix(args: argparse.Namespace) -> int:
     import dataclasses
     import json
 
+    from . import bench as _bench
     from . import matrix
 
     warmup, repeats = (2 if args.warmup is None else args.warmup), (5 if args.repeats is None else args.repeats)
     if args.matrix_child:
-        print(matrix.child(args.matrix_child, args.case, args.scale, warmup, repeats))
+        print(matrix.child(args.matrix_child, args.case, args.scale, warmup, repeats, args.device))
         return 0
-    cells, failures = matrix.measure(args.mode, args.case, args.scale, warmup, repeats, args.memory)
-    report = matrix.markdown(cells, args.scale)
+    cells, failures = matrix.measure(args.mode, args.case, args.scale, warmup, repeats, args.memory, args.device)
+    report = matrix.markdown(cells, args.scale, args.device)
+    bandwidth = _bench._copy_bandwidth("torch", args.device) if importlib.util.find_spec("torch") else None
+    if bandwidth:
+        report += f"\n{bandwidth}\n"
     if failures:
         report += "\n\n## Modes that failed\n\n```\n" + "\n".join(failures) + "\n```\n"
     _report(report, args.out)

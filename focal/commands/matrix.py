@@ -110,10 +110,11 @@ def _measure_case(fw: mf.Framework, case: mc.Case, scale: float, warmup: int, re
     return cell
 
 
-def child(mode: str, names: Sequence[str] | None, scale: float, warmup: int, repeats: int) -> str:
+def child(mode: str, names: Sequence[str] | None, scale: float, warmup: int, repeats: int,
+          device: str = "cpu") -> str:
     """One mode's cells, as one JSON line."""
     framework, _, _ = mf.MODES[mode]
-    fw = framework(mode)
+    fw = framework(mode, device)
     cells = []
     for case in select(names):
         sys.stderr.write(f"{mode}: {case.name}\n")
@@ -134,12 +135,12 @@ def select(names: Sequence[str] | None) -> list[mc.Case]:
 
 
 def _child_cells(mode: str, names: Sequence[str] | None, scale: float, warmup: int, repeats: int,
-                 memory: bool) -> tuple[list[Cell], str]:
+                 memory: bool, device: str) -> tuple[list[Cell], str]:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **mf.MODES[mode][1]}
     if memory:
         env.update({"FOCAL_BENCH_MEMORY": "1", "MALLOC_MMAP_THRESHOLD_": "65536"})
     command = [sys.executable, "-m", "focal", "bench", "--matrix-child", mode, "--scale", str(scale),
-               "--warmup", str(warmup), "--repeats", str(repeats)]
+               "--warmup", str(warmup), "--repeats", str(repeats), "--device", device]
     for name in names or ():
         command += ["--case", name]
     done = subprocess.run(command, capture_output=True, text=True, env=env)
@@ -148,22 +149,26 @@ def _child_cells(mode: str, names: Sequence[str] | None, scale: float, warmup: i
     return [Cell(**c) for c in json.loads(done.stdout.strip().splitlines()[-1])], ""
 
 
-def available(modes: Sequence[str] | None) -> list[str]:
-    return [m for m in (modes or mf.MODES) if importlib.util.find_spec(mf.FRAMEWORK_MODULE[m])]
+GPU_MODES = ("torch eager", "torch default", "torch.compile", "jax.jit")  # the modes that run on a CUDA device
+
+
+def available(modes: Sequence[str] | None, device: str = "cpu") -> list[str]:
+    chosen = modes or (GPU_MODES if device.startswith("cuda") else tuple(mf.MODES))
+    return [m for m in chosen if importlib.util.find_spec(mf.FRAMEWORK_MODULE[m])]
 
 
 def measure(modes: Sequence[str] | None, names: Sequence[str] | None, scale: float, warmup: int, repeats: int,
-            memory: bool) -> tuple[list[Cell], list[str]]:
+            memory: bool, device: str = "cpu") -> tuple[list[Cell], list[str]]:
     """Every cell of the chosen modes and cases; and the errors of modes whose process failed."""
     cells: list[Cell] = []
     failures = []
-    for mode in available(modes):
-        timed, error = _child_cells(mode, names, scale, warmup, repeats, memory=False)
+    for mode in available(modes, device):
+        timed, error = _child_cells(mode, names, scale, warmup, repeats, memory=False, device=device)
         if error:
             failures.append(f"{mode}: {error}")
             continue
         if memory:
-            measured, error = _child_cells(mode, names, scale, 1, 1, memory=True)
+            measured, error = _child_cells(mode, names, scale, 1, 1, memory=True, device=device)
             for cell, other in zip(timed, measured):
                 cell.ours_mib, cell.peer_mib, cell.floor_mib = other.ours_mib, other.peer_mib, other.floor_mib
         cells += timed
@@ -174,8 +179,8 @@ def _fmt(x: float | None, digits: int = 2) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
 
-def markdown(cells: Sequence[Cell], scale: float) -> str:
-    lines = [f"# focal bench --matrix (float32, scale {scale})", "", machine(), "",
+def markdown(cells: Sequence[Cell], scale: float, device: str = "cpu") -> str:
+    lines = [f"# focal bench --matrix ({device}, float32, scale {scale})", "", machine(), "",
              f"Targets: fwd+bwd <= {PLAIN_TARGET}x the floor without a compiler, <= {FUSED_TARGET}x where one fuses; "
              f"fwd <= {FORWARD_TARGET}x; <= 1x the peer. Ratios are medians of alternating rounds.", ""]
     header = ["case", "fwd+bwd ms", "floor ms", "x floor", "fwd x floor", "peer", "x peer", "fwd x peer",

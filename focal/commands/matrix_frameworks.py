@@ -46,8 +46,8 @@ class Framework:
     axis = -1  # the class axis of softmax data
     channels_first = False
 
-    def __init__(self, mode: str) -> None:
-        self.mode = mode
+    def __init__(self, mode: str, device: str = "cpu") -> None:
+        self.mode, self.device = mode, device
 
     def convert(self, data: mc.Data) -> tuple[Any, dict[str, Any]]:
         d = {"targets": data.targets, **data.extras}
@@ -90,14 +90,15 @@ class Torch(Framework):
     axis = 1
     channels_first = True
 
-    def __init__(self, mode: str) -> None:
-        super().__init__(mode)
+    def __init__(self, mode: str, device: str = "cpu") -> None:
+        super().__init__(mode, device)
         import torch
 
         self.torch = torch
+        self.sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
 
     def array(self, a: np.ndarray) -> Any:
-        t = self.torch.from_numpy(np.ascontiguousarray(a))
+        t = self.torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
         return t.to(self.torch.int64) if a.dtype.kind == "i" else t
 
     def floor(self, name: str) -> Fn:
@@ -148,11 +149,15 @@ class Torch(Framework):
 
         def forward() -> Any:
             with torch.no_grad():
-                return fn(x, d)
+                value = fn(x, d)
+            self.sync()
+            return value
 
         def both() -> Any:
             value = fn(leaf, d)
-            return value, torch.autograd.grad(value, leaf)[0]
+            grad = torch.autograd.grad(value, leaf)[0]
+            self.sync()
+            return value, grad
 
         return forward, both
 
@@ -160,14 +165,15 @@ class Torch(Framework):
 class Jax(Framework):
     name = "jax"
 
-    def __init__(self, mode: str) -> None:
-        super().__init__(mode)
+    def __init__(self, mode: str, device: str = "cpu") -> None:
+        super().__init__(mode, device)
         import jax
 
         self.jax = jax
+        self.target = jax.devices("gpu" if device.startswith("cuda") else "cpu")[0]
 
     def array(self, a: np.ndarray) -> Any:
-        return self.jax.numpy.asarray(a.astype(np.int32) if a.dtype.kind == "i" else a)
+        return self.jax.device_put(a.astype(np.int32) if a.dtype.kind == "i" else a, self.target)
 
     def floor(self, name: str) -> Fn:
         import jax.numpy as jnp
@@ -221,8 +227,8 @@ class Jax(Framework):
 class TensorFlow(Framework):
     name = "tensorflow"
 
-    def __init__(self, mode: str) -> None:
-        super().__init__(mode)
+    def __init__(self, mode: str, device: str = "cpu") -> None:
+        super().__init__(mode, device)
         import tensorflow as tf
 
         self.tf = tf
