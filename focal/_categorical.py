@@ -268,9 +268,10 @@ class ClassKernel:
     With ``m`` the row's maximum and ``s = Σ exp(z − m)`` over every class but one maximum (``softmax_parts``):
     ``p = exp(z − m)/(1 + s)``; ``log(1 − p) = log1p(−p)`` where p <= 1/2 (nothing cancels) and
     ``log(s/(1 + s))`` for a dominant class (p > 1/2), exact as ``p → 1``, where ``1 − p`` is ``s/(1 + s)``.
-    The gradient (module doc) in one reduction over the classes beside ``Σ A``: ``S = Σ_c (E'_c − A_c)`` with
-    ``E'`` the E of every class but a dominant one (p > 1/2; at most one per row), whose ``E = B p/(1 − p)``
-    may overflow; its share ``p_j E_dom`` of the others' gradient is ``B_dom p_dom exp(u_j − v_dom)`` instead.
+    The gradient (module doc) in two reductions over the classes: ``S = Σ_c (E'_c − A_c)``, with ``E'`` the E of
+    every class but a dominant one (p > 1/2; at most one per row), whose ``E = B p/(1 − p)`` may overflow, and
+    ``B_dom p_dom``: the dominant class's share ``p_j E_dom`` of the others' gradient is ``B_dom p_dom exp(u_j −
+    v_dom)``.
     A loss whose terms read ``log(1 − p)`` as a loss term (``terms.reads_log1m_p``) gets the dominant class's
     past the smallest normal, from the others' own log-sum-exp (one more pass).
     """
