@@ -49,8 +49,9 @@ def _rows(x: Any, start: int, stop: int, rows: int, ndim: int) -> Any:
 
 
 def forward(kernel: Any, logits: torch.Tensor, aux: tuple[Any, ...], params: tuple[Any, ...],
-            wanted: tuple[Any, ...]) -> tuple[Any, tuple[Any, ...]]:
-    """``kernel.forward`` over slices of rows (:func:`applies` holds): the loss (or its sum) and the residuals."""
+            wanted: tuple[Any, ...], *, loss_only: bool = False) -> tuple[Any, tuple[Any, ...]]:
+    """``kernel.forward`` over slices of rows (:func:`applies` holds): the loss (or its sum) and the residuals;
+    with ``loss_only`` the loss alone (each slice's residuals die in the cache, none is written at full size)."""
     rows, ndim = logits.shape[0], logits.ndim
     step = max(1, CHUNK_ELEMENTS // max(1, logits[0].numel()))
     summed = isinstance(kernel, Summed)
@@ -62,7 +63,7 @@ def forward(kernel: Any, logits: torch.Tensor, aux: tuple[Any, ...], params: tup
                                      tuple(_rows(p, start, stop, rows, ndim) for p in params), wanted)
         if start == 0:
             out = part if summed else part.new_empty((rows, *part.shape[1:]))
-            residuals = [r.new_empty((rows, *r.shape[1:])) for r in parts]
+            residuals = [] if loss_only else [r.new_empty((rows, *r.shape[1:])) for r in parts]
         elif summed:
             out = out + part
         if not summed:

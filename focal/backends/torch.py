@@ -134,7 +134,7 @@ class TorchBackend(Backend):
             if compiled:
                 return fused.run("value", kernel, wanted, logits, aux, params)
             if chunks.applies(kernel, logits, wanted):
-                return chunks.forward(kernel, logits, aux, params, wanted)[0]
+                return chunks.forward(kernel, logits, aux, params, wanted, loss_only=True)[0]
             return value_of(kernel, xp, logits, aux, params)
         apply = _ApplyCompiledForward.apply if compiled else _Apply.apply
         return apply(kernel, wanted, len(aux), logits, *aux, *params)[0]

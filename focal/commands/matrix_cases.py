@@ -18,6 +18,7 @@ import numpy as np
 ROWS = {"binary": 65536, "dense": 2 * 256 * 512, "bins": 65536}
 CLASSES = {"binary": 80, "dense": 19, "bins": 17}
 IGNORE_BINARY, IGNORE_LABEL = -1, 255
+SMOOTHING = 0.1  # the label-smoothing cases' (and their floors' and peers')
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ CASES: tuple[Case, ...] = (
     _case("sigmoid γ=0.5", "sigmoid_focal_loss", "binary", "bce", "sigmoid-focal-0.5", gamma=0.5),
     _case("sigmoid per-class γ", "sigmoid_focal_loss", "binary", "bce", gamma="@gamma"),
     _case("sigmoid form=split", "sigmoid_focal_loss", "binary", "bce", "sigmoid-focal", form="split"),
-    _case("sigmoid label_smoothing=0.1", "sigmoid_focal_loss", "binary", "bce", label_smoothing=0.1),
+    _case("sigmoid label_smoothing=0.1", "sigmoid_focal_loss", "binary", "bce", label_smoothing=SMOOTHING),
     _case("sigmoid ignore_index=-1", "sigmoid_focal_loss", "binary-ignore", "bce", ignore_index=IGNORE_BINARY),
     _case("sigmoid from_logits=False", "sigmoid_focal_loss", "binary-probs", "bce-probs", from_logits=False),
     _case("sigmoid pos_weight", "sigmoid_focal_loss", "binary", "bce", pos_weight=3.0),
@@ -74,7 +75,7 @@ CASES: tuple[Case, ...] = (
     _case("softmax ignore_index=255", "softmax_focal_loss", "labels-ignore", "ce-ignore", axis=True,
           ignore_index=IGNORE_LABEL),
     _case("softmax label_smoothing=0.1", "softmax_focal_loss", "labels", "ce-smooth", "softmax-focal-smooth",
-          axis=True, label_smoothing=0.1),
+          axis=True, label_smoothing=SMOOTHING),
     _case("softmax probability targets", "softmax_focal_loss", "probs", "ce-probs", "softmax-focal-dense",
           axis=True),
     _case("softmax where (class mask)", "softmax_focal_loss", "labels", "ce", axis=True, where="@where"),

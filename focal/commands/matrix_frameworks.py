@@ -7,7 +7,7 @@ as the framework's users run them in the mode.
 
 from __future__ import annotations
 
-import importlib
+import abc
 from collections.abc import Callable
 from typing import Any
 
@@ -16,16 +16,9 @@ import numpy as np
 import focal
 
 from . import matrix_cases as mc
-from .bench import _cpu_peak
+from .bench import _cpu_peak, _optional
 
 Fn = Callable[[Any, dict[str, Any]], Any]
-
-
-def _optional(module: str) -> Any:
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        return None
 
 
 def ours(case: mc.Case, axis: int) -> Fn:
@@ -38,10 +31,12 @@ def ours(case: mc.Case, axis: int) -> Fn:
 
 
 def _smoothed(d: dict[str, Any], classes: int) -> Any:
-    return d["dense"] * 0.9 + 0.1 / classes
+    return d["dense"] * (1.0 - mc.SMOOTHING) + mc.SMOOTHING / classes
 
 
-class Framework:
+class Framework(abc.ABC):
+    """One framework in one mode; a subclass per framework says how it makes arrays, its floors and its timers."""
+
     name = ""
     axis = -1  # the class axis of softmax data
     channels_first = False
@@ -56,11 +51,13 @@ class Framework:
                 d[key] = getattr(data, key)
         return self.array(data.logits), {k: self.array(v) for k, v in d.items()}
 
+    @abc.abstractmethod
     def array(self, a: np.ndarray) -> Any:
-        raise NotImplementedError
+        """``a`` as this framework's array (integers as the index dtype its losses take)."""
 
+    @abc.abstractmethod
     def floor(self, name: str) -> Fn:
-        raise NotImplementedError
+        """The framework's own cross entropy named ``name`` (``Case.floor``)."""
 
     def peer(self, name: str) -> tuple[str, Fn] | None:
         return None
@@ -69,8 +66,9 @@ class Framework:
         """``fn`` as this mode runs it (compiled, or not)."""
         return fn
 
+    @abc.abstractmethod
     def timers(self, fn: Fn, x: Any, d: dict[str, Any]) -> tuple[Callable[[], Any], Callable[[], Any]]:
-        raise NotImplementedError
+        """``(the loss alone, the loss and its gradient)`` of ``fn`` on ``x``, as the mode's users run them."""
 
     def ours_timers(self, case: mc.Case, x: Any, d: dict[str, Any]) -> tuple[Callable[[], Any], Callable[[], Any]]:
         return self.timers(self.prepare(ours(case, self.axis)), x, d)
@@ -110,7 +108,8 @@ class Torch(Framework):
             "ce": lambda x, d: F.cross_entropy(x, d["labels"], reduction="sum"),
             "ce-weight": lambda x, d: F.cross_entropy(x, d["labels"], weight=d["alpha"], reduction="sum"),
             "ce-ignore": lambda x, d: F.cross_entropy(x, d["labels"], ignore_index=mc.IGNORE_LABEL, reduction="sum"),
-            "ce-smooth": lambda x, d: F.cross_entropy(x, d["labels"], label_smoothing=0.1, reduction="sum"),
+            "ce-smooth": lambda x, d: F.cross_entropy(x, d["labels"], label_smoothing=mc.SMOOTHING,
+                                                       reduction="sum"),
             "ce-probs": lambda x, d: F.cross_entropy(x, d["dense"], reduction="sum"),
             "nll": lambda x, d: F.nll_loss(self.torch.log(x), d["labels"], reduction="sum"),
         }
@@ -262,18 +261,16 @@ class TensorFlow(Framework):
     def peer(self, name: str) -> tuple[str, Fn] | None:
         import keras
 
-        tf = self.tf
         if name in ("sigmoid-focal", "sigmoid-focal-0.5"):
             gamma = 0.5 if name.endswith("0.5") else 2.0
             loss = keras.losses.BinaryFocalCrossentropy(apply_class_balancing=True, alpha=0.25, gamma=gamma,
                                                         from_logits=True, reduction="sum")
             return "Keras BinaryFocalCrossentropy", lambda x, d: loss(d["dense"], x)
         if name.startswith("softmax-focal"):
-            categorical = keras.losses.CategoricalFocalCrossentropy(
-                alpha=1.0, gamma=2.0, from_logits=True, label_smoothing=0.1 if name.endswith("smooth") else 0.0,
-                reduction="sum")
+            smoothing = mc.SMOOTHING if name.endswith("smooth") else 0.0
+            categorical = keras.losses.CategoricalFocalCrossentropy(alpha=1.0, gamma=2.0, from_logits=True,
+                                                                    label_smoothing=smoothing, reduction="sum")
             return "Keras CategoricalFocalCrossentropy", lambda x, d: categorical(d["dense"], x)
-        del tf
         return _naive(self, name, self.axis)
 
     def prepare(self, fn: Fn) -> Fn:
@@ -297,7 +294,8 @@ def _naive(framework: Framework, name: str, axis: int) -> tuple[str, Fn] | None:
     xp = framework.naive
     naive: dict[str, Fn] = {
         "softmax-focal-dense": lambda x, d: mc.naive_dense_softmax_focal(xp(x), x, d["dense"], axis),
-        "softmax-focal-smooth": lambda x, d: mc.naive_dense_softmax_focal(xp(x), x, d["dense"], axis, smoothing=0.1),
+        "softmax-focal-smooth": lambda x, d: mc.naive_dense_softmax_focal(xp(x), x, d["dense"], axis,
+                                                                        smoothing=mc.SMOOTHING),
         "qfl": lambda x, d: mc.naive_quality_focal(xp(x), x, d["dense"]),
         "asl": lambda x, d: mc.naive_asymmetric(xp(x), x, d["dense"]),
         "dfl": lambda x, d: mc.naive_dfl(xp(x), x, d["targets"]),
