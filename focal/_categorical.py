@@ -120,6 +120,7 @@ class TargetParts(NamedTuple):
     others: Array  # p off the target class, 0 at it
     in_range: Array | None  # None where the labels were checked (all in range)
     labels: Array
+    kept: Array | None  # False in the rows `where` leaves no class of (None: every row)
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,8 @@ class TargetKernel:
     terms: TermsFn
     spec: SoftmaxSpec
 
-    def parts(self, xp: Any, z: Array, labels: Array, spec: SoftmaxSpec) -> TargetParts:
+    def parts(self, xp: Any, z: Array, aux: tuple[Array, ...], spec: SoftmaxSpec) -> TargetParts:
+        labels, kept = aux[0], (aux[1] if len(aux) > 1 else None)
         axis, classes = spec.axis, spec.classes
         if spec.checked:
             in_range, safe = None, labels
@@ -168,7 +170,7 @@ class TargetKernel:
         gamma = _per_row(xp, spec.gamma, safe)
         t = Terms(u=u, v=v, p=xp.squeeze(p_t, axis=axis), one_minus_p=xp.squeeze(rest, axis=axis), weight=alpha_t,
                   target=1.0, alpha=alpha_t, gamma=gamma, z=xp.squeeze(z_t, axis=axis))
-        return TargetParts(t, index, onehot, others, in_range, labels)
+        return TargetParts(t, index, onehot, others, in_range, labels, kept)
 
     def row_grad(self, xp: Any, rows: TargetParts, a: Any, b: Any, e: Any, d: Any, *, in_place: bool = False
                  ) -> Array:
@@ -192,15 +194,18 @@ class TargetKernel:
         return _at_labels(xp, grad, rows.index, rows.onehot, expand(xp, on_target, axis), axis,
                           overwrite=True)
 
-    def masks(self, xp: Any, labels: Array, in_range: Array | None, loss: Array, grad: Array | None = None
+    def masks(self, xp: Any, rows: TargetParts, loss: Array, grad: Array | None = None
               ) -> tuple[Array, Array | None]:
         """Out-of-range rows NaN and ignored rows 0 in a per-row ``loss``; ignored rows 0 in a ``grad``
-        of the logits' shape (if given; :meth:`row_grad` made its out-of-range rows NaN)."""
+        of the logits' shape (if given; :meth:`row_grad` made its out-of-range rows NaN). A row ``where``
+        leaves no class of is ignored too (its logits are all ``-inf``)."""
         axis, ignore = self.spec.axis, self.spec.ignore_index
-        if in_range is not None:
-            loss = xp.where(in_range, loss, math.nan)
-        if ignore is not None:
-            valid = labels != ignore
+        if rows.in_range is not None:
+            loss = xp.where(rows.in_range, loss, math.nan)
+        valid = None if ignore is None else rows.labels != ignore
+        if rows.kept is not None:
+            valid = rows.kept if valid is None else valid & rows.kept
+        if valid is not None:
             loss = xp.where(valid, loss, 0.0)
             if grad is not None:
                 grad = xp.where(xp.expand_dims(valid, axis=axis), grad, 0.0)
@@ -213,7 +218,7 @@ class TargetKernel:
         for slot in wanted:
             if slot is None:
                 continue
-            row, _ = self.masks(xp, rows.labels, rows.in_range, partials[slot.name]())
+            row, _ = self.masks(xp, rows, partials[slot.name]())
             row = expand(xp, row, self.spec.axis)
             if slot.shape:
                 row = _at_labels(xp, xp.zeros_like(rows.others), rows.index, rows.onehot, row, self.spec.axis,
@@ -222,16 +227,14 @@ class TargetKernel:
         return tuple(out)
 
     def value(self, xp: Any, z: Array, aux: tuple[Array, ...], params: tuple[Array, ...]) -> Array:
-        (labels,) = aux
         spec = bind(self.spec, params)
-        rows = self.parts(xp, z, labels, spec)
-        return self.masks(xp, rows.labels, rows.in_range, self.terms(xp, rows.terms, spec.params).f)[0]
+        rows = self.parts(xp, z, aux, spec)
+        return self.masks(xp, rows, self.terms(xp, rows.terms, spec.params).f)[0]
 
     def forward(self, xp: Any, z: Array, aux: tuple[Array, ...], params: tuple[Array, ...],
                 wanted: Wanted) -> tuple[Array, tuple[Array, ...]]:
-        (labels,) = aux
         spec = bind(self.spec, params)
-        rows = self.parts(xp, z, labels, spec)
+        rows = self.parts(xp, z, aux, spec)
         out = self.terms(xp, rows.terms, spec.params)
         partials = self.row_partials(xp, out.partials, wanted, rows)
         f, a, b, e, d = out.f, out.a, out.b, out.e, out.d
@@ -241,7 +244,7 @@ class TargetKernel:
         del out
         # in place only without array hyperparameters: under vmap a batched one would batch the factor alone
         grad = self.row_grad(xp, rows, a, b, e, d, in_place=len(params) == 0)
-        loss, grad = self.masks(xp, rows.labels, rows.in_range, f, grad)
+        loss, grad = self.masks(xp, rows, f, grad)
         return loss, (grad, *partials)
 
     def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array, wanted: Wanted, *,
@@ -348,6 +351,7 @@ class SoftmaxCall:
     valid: Array | None
     spec_args: dict[str, Any]
     masked: bool = False  # `where` left classes out (their logits are -inf)
+    kept: Array | None = None  # with labels and `where`: the rows it leaves a class of (the kernel's second aux)
 
     def plan(self, terms: TermsFn, params: Any, *, from_logits: bool = True) -> LossPlan:
         if self.masked and not from_logits:
@@ -355,7 +359,7 @@ class SoftmaxCall:
         spec = SoftmaxSpec(axis=self.axis, classes=self.classes, params=params, **self.spec_args)
         if self.labels is not None:
             kernel: Any = TargetKernel(terms, spec)
-            aux: tuple[Array, ...] = (self.labels,)
+            aux: tuple[Array, ...] = (self.labels,) if self.kept is None else (self.labels, self.kept)
         else:
             kernel = ClassKernel(terms, spec, self.call.target_slot(self.dense))
             aux = ()
@@ -403,10 +407,12 @@ def prepare_softmax(
             valid = targets != ignore
         checked = check_labels(call, targets, valid, classes)
         labels = targets
-        if not is_zero(smoothing) or dense_labels or included is not None:
+        if not is_zero(smoothing) or dense_labels:
             labels, dense = None, _smoothed_onehot(call, targets, valid, axis, classes, smoothing, checked)
             if included is not None:
                 dense = _labels_inside(call, targets, valid, included, dense, axis, classes)
+        elif included is not None:  # the labels stay labels: the kernel of one class per row, not a dense one-hot
+            labels = _labels_kept(call, targets, valid, included, axis, classes, ignore, checked)
     elif integral or xp.isdtype(targets.dtype, ("real floating", "bool")):
         if labels_only:
             raise TypeError(f"targets must be integer class indices of shape {row_shape} for this loss, got "
@@ -427,17 +433,20 @@ def prepare_softmax(
         # optax's `where`: masked classes are left out of the softmax (their logits -inf, so p = 0) and of the
         # loss (their targets 0); a row with no class left gives 0 and is not counted in the mean
         call.logits = xp.where(included, call.logits, -math.inf)
-        dense = xp.where(included, dense, 0.0)
-        kept = xp.any(included, axis=axis)
+        if dense is not None:
+            dense = xp.where(included, dense, 0.0)
+        kept = xp.broadcast_to(xp.any(included, axis=axis), row_shape)
         valid = kept if valid is None else valid & kept
     spec_args = {"ignore_index": ignore, "alpha": alpha_spec, "gamma": gamma_spec,
                  "checked": labels is not None and checked and ignore is None}
-    return SoftmaxCall(call, axis, classes, labels, dense, valid, spec_args, masked=included is not None)
+    return SoftmaxCall(call, axis, classes, labels, dense, valid, spec_args, masked=included is not None,
+                       kept=kept if labels is not None and included is not None else None)
 
 
 def _class_mask(call: Call, where: Any, axis: int) -> Array:
     """optax's ``where``: a boolean mask of the logits' shape (or broadcasting to it), or of the rows'
-    shape (one per row, as optax: expanded along ``axis``), broadcast to the logits' shape."""
+    shape (one per row, as optax: expanded along ``axis``), with the logits' number of dimensions (not broadcast:
+    a class mask stays one row's worth)."""
     xp, shape = call.xp, call.shape
     if isinstance(where, (list, tuple)):
         where = xp.asarray(where, dtype=xp.bool, device=call.device)
@@ -454,7 +463,19 @@ def _class_mask(call: Call, where: Any, axis: int) -> Array:
         raise ValueError(f"where has shape {given}; expected the logits' shape {shape} or one that broadcasts to it "
                          f"(a class mask for every row: {tuple(1 if i != axis else s for i, s in enumerate(shape))}), "
                          f"or the rows' shape {rows}, one per row")
-    return xp.broadcast_to(where, shape)
+    return xp.reshape(where, (1,) * (len(shape) - where.ndim) + tuple(where.shape))
+
+
+def _labels_kept(call: Call, labels: Array, valid: Array | None, included: Array, axis: int, classes: int,
+                 ignore: int | None, checked: bool) -> Array:
+    """:func:`_labels_inside` for labels that stay labels: traced, a row whose label ``where`` leaves out gets a
+    label outside [0, C) (and not ``ignore_index``), which the kernel makes NaN."""
+    xp = call.xp
+    safe = labels if checked else xp.where((labels >= 0) & (labels < classes), labels, 0)
+    full = xp.broadcast_to(included, call.shape)
+    taking_part = xp.squeeze(xp.take_along_axis(full, xp.expand_dims(safe, axis=axis), axis=axis), axis=axis)
+    outside, found = _left_out(call, ~taking_part, valid, included, axis)
+    return xp.where(outside, -1 if ignore != -1 else classes, labels) if found is None else labels
 
 
 def _labels_inside(call: Call, labels: Array, valid: Array | None, included: Array, dense: Array, axis: int,
@@ -463,16 +484,25 @@ def _labels_inside(call: Call, labels: Array, valid: Array | None, included: Arr
     traced its row NaN."""
     xp = call.xp
     onehot = _onehot(xp, labels, axis, classes, len(call.shape))
-    outside = xp.any(onehot & ~included, axis=axis) & xp.any(included, axis=axis)
+    outside, found = _left_out(call, xp.any(onehot & ~included, axis=axis), valid, included, axis)
+    if found is None:
+        dense = xp.where(xp.expand_dims(outside, axis=axis), math.nan, dense)
+    return dense
+
+
+def _left_out(call: Call, label_out: Array, valid: Array | None, included: Array, axis: int
+              ) -> tuple[Array, bool | None]:
+    """The rows (not ignored, with a class left) whose label ``where`` leaves out, and whether there are any
+    (None: traced); eagerly any is an error."""
+    xp = call.xp
+    outside = label_out & xp.any(included, axis=axis)
     if valid is not None:
         outside = outside & valid
     found = call.known(xp.any(outside))
     if found:
         raise ValueError("targets holds a class index that where leaves out (where is False there): the row's "
                          "target class must take part, or leave the whole row out")
-    if found is None:
-        dense = xp.where(xp.expand_dims(outside, axis=axis), math.nan, dense)
-    return dense
+    return outside, found
 
 
 def _smoothed_onehot(call: Call, labels: Array, valid: Array | None, axis: int, classes: int,

@@ -106,17 +106,16 @@ class NormalizedTargetKernel:
     def forward(self, xp: Any, z: Array, aux: tuple[Array, ...], params: tuple[Array, ...],
                 wanted: Wanted) -> tuple[Array, tuple[Array, ...]]:
         inner = self.inner
-        (labels,) = aux
         spec = bind(inner.spec, params)
-        rows = inner.parts(xp, z, labels, spec)
-        t, in_range, labels = rows.terms, rows.in_range, rows.labels
+        rows = inner.parts(xp, z, aux, spec)
+        t = rows.terms
         out = focal_terms(xp, t, spec.params)
-        loss, grad = inner.masks(xp, labels, in_range, out.f, inner.row_grad(xp, rows, out.a, out.b, out.e, None))
+        loss, grad = inner.masks(xp, rows, out.f, inner.row_grad(xp, rows, out.a, out.b, out.e, None))
         m, dm, m_partials = modulator(xp, t, spec.params)
         odds = xp.exp(t.u - t.v)
         m = xp.ones_like(t.u) * m  # a row array even when M is the constant 1 (γ = 0)
         row_grad = inner.row_grad(xp, rows, 0.0, dm, dm * odds, None)
-        m_rows, m_grad = inner.masks(xp, labels, in_range, m, row_grad)
+        m_rows, m_grad = inner.masks(xp, rows, m, row_grad)
         total = xp.maximum(xp.sum(m_rows), float(xp.finfo(z.dtype).eps))
         f_partials = inner.row_partials(xp, out.partials, wanted, rows)
         s_partials = inner.row_partials(xp, {**{k: (lambda: xp.zeros_like(t.u)) for k in out.partials}, **m_partials},

@@ -364,3 +364,68 @@ def test_keras_losses_take_ignore_index_and_where():
     labels = np.where(LABELS == 3, 0, LABELS)
     value = float(keras.ops.convert_to_numpy(fk.SoftmaxFocalLoss(where=mask, from_logits=True)(labels, X)))
     assert value == pytest.approx(float(focal.softmax_focal_loss(X, labels, where=np.array(mask))), rel=1e-5)
+
+
+def _masked_softmax_focal(z: np.ndarray, labels: np.ndarray, mask: np.ndarray, gamma: float, alpha: np.ndarray,
+                          ignore: int | None) -> float:
+    """optax's ``where`` written row by row in float64: the softmax over the classes the mask keeps, each row's
+    ``−α_t (1 − p_t)^γ log p_t``, a row with no class kept or ``ignore_index`` 0 and out of the mean's count."""
+    total, counted = 0.0, 0
+    for row, label, keep in zip(z, labels, np.broadcast_to(mask, z.shape)):
+        if not keep.any() or label == ignore:
+            continue
+        kept = row[keep]
+        log_p = row[label] - (kept.max() + np.log(np.exp(kept - kept.max()).sum()))
+        total += -alpha[label] * (-np.expm1(log_p)) ** gamma * log_p
+        counted += 1
+    return total / max(counted, 1)
+
+
+@pytest.mark.parametrize("lib", LIBS, ids=lambda lib: lib.id)
+def test_where_with_integer_labels_is_the_masked_softmax(lib):
+    """Integer labels with ``where`` stay labels (the one-class-per-row kernel): the value against the masked
+    softmax written row by row, the gradient against its central differences, for a mask per element (a row with a
+    class out, a row with every class out, beside ``ignore_index``) and one class mask for every row."""
+    rng = np.random.default_rng(17)
+    z = rng.normal(size=(7, 5)) * 3
+    alpha = np.array([0.1, 0.2, 0.3, 0.4, 0.5])
+    elements = np.ones((7, 5), bool)
+    elements[1, 2] = False
+    elements[3] = False
+    elements[4, [0, 1]] = False
+    labels = np.array([0, 1, 4, 2, 3, 1, 0])
+    for mask, ignore in [(elements, None), (elements, 1), (np.array([[True, True, False, True, True]]), None)]:
+        rows = labels if mask.shape[0] > 1 else np.where(labels == 2, 3, labels)
+        params = {"gamma": 1.5, "alpha": alpha, "ignore_index": ignore}
+        expected = _masked_softmax_focal(z, rows, mask, 1.5, alpha, ignore)
+        step, grad = 1e-6, np.zeros(z.shape)
+        for index in np.ndindex(z.shape):
+            bump = np.zeros(z.shape)
+            bump[index] = step
+            grad[index] = (_masked_softmax_focal(z + bump, rows, mask, 1.5, alpha, ignore)
+                           - _masked_softmax_focal(z - bump, rows, mask, 1.5, alpha, ignore)) / (2 * step)
+        x, t, where = lib.array(z), lib.array(rows), lib.array(mask)
+        what = f"mask of shape {mask.shape}, ignore_index={ignore}"
+        wide = "64" in str(x.dtype)  # JAX without x64 runs float32
+        assert_close(lib.numpy(focal.softmax_focal_loss(x, t, where=where, **params)), expected,
+                     1e-12 if wide else 1e-5, what)
+        if lib.autodiff:
+            got = lib.numpy(lib.grad(lambda v: focal.softmax_focal_loss(v, t, where=where, **params), x))
+            assert_close(got, grad, 1e-7 if wide else 1e-4, f"{what}: gradient")
+    with pytest.raises(ValueError, match="class index that where leaves out"):
+        focal.softmax_focal_loss(lib.array(z), lib.array(np.where(labels == 1, 2, labels)), where=lib.array(elements))
+
+
+def test_where_with_integer_labels_marks_a_left_out_label_nan_when_traced():
+    """Under ``jax.jit`` a label ``where`` leaves out cannot raise: its row alone is NaN, with or without an
+    ``ignore_index`` of -1 (the value the kernel would otherwise read as out of range)."""
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
+    z = jnp.asarray(np.random.default_rng(18).normal(size=(4, 3)), dtype=jnp.float32)
+    mask = jnp.asarray([[True, True, True], [True, False, True], [False, False, False], [True, True, True]])
+    labels = jnp.asarray([0, 1, 2, -1])
+    for ignore in (None, -1):
+        rows = np.asarray(jax.jit(lambda v, t: focal.softmax_focal_loss(
+            v, t, where=mask, ignore_index=ignore, reduction="none"))(z, labels))
+        assert np.isnan(rows[1]) and np.isfinite(rows[[0, 2]]).all() and rows[2] == 0.0, rows
+        assert np.isnan(rows[3]) == (ignore is None), rows

@@ -130,7 +130,7 @@ MATRIX_BUDGETS: dict[str, tuple[tuple[int, int, int], tuple[int, int, int]]] = {
     "softmax ignore_index=255": ((6, 2, 1), (2, 1, 0)),
     "softmax label_smoothing=0.1": ((52, 50, 8), (37, 36, 4)),
     "softmax probability targets": ((48, 46, 8), (33, 32, 4)),
-    "softmax where (class mask)": ((57, 54, 11), (41, 39, 6)),
+    "softmax where (class mask)": ((9, 4, 3), (4, 2, 1)),
     "softmax normalized": ((9, 6, 0), (6, 3, 0)),
     "softmax from_logits=False": ((18, 13, 2), (8, 7, 1)),
     "poly1_cross_entropy": ((5, 1, 0), (2, 1, 0)),
