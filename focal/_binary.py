@@ -55,9 +55,13 @@ def _parts(xp: Any, x: Array) -> tuple[Array, Array, Array, Array]:
     return log_p, log_q, xp.exp(log_p), xp.exp(log_q)
 
 
+def _bce_value(y: Array, log_p: Array, log_q: Array) -> Array:
+    return -(y * log_p + (1.0 - y) * log_q)
+
+
 def _bce(y: Array, log_p: Array, log_q: Array, p: Array, q: Array) -> tuple[Array, Array]:
     """Binary cross entropy and its derivative ``p − y``, written without cancellation."""
-    return -(y * log_p + (1.0 - y) * log_q), (1.0 - y) * p - y * q
+    return _bce_value(y, log_p, log_q), (1.0 - y) * p - y * q
 
 
 def _log_one_minus_pt(xp: Any, y: Array, log_p: Array, log_q: Array, p: Array, q: Array) -> Array:
@@ -67,7 +71,7 @@ def _log_one_minus_pt(xp: Any, y: Array, log_p: Array, log_q: Array, p: Array, q
     return xp.where(y == 1.0, log_q, xp.where(y == 0.0, log_p, soft))
 
 
-def _bce_parts(xp: Any, x: Array, y: Array, w: Any) -> tuple[Array, Array, Array, Array, Any]:
+def _bce_parts(xp: Any, x: Array, y: Array, w: Any, *, grad: bool = True) -> tuple[Array, Any, Array, Any, Any]:
     """``BCE(x, y)`` (``w`` scaling its positive term), its derivative ``p − y``, ``1 − p_t = y(1 − p) + (1 − y)p``,
     ``d(1 − p_t)/dx = (1 − 2y) p (1 − p)`` and, with ``w``, the positive term ``−y log p``.
 
@@ -76,7 +80,8 @@ def _bce_parts(xp: Any, x: Array, y: Array, w: Any) -> tuple[Array, Array, Array
     the next. In-place updates (an update costs a third of a fresh array there) only of arrays made here from every
     input their operands depend on, so that under ``torch.func.vmap`` the updated array is batched whenever an
     operand is (the caller may update ``dbce`` in place by that rule too). JAX and TensorFlow arrays have no
-    in-place operators: there ``a += b`` is ``a = a + b``.
+    in-place operators: there ``a += b`` is ``a = a + b``. Without ``grad`` (the loss alone) ``dbce`` and the
+    slope are None.
     """
     softplus, p, q = sigmoid_parts(xp, x)
     not_y = 1.0 - y
@@ -85,15 +90,21 @@ def _bce_parts(xp: Any, x: Array, y: Array, w: Any) -> tuple[Array, Array, Array
     bce += softplus
     positive = None if w is None else y * (xp.maximum(-x, 0.0) + softplus)  # −y log p
     del softplus
-    slope = (not_y - y) * p
-    slope *= q
+    slope: Any = None
+    if grad:
+        slope = (not_y - y) * p
+        slope *= q
     negative_p = not_y * p
     del p
     positive_q = y * q
     del q, not_y
-    dbce = negative_p - positive_q  # p − y, without cancellation as p → 0 or 1
+    dbce: Any = None
+    if grad:
+        dbce = negative_p - positive_q  # p − y, without cancellation as p → 0 or 1
     if w is not None:
-        bce, dbce = bce + (w - 1.0) * positive, dbce - (w - 1.0) * positive_q
+        bce = bce + (w - 1.0) * positive
+        if grad:
+            dbce = dbce - (w - 1.0) * positive_q
     one_minus_pt = negative_p  # no longer needed by itself; a sum of two terms >= 0: no cancellation
     one_minus_pt += positive_q
     return bce, dbce, one_minus_pt, slope, positive
@@ -107,7 +118,7 @@ class FocalSpec:
     pos_weight: Any = None  # scales the positive term, as BCEWithLogitsLoss's pos_weight
 
 
-def focal_pt_kernel(xp: Any, x: Array, y: Array, spec: FocalSpec) -> Result:
+def focal_pt_kernel(xp: Any, x: Array, y: Array, spec: FocalSpec, *, grad: bool = True) -> Result:
     """``α_t (1 − p_t)^γ BCE(x, y) + ε (1 − p_t)^(γ+1)`` (Lin et al.; Poly-1 when ε ≠ 0).
 
     ``d(1 − p_t)/dx = (1 − 2y) p (1 − p)``. An integer γ (the common 1, 2, 3) given as a number
@@ -117,9 +128,10 @@ def focal_pt_kernel(xp: Any, x: Array, y: Array, spec: FocalSpec) -> Result:
     precision) floored at the smallest normal, so γ < 1 at saturated logits is finite. ``∂/∂γ`` is
     the loss times ``log(1 − p_t)``; ``∂/∂α = (2y − 1)`` times the unweighted loss; ``∂/∂ε = (1 − p_t)^(γ+1)``.
     ``pos_weight`` w scales BCE's positive term: ``BCE = −(w y log p + (1 − y) log(1 − p))``.
+    Without ``grad``, the loss alone (the gradient None, no partials).
     """
     w = spec.pos_weight
-    bce, dbce, one_minus_pt, slope, positive = _bce_parts(xp, x, y, w)
+    bce, dbce, one_minus_pt, slope, positive = _bce_parts(xp, x, y, w, grad=grad)
     gamma, epsilon = spec.gamma, spec.epsilon
     poly = not is_zero(epsilon)
     power = _small_integer(gamma)
@@ -128,13 +140,14 @@ def focal_pt_kernel(xp: Any, x: Array, y: Array, spec: FocalSpec) -> Result:
     focused, dfocused = bce, dbce
     if power:  # d[(1 − p_t)^γ BCE]/dx = (1 − p_t)^(γ−1) ((1 − p_t) dBCE + γ BCE d(1 − p_t)/dx)
         below = _integer_power(one_minus_pt, power - 1)  # (1 − p_t)^(γ−1)
-        bce_slope = bce * slope
-        bce_slope *= float(power)
-        dfocused *= one_minus_pt  # dbce, in place: see _bce_parts
-        dfocused += bce_slope
-        del bce_slope
-        if power > 1:
-            dfocused *= below
+        if grad:
+            bce_slope = bce * slope
+            bce_slope *= float(power)
+            dfocused *= one_minus_pt  # dbce, in place: see _bce_parts
+            dfocused += bce_slope
+            del bce_slope
+            if power > 1:
+                dfocused *= below
         modulator = below * one_minus_pt if power > 1 else one_minus_pt
         focused = modulator * bce
         del below
@@ -145,32 +158,37 @@ def focal_pt_kernel(xp: Any, x: Array, y: Array, spec: FocalSpec) -> Result:
         log_1m_pt = xp.log(floored)
         gamma = resolve_binary_gamma(xp, gamma, log_1m_pt)
         modulator = xp.exp(gamma * log_1m_pt)
-        # d(1 − p_t)^γ/dx = γ (1 − p_t)^γ · d(1 − p_t)/dx / (1 − p_t): no second exp, and no 0/0 once 1 − p_t
-        # underflows (the slope, a product with 1 − p_t's factor, underflows with it)
-        dmodulator = xp.divide(modulator * slope, floored)  # xp.divide: JAX's Hessian, _jax_namespace
-        dmodulator *= gamma
+        if grad:
+            # d(1 − p_t)^γ/dx = γ (1 − p_t)^γ · d(1 − p_t)/dx / (1 − p_t): no second exp, and no 0/0 once 1 − p_t
+            # underflows (the slope, a product with 1 − p_t's factor, underflows with it)
+            dmodulator = xp.divide(modulator * slope, floored)  # xp.divide: JAX's Hessian, _jax_namespace
+            dmodulator *= gamma
+            dfocused = modulator * dbce
+            dfocused += bce * dmodulator
+            del dmodulator
         del floored
-        focused, dfocused = modulator * bce, modulator * dbce
-        dfocused += bce * dmodulator
-        del dmodulator
+        focused = modulator * bce
     del bce, dbce
     if not poly:
         del slope
-    loss, grad, alpha_t = focused, dfocused, 1.0
+    loss, dloss, alpha_t = focused, dfocused, 1.0
     if spec.alpha is not None:
         alpha_t = (2.0 * spec.alpha - 1.0) * y  # α y + (1 − α)(1 − y)
         alpha_t += 1.0 - spec.alpha
-        if isinstance(spec.alpha, (int, float)):  # α_t then depends on y only: in place
-            grad *= alpha_t
-        else:
-            grad = alpha_t * dfocused
+        if grad and isinstance(spec.alpha, (int, float)):  # α_t then depends on y only: in place
+            dloss *= alpha_t
+        elif grad:
+            dloss = alpha_t * dfocused
         del dfocused
         loss = alpha_t * focused
     weighted: Any = 0.0
     if poly:  # Poly-1: ε (1 − p_t)^(γ+1), derivative ε (γ + 1)(1 − p_t)^γ d(1 − p_t)/dx
         weighted = one_minus_pt if modulator is None else modulator * one_minus_pt
-        dweighted = (gamma + 1.0) * (slope if modulator is None else modulator * slope)
-        loss, grad = loss + epsilon * weighted, grad + epsilon * dweighted
+        loss = loss + epsilon * weighted
+        if grad:
+            dloss = dloss + epsilon * (gamma + 1.0) * (slope if modulator is None else modulator * slope)
+    if not grad:
+        return loss, None, {}
     partials = {
         "alpha": lambda: (2.0 * y - 1.0) * focused,
         "gamma": lambda: (alpha_t * focused + epsilon * weighted) * log_1m_pt,  # γ an array: the exp path
@@ -178,7 +196,11 @@ def focal_pt_kernel(xp: Any, x: Array, y: Array, spec: FocalSpec) -> Result:
         "pos_weight": lambda: alpha_t * (1.0 if modulator is None else modulator) * positive,
         TARGETS: lambda: _focal_pt_dy(xp, x, y, spec),
     }
-    return loss, grad, partials
+    return loss, dloss, partials
+
+
+# the loss alone with grad=False (Elementwise.value)
+focal_pt_kernel.loss_only = True  # type: ignore[attr-defined]
 
 
 def _focal_pt_dy(xp: Any, x: Array, y: Array, spec: FocalSpec) -> Array:
@@ -235,29 +257,40 @@ def _integer_power(base: Array, power: int) -> Any:
     return result
 
 
-def _positive_term(xp: Any, y: Array, gamma: Any, log_p: Array, log_q: Array) -> tuple[Array, Array]:
-    """``−y (1 − p)^γ log p`` and its derivative ``−y (1 − p)^γ ((1 − p) − γ p log p)``."""
+def _positive_term(xp: Any, y: Array, gamma: Any, log_p: Array, log_q: Array, *, grad: bool = True
+                   ) -> tuple[Array, Any]:
+    """``−y (1 − p)^γ log p`` and its derivative ``−y (1 − p)^γ ((1 − p) − γ p log p)`` (None without ``grad``)."""
     loss = -y * xp.exp(gamma * log_q) * log_p
-    grad = -y * (xp.exp((gamma + 1.0) * log_q) - gamma * xp.exp(gamma * log_q + log_p) * log_p)
-    return loss, grad
+    if not grad:
+        return loss, None
+    return loss, -y * (xp.exp((gamma + 1.0) * log_q) - gamma * xp.exp(gamma * log_q + log_p) * log_p)
 
 
-def _negative_term(xp: Any, y: Array, gamma: Any, log_p: Array, log_q: Array) -> tuple[Array, Array]:
-    """``−(1 − y) p^γ log(1 − p)`` and its derivative ``(1 − y) p^γ (p − γ (1 − p) log(1 − p))``."""
+def _negative_term(xp: Any, y: Array, gamma: Any, log_p: Array, log_q: Array, *, grad: bool = True
+                   ) -> tuple[Array, Any]:
+    """``−(1 − y) p^γ log(1 − p)`` and its derivative ``(1 − y) p^γ (p − γ (1 − p) log(1 − p))`` (None without
+    ``grad``)."""
     loss = -(1.0 - y) * xp.exp(gamma * log_p) * log_q
-    grad = (1.0 - y) * (xp.exp((gamma + 1.0) * log_p) - gamma * xp.exp(gamma * log_p + log_q) * log_q)
-    return loss, grad
+    if not grad:
+        return loss, None
+    return loss, (1.0 - y) * (xp.exp((gamma + 1.0) * log_p) - gamma * xp.exp(gamma * log_p + log_q) * log_q)
 
 
-def focal_split_kernel(xp: Any, x: Array, y: Array, spec: FocalSpec) -> Result:
-    """``−α y (1 − p)^γ log p − (1 − α)(1 − y) p^γ log(1 − p)`` (seed 003's L_fl, seed 004, kornia)."""
-    log_p, log_q, p, q = _parts(xp, x)
+def focal_split_kernel(xp: Any, x: Array, y: Array, spec: FocalSpec, *, grad: bool = True) -> Result:
+    """``−α y (1 − p)^γ log p − (1 − α)(1 − y) p^γ log(1 − p)`` (seed 003's L_fl, seed 004, kornia); without
+    ``grad`` the loss alone."""
+    if grad or spec.gamma is flsd53:
+        log_p, log_q, p, q = _parts(xp, x)
+    else:  # p and 1 − p are the gradient's
+        log_p, log_q = log_sigmoid_pair(xp, x)
     gamma = spec.gamma
     if gamma is flsd53:  # only FLSD-53 reads log(1 − p_t), to choose γ
         gamma = resolve_binary_gamma(xp, gamma, _log_one_minus_pt(xp, y, log_p, log_q, p, q))
-    pos, dpos = _positive_term(xp, y, gamma, log_p, log_q)
-    neg, dneg = _negative_term(xp, y, gamma, log_p, log_q)
+    pos, dpos = _positive_term(xp, y, gamma, log_p, log_q, grad=grad)
+    neg, dneg = _negative_term(xp, y, gamma, log_p, log_q, grad=grad)
     a_pos, a_neg = (1.0, 1.0) if spec.alpha is None else (spec.alpha, 1.0 - spec.alpha)
+    if not grad:
+        return a_pos * (pos if spec.pos_weight is None else spec.pos_weight * pos) + a_neg * neg, None, {}
     unweighted_pos = pos
     if spec.pos_weight is not None:
         pos, dpos = spec.pos_weight * pos, spec.pos_weight * dpos
@@ -268,6 +301,9 @@ def focal_split_kernel(xp: Any, x: Array, y: Array, spec: FocalSpec) -> Result:
                 TARGETS: lambda: (a_pos * w * _positive_term(xp, 1.0, gamma, log_p, log_q)[0]
                                   - a_neg * _negative_term(xp, 0.0, gamma, log_p, log_q)[0])}
     return a_pos * pos + a_neg * neg, a_pos * dpos + a_neg * dneg, partials
+
+
+focal_split_kernel.loss_only = True  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -342,16 +378,17 @@ class AsymmetricSpec:
     clip: Any
 
 
-def asymmetric_kernel(xp: Any, x: Array, y: Array, spec: AsymmetricSpec) -> Result:
+def asymmetric_kernel(xp: Any, x: Array, y: Array, spec: AsymmetricSpec, *, grad: bool = True) -> Result:
     """ASL: ``−y (1 − p)^γ⁺ log p − (1 − y) p_m^γ⁻ log(1 − p_m)``, ``p_m = max(p − m, 0)``.
 
     The gradient flows through both focusing weights. ``p_m^(γ−1) log(1 − p_m)`` is evaluated as
     ``−p_m^γ · (−log(1 − p_m))/p_m``, finite as ``p_m → 0``. ``∂/∂γ⁺`` is the positive term times
     ``log(1 − p)``, ``∂/∂γ⁻`` the negative one times ``log p_m``, and ``∂/∂m = −∂/∂p_m`` where ``p_m > 0``.
+    Without ``grad``, the loss alone.
     """
     log_p, log_q, p, q = _parts(xp, x)
     gamma_neg = spec.gamma_neg
-    pos, dpos = _positive_term(xp, y, spec.gamma_pos, log_p, log_q)
+    pos, dpos = _positive_term(xp, y, spec.gamma_pos, log_p, log_q, grad=grad)
     m = spec.clip
     if is_zero(m):
         shifted, log_1m_shifted = p, log_q
@@ -365,6 +402,8 @@ def asymmetric_kernel(xp: Any, x: Array, y: Array, spec: AsymmetricSpec) -> Resu
     log_safe = xp.log(safe)
     weight = xp.where(active, xp.exp(gamma_neg * log_safe), 0.0)
     neg = -(1.0 - y) * weight * log_1m_shifted
+    if not grad:
+        return pos + neg, None, {}
     ratio = neg_log_over_one_minus(xp, xp.where(active, log_1m_shifted, -1.0))
     # d neg / d p_m = (1 − y) p_m^γ (γ (−log(1 − p_m))/p_m + 1/(1 − p_m)), and dp_m/dx = p q
     per_shift = (1.0 - y) * weight * gamma_neg * ratio
@@ -379,30 +418,41 @@ def asymmetric_kernel(xp: Any, x: Array, y: Array, spec: AsymmetricSpec) -> Resu
     return pos + neg, dpos + xp.where(active, dneg, 0.0), partials
 
 
+asymmetric_kernel.loss_only = True  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True)
 class QualitySpec:
     beta: Any
 
 
-def quality_focal_kernel(xp: Any, x: Array, y: Array, spec: QualitySpec) -> Result:
+def quality_focal_kernel(xp: Any, x: Array, y: Array, spec: QualitySpec, *, grad: bool = True) -> Result:
     """QFL: ``|y − σ(x)|^β · BCE(x, y)`` with soft (IoU) targets ``y``; ``∂/∂β`` is the loss times
     ``log |y − σ(x)|``, ``∂/∂y = β |y − p|^(β−1) sign(y − p) BCE − |y − p|^β x``. An integer β ≥ 2 given as a
-    number (the paper's 2) is a product, whose derivatives stay exact where ``p = y``."""
+    number (the paper's 2) is a product, whose derivatives stay exact where ``p = y``. Without ``grad``, the loss
+    alone."""
     log_p, log_q, p, q = _parts(xp, x)
     bce, dbce = _bce(y, log_p, log_q, p, q)
-    log_gap = xp.log(xp.maximum(xp.abs(dbce), tiny(xp, x)))  # |y − p| = |p − y|
     power = _small_integer(spec.beta)
     if power is not None and power >= 2:  # β = 2, the paper's: (p − y)², by multiplication, smooth at p = y too
         below = _integer_power(xp.abs(dbce), power - 2)  # |p − y|^(β−2)
         weight = below * dbce * dbce
+        if not grad:
+            return weight * bce, None, {}
         dweight = float(power) * below * dbce * xp.exp(log_p + log_q)
-    else:
+    log_gap = xp.log(xp.maximum(xp.abs(dbce), tiny(xp, x)))  # |y − p| = |p − y|
+    if power is None or power < 2:
         weight = xp.exp(spec.beta * log_gap)
+        if not grad:
+            return weight * bce, None, {}
         dweight = spec.beta * xp.sign(dbce) * xp.exp((spec.beta - 1.0) * log_gap + log_p + log_q)
     loss = weight * bce
     partials = {"beta": lambda: loss * log_gap,
                 TARGETS: lambda: -spec.beta * xp.sign(dbce) * xp.exp((spec.beta - 1.0) * log_gap) * bce - weight * x}
     return loss, weight * dbce + bce * dweight, partials
+
+
+quality_focal_kernel.loss_only = True  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -411,20 +461,27 @@ class VarifocalSpec:
     gamma: Any
 
 
-def varifocal_kernel(xp: Any, x: Array, y: Array, spec: VarifocalSpec) -> Result:
+def varifocal_kernel(xp: Any, x: Array, y: Array, spec: VarifocalSpec, *, grad: bool = True) -> Result:
     """VFL: ``q · BCE(x, q)`` where ``q > 0``; ``−α p^γ log(1 − p)`` where ``q = 0`` (whose ``∂/∂α`` is
     ``−p^γ log(1 − p)`` and ``∂/∂γ`` the term times ``log p``).
 
     ``∂/∂q = BCE(x, q) − q x``; at ``q = 0``, where the loss jumps between its two branches, it is that
-    of the ``q > 0`` branch (its limit as ``q → 0+``, ``BCE(x, 0)``)."""
+    of the ``q > 0`` branch (its limit as ``q → 0+``, ``BCE(x, 0)``). Without ``grad``, the loss alone."""
+    negative = y == 0.0  # (not y > 0, which would send a NaN target to the finite negative term)
+    if not grad:  # p and 1 − p are the gradient's
+        log_p, log_q = log_sigmoid_pair(xp, x)
+        neg = _negative_term(xp, 0.0, spec.gamma, log_p, log_q, grad=False)[0]
+        return xp.where(negative, spec.alpha * neg, y * _bce_value(y, log_p, log_q)), None, {}
     log_p, log_q, p, q = _parts(xp, x)
     bce, dbce = _bce(y, log_p, log_q, p, q)
     neg, dneg = _negative_term(xp, xp.zeros_like(y), spec.gamma, log_p, log_q)
-    negative = y == 0.0  # (not y > 0, which would send a NaN target to the finite negative term)
     partials = {"alpha": lambda: xp.where(negative, neg, 0.0),
                 "gamma": lambda: xp.where(negative, spec.alpha * neg * log_p, 0.0),
                 TARGETS: lambda: bce - y * x}
     return xp.where(negative, spec.alpha * neg, y * bce), xp.where(negative, spec.alpha * dneg, y * dbce), partials
+
+
+varifocal_kernel.loss_only = True  # type: ignore[attr-defined]
 
 
 def plan_binary(
@@ -504,6 +561,9 @@ class RowSumSpec:
     axis: int
 
 
-def row_sum_kernel(xp: Any, x: Array, y: Array, spec: RowSumSpec) -> Result:
-    loss, grad, partials = spec.fn(xp, x, y, spec.inner)
-    return xp.sum(loss, axis=spec.axis), grad, partials
+def row_sum_kernel(xp: Any, x: Array, y: Array, spec: RowSumSpec, *, grad: bool = True) -> Result:
+    loss, dloss, partials = spec.fn(xp, x, y, spec.inner, grad=grad)
+    return xp.sum(loss, axis=spec.axis), dloss, partials
+
+
+row_sum_kernel.loss_only = True  # type: ignore[attr-defined]  # its fn takes grad= (focal_split_kernel)

@@ -57,7 +57,8 @@ class Elementwise:
     ``y``, which the kernel reads from its ``targets`` slot. The Jacobian is block diagonal, so the VJP
     is the cotangent, broadcast along ``axis``, times ``dloss`` (and times each partial, summed).
     With ``masked`` the last of ``aux`` is a boolean mask: elements outside it (``ignore_index``) give
-    0 loss, gradient and partials, whatever their inputs.
+    0 loss, gradient and partials, whatever their inputs. A ``fn`` marked ``loss_only`` takes ``grad=False``
+    and then computes the loss alone (:meth:`value`).
     """
 
     fn: Callable[..., tuple[Array, Array, Any]]
@@ -66,12 +67,19 @@ class Elementwise:
     masked: bool = False
     targets: Slot | None = None
 
+    def _inputs(self, aux: tuple[Array, ...], params: tuple[Array, ...]) -> tuple[Array, ...]:
+        inputs = aux[:-1] if self.masked else aux
+        return inputs if self.targets is None else (params[self.targets.index], *inputs)
+
+    def value(self, xp: Any, logits: Array, aux: tuple[Array, ...], params: tuple[Array, ...]) -> Array:
+        if not getattr(self.fn, "loss_only", False):
+            return self.forward(xp, logits, aux, params, no_grads(len(params)))[0]
+        loss = self.fn(xp, logits, *self._inputs(aux, params), bind(self.spec, params), grad=False)[0]
+        return xp.where(aux[-1], loss, 0.0) if self.masked else loss
+
     def forward(self, xp: Any, logits: Array, aux: tuple[Array, ...], params: tuple[Array, ...],
                 wanted: Wanted) -> tuple[Array, tuple[Array, ...]]:
-        inputs = aux[:-1] if self.masked else aux
-        if self.targets is not None:
-            inputs = (params[self.targets.index], *inputs)
-        loss, dloss, partials = self.fn(xp, logits, *inputs, bind(self.spec, params))
+        loss, dloss, partials = self.fn(xp, logits, *self._inputs(aux, params), bind(self.spec, params))
         residuals = (dloss, *take_partials(partials, wanted))
         if self.masked:
             mask = aux[-1]

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from .._kernel import Elementwise, Summed
+from .._kernel import Elementwise, Summed, value_of
 from . import _torch_namespace as xp
 from ._torch_namespace import _wrapped
 
@@ -51,7 +51,7 @@ def _rows(x: Any, start: int, stop: int, rows: int, ndim: int) -> Any:
 def forward(kernel: Any, logits: torch.Tensor, aux: tuple[Any, ...], params: tuple[Any, ...],
             wanted: tuple[Any, ...], *, loss_only: bool = False) -> tuple[Any, tuple[Any, ...]]:
     """``kernel.forward`` over slices of rows (:func:`applies` holds): the loss (or its sum) and the residuals;
-    with ``loss_only`` the loss alone (each slice's residuals die in the cache, none is written at full size)."""
+    with ``loss_only`` the loss alone (each slice's kernel ``value``: no residuals)."""
     rows, ndim = logits.shape[0], logits.ndim
     step = max(1, CHUNK_ELEMENTS // max(1, logits[0].numel()))
     summed = isinstance(kernel, Summed)
@@ -59,8 +59,9 @@ def forward(kernel: Any, logits: torch.Tensor, aux: tuple[Any, ...], params: tup
     residuals: list[torch.Tensor] = []
     for start in range(0, rows, step):
         stop = min(start + step, rows)
-        part, parts = kernel.forward(xp, logits[start:stop], tuple(_rows(a, start, stop, rows, ndim) for a in aux),
-                                     tuple(_rows(p, start, stop, rows, ndim) for p in params), wanted)
+        inputs = (xp, logits[start:stop], tuple(_rows(a, start, stop, rows, ndim) for a in aux),
+                  tuple(_rows(p, start, stop, rows, ndim) for p in params))
+        part, parts = (value_of(kernel, *inputs), ()) if loss_only else kernel.forward(*inputs, wanted)
         if start == 0:
             out = part if summed else part.new_empty((rows, *part.shape[1:]))
             residuals = [] if loss_only else [r.new_empty((rows, *r.shape[1:])) for r in parts]
