@@ -119,17 +119,18 @@ class FromProbabilities:
 
     The probabilities are clipped to ``[eps, 1 − eps]`` of the compute dtype and mapped to logits
     (``log p − log(1 − p)`` for sigmoid, ``log p`` for softmax, which renormalises a row that does not
-    sum to 1); the gradient follows by the chain rule and is 0 where the clip is active.
+    sum to 1); the gradient follows by the chain rule and is 0 where the clip is active. ``checked``: the
+    probabilities were read and lie in [0, 1] (eagerly, ``LossPlan``); else one outside makes its element NaN.
     """
 
     kernel: Any
     link: str  # "sigmoid" or "softmax"
+    checked: bool = False
 
     def forward(self, xp: Any, probs: Array, aux: tuple[Array, ...], params: tuple[Array, ...],
                 wanted: Wanted) -> tuple[Array, tuple[Array, ...]]:
-        eps = float(xp.finfo(probs.dtype).eps)
         clipped = self._clipped(xp, probs)
-        inside = (probs >= eps) & (probs <= 1.0 - eps)
+        inside = clipped == probs  # the clip is inactive (a NaN, or one marked NaN, is not inside: 0)
         sigmoid = self.link == "sigmoid"
         dlogits_dprobs = 1.0 / (clipped * (1.0 - clipped)) if sigmoid else 1.0 / clipped
         out, residuals = self.kernel.forward(xp, self._logits(xp, clipped), aux, params, wanted)
@@ -138,11 +139,13 @@ class FromProbabilities:
     def value(self, xp: Any, probs: Array, aux: tuple[Array, ...], params: tuple[Array, ...]) -> Array:
         return value_of(self.kernel, xp, self._logits(xp, self._clipped(xp, probs)), aux, params)
 
-    @staticmethod
-    def _clipped(xp: Any, probs: Array) -> Array:
+    def _clipped(self, xp: Any, probs: Array) -> Array:
         eps = float(xp.finfo(probs.dtype).eps)
+        clipped = xp.clip(probs, eps, 1.0 - eps)
+        if self.checked:
+            return clipped
         # outside [0, 1] is an error eagerly (LossPlan); traced, it must show as NaN, not be clipped away
-        return xp.where((probs < 0.0) | (probs > 1.0), math.nan, xp.clip(probs, eps, 1.0 - eps))
+        return xp.where((probs < 0.0) | (probs > 1.0), math.nan, clipped)
 
     def _logits(self, xp: Any, clipped: Array) -> Array:
         if self.link == "sigmoid":

@@ -8,6 +8,7 @@ kernel and the same reduction, so they give the same numbers.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from collections.abc import Callable
@@ -280,6 +281,8 @@ class LossPlan:
             _checks.broadcast_shape("weight", tuple(c.weight.shape), self.loss_shape)
         if isinstance(self.kernel, FromProbabilities):  # traced, the kernel itself marks them NaN
             c.within("logits", c.logits, 0.0, 1.0, "probabilities in [0, 1] with from_logits=False")
+            if c.backend.is_concrete(c.logits):  # read and in range: the kernel need not look again
+                self.kernel = dataclasses.replace(self.kernel, checked=True)
 
     def loss(self) -> Array:
         quiet = self.call.backend.quiet()
