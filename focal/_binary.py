@@ -22,7 +22,7 @@ from . import _checks
 from ._gamma import check_gamma, flsd53, resolve_binary_gamma
 from ._hyper import TARGETS, Partials, is_zero
 from ._kernel import Elementwise, FromProbabilities
-from ._numerics import log_sigmoid_pair, neg_log_over_one_minus, tiny
+from ._numerics import integer_power, log_sigmoid_pair, neg_log_over_one_minus, small_integer, tiny
 from ._plan import Call, LossPlan
 from .backends._base import Array
 
@@ -134,12 +134,12 @@ def focal_pt_kernel(xp: Any, x: Array, y: Array, spec: FocalSpec, *, grad: bool 
     bce, dbce, one_minus_pt, slope, positive = _bce_parts(xp, x, y, w, grad=grad)
     gamma, epsilon = spec.gamma, spec.epsilon
     poly = not is_zero(epsilon)
-    power = _small_integer(gamma)
+    power = small_integer(gamma)
     log_1m_pt: Any = None
     modulator: Any = None
     focused, dfocused = bce, dbce
     if power:  # d[(1 − p_t)^γ BCE]/dx = (1 − p_t)^(γ−1) ((1 − p_t) dBCE + γ BCE d(1 − p_t)/dx)
-        below = _integer_power(one_minus_pt, power - 1)  # (1 − p_t)^(γ−1)
+        below = integer_power(one_minus_pt, power - 1)  # (1 − p_t)^(γ−1)
         if grad:
             bce_slope = bce * slope
             bce_slope *= float(power)
@@ -216,10 +216,10 @@ def _focal_pt_dy(xp: Any, x: Array, y: Array, spec: FocalSpec) -> Array:
     one_minus_pt = y * q + (1.0 - y) * p
     slope = q - p
     gamma: Any = spec.gamma
-    power = _small_integer(gamma)
+    power = small_integer(gamma)
     if power is not None:
-        modulator: Any = _integer_power(one_minus_pt, power)
-        dmodulator: Any = 0.0 if power == 0 else float(power) * _integer_power(one_minus_pt, power - 1) * slope
+        modulator: Any = integer_power(one_minus_pt, power)
+        dmodulator: Any = 0.0 if power == 0 else float(power) * integer_power(one_minus_pt, power - 1) * slope
     else:  # floored as in the kernel: where 1 − p_t underflows, B and ∂B/∂y's product with M underflow too
         floored = xp.maximum(one_minus_pt, tiny(xp, x))
         log_1m_pt = xp.log(floored)
@@ -232,29 +232,6 @@ def _focal_pt_dy(xp: Any, x: Array, y: Array, spec: FocalSpec) -> Array:
     if not is_zero(spec.epsilon):
         out = out + spec.epsilon * (gamma + 1.0) * modulator * slope
     return out
-
-
-_MAX_MULTIPLIED_POWER = 8
-
-
-def _small_integer(gamma: Any) -> int | None:
-    """γ as an int where it is a number, whole and up to 8 (computed by multiplication), else None."""
-    if isinstance(gamma, float) and gamma.is_integer() and 0.0 <= gamma <= _MAX_MULTIPLIED_POWER:
-        return int(gamma)
-    return None
-
-
-def _integer_power(base: Array, power: int) -> Any:
-    """``base ** power`` by repeated squaring (1.0 for power 0)."""
-    result: Any = 1.0
-    square = base
-    while power:
-        if power & 1:
-            result = square if isinstance(result, float) else result * square
-        power >>= 1
-        if power:
-            square = square * square
-    return result
 
 
 def _positive_term(xp: Any, y: Array, gamma: Any, log_p: Array, log_q: Array, *, grad: bool = True
@@ -433,9 +410,9 @@ def quality_focal_kernel(xp: Any, x: Array, y: Array, spec: QualitySpec, *, grad
     alone."""
     log_p, log_q, p, q = _parts(xp, x)
     bce, dbce = _bce(y, log_p, log_q, p, q)
-    power = _small_integer(spec.beta)
+    power = small_integer(spec.beta)
     if power is not None and power >= 2:  # β = 2, the paper's: (p − y)², by multiplication, smooth at p = y too
-        below = _integer_power(xp.abs(dbce), power - 2)  # |p − y|^(β−2)
+        below = integer_power(xp.abs(dbce), power - 2)  # |p − y|^(β−2)
         weight = below * dbce * dbce
         if not grad:
             return weight * bce, None, {}

@@ -61,8 +61,13 @@ class TermsOut(NamedTuple):
     partials: Mapping[str, Callable[[], Array]] = {}
 
 
-# terms(xp, Terms, params) -> TermsOut
+# terms(xp, Terms, params) -> TermsOut; one marked ``loss_only`` also takes grad=False and then gives f alone
 TermsFn = Callable[..., TermsOut]
+
+
+def loss_terms(terms: TermsFn, xp: Any, t: Terms, params: Any) -> TermsOut:
+    """The terms where only ``f`` will be read: without their gradient's arrays where the terms can."""
+    return terms(xp, t, params, grad=False) if getattr(terms, "loss_only", False) else terms(xp, t, params)
 
 
 @dataclass(frozen=True)
@@ -229,7 +234,7 @@ class TargetKernel:
     def value(self, xp: Any, z: Array, aux: tuple[Array, ...], params: tuple[Array, ...]) -> Array:
         spec = bind(self.spec, params)
         rows = self.parts(xp, z, aux, spec)
-        return self.masks(xp, rows, self.terms(xp, rows.terms, spec.params).f)[0]
+        return self.masks(xp, rows, loss_terms(self.terms, xp, rows.terms, spec.params).f)[0]
 
     def forward(self, xp: Any, z: Array, aux: tuple[Array, ...], params: tuple[Array, ...],
                 wanted: Wanted) -> tuple[Array, tuple[Array, ...]]:
@@ -283,8 +288,10 @@ class ClassKernel:
     spec: SoftmaxSpec
     targets: Slot
 
-    def _terms(self, xp: Any, z: Array, params: tuple[Array, ...]) -> tuple[TermsOut, Terms, Array, Array]:
-        """The terms, the per-class quantities they were given, the dominant classes and ``log(1 − p_dom)``."""
+    def _terms(self, xp: Any, z: Array, params: tuple[Array, ...], *, grad: bool = True
+               ) -> tuple[TermsOut, Terms, Array, Array]:
+        """The terms (without ``grad``: f alone, where the terms can), the per-class quantities they were given, the
+        dominant classes and ``log(1 − p_dom)``."""
         y = params[self.targets.index]
         spec = bind(self.spec, params)
         axis = spec.axis
@@ -309,10 +316,11 @@ class ClassKernel:
         weight = y if spec.alpha is None else y * alpha
         gamma = _along(xp, spec.gamma, axis, z.ndim) if is_vector(spec.gamma) else spec.gamma
         t = Terms(u=log_p, v=v, p=p, one_minus_p=one_minus_p, weight=weight, target=y, alpha=alpha, gamma=gamma, z=z)
-        return self.terms(xp, t, spec.params), t, dominant, v_max
+        out = self.terms(xp, t, spec.params) if grad else loss_terms(self.terms, xp, t, spec.params)
+        return out, t, dominant, v_max
 
     def value(self, xp: Any, z: Array, aux: tuple[Array, ...], params: tuple[Array, ...]) -> Array:
-        return xp.sum(self._terms(xp, z, params)[0].f, axis=self.spec.axis)
+        return xp.sum(self._terms(xp, z, params, grad=False)[0].f, axis=self.spec.axis)
 
     def forward(self, xp: Any, z: Array, aux: tuple[Array, ...], params: tuple[Array, ...],
                 wanted: Wanted) -> tuple[Array, tuple[Array, ...]]:

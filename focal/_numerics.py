@@ -107,3 +107,35 @@ def neg_log_over(xp: Any, log_p: Array, one_minus_p: Array) -> Array:
     floor = tiny(xp, one_minus_p)
     # xp.divide: its derivative (JAX's Hessian) must not square a 1 − p that is this small (_jax_namespace)
     return xp.where(one_minus_p >= floor, xp.divide(-log_p, xp.maximum(one_minus_p, floor)), 1.0)
+
+
+# γ (or β) given as a whole number up to this: powers by multiplication, no log, no exp
+_MAX_MULTIPLIED_POWER = 8
+
+
+def small_integer(gamma: Any) -> int | None:
+    """γ as an int where it is a number, whole and up to 8 (computed by multiplication), else None."""
+    if isinstance(gamma, float) and gamma.is_integer() and 0.0 <= gamma <= _MAX_MULTIPLIED_POWER:
+        return int(gamma)
+    return None
+
+
+def integer_power(base: Array, power: int) -> Any:
+    """``base ** power`` by repeated squaring (1.0 for power 0)."""
+    result: Any = 1.0
+    square = base
+    while power:
+        if power & 1:
+            result = square if isinstance(result, float) else result * square
+        power >>= 1
+        if power:
+            square = square * square
+    return result
+
+
+def power(xp: Any, base: Array, log_base: Array, exponent: Any) -> Any:
+    """``base ** exponent`` from the base and its log (both exact): by multiplication where the exponent is a whole
+    number up to 8 given as a number (the common γ = 2: one product for an exp and a product), else
+    ``exp(exponent · log base)``."""
+    whole = small_integer(exponent)
+    return xp.exp(exponent * log_base) if whole is None else integer_power(base, whole)

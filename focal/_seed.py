@@ -25,7 +25,7 @@ from ._categorical import Terms, TermsOut, prepare_softmax
 from ._docs import document
 from ._hyper import TARGETS
 from ._kernel import Elementwise, FromProbabilities
-from ._numerics import log_sigmoid_pair, neg_log_over_one_minus, tiny
+from ._numerics import log_sigmoid_pair, neg_log_over, power, tiny
 from ._plan import LossPlan, plans
 from ._softmax import FocalTerms, focal_terms
 from .backends._base import Array
@@ -45,33 +45,41 @@ class NegativesParams:
     gamma: Any
 
 
-def negatives_terms(xp: Any, t: Terms, params: NegativesParams) -> TermsOut:
+def negatives_terms(xp: Any, t: Terms, params: NegativesParams, *, grad: bool = True) -> TermsOut:
     """Per class: ``−α q (1 − p)^γ log p − (1 − α)(1 − q) p^γ log(1 − p)`` with ``p = softmax(z)``;
     ``∂/∂α`` is the positive term over α minus the negative one over ``1 − α``, ``∂/∂γ`` each term
-    times the log of its own base, ``∂/∂q = −α (1 − p)^γ log p + (1 − α) p^γ log(1 − p)``."""
+    times the log of its own base, ``∂/∂q = −α (1 − p)^γ log p + (1 − α) p^γ log(1 − p)``. Without ``grad``, f
+    alone."""
     a_pos, a_neg = (1.0, 1.0) if params.alpha is None else (params.alpha, 1.0 - params.alpha)
     g, q = params.gamma, t.target
     u_safe = xp.maximum(t.u, math.log(tiny(xp, t.u)))
-    m, pg = xp.exp(g * t.v), xp.exp(g * u_safe)  # (1 − p)^γ, p^γ
-    wp, wn = a_pos * q, a_neg * (1.0 - q)
-    negative = -(1.0 - q) * pg * t.v
-    positive_u = xp.where(wp != 0.0, t.u, 0.0)  # a class of no weight adds exactly 0, even where log p = -inf
-    f = -wp * m * positive_u + a_neg * negative
-    a = -wp * m - wn * g * pg * t.v
-    b = -wp * g * m * u_safe - wn * pg
-    # the exponent is <= 0 for every class but a dominant one (p > 1/2), whose E the kernel never reads
-    # (it overflows there): 0 there changes nothing read and keeps exp from overflowing (a where, not a clamp
-    # at 0, which a class at p = 1/2 reaches: its derivative there is the exponent's)
-    exponent = xp.where(t.p > 0.5, 0.0, (g + 1.0) * u_safe - t.v)
-    e = wp * g * m * t.p * neg_log_over_one_minus(xp, u_safe) - wn * xp.exp(exponent)
-    partials = {"alpha": lambda: -q * m * xp.where(q != 0.0, t.u, 0.0) - negative,
-                "gamma": lambda: -wp * m * positive_u * t.v + a_neg * negative * u_safe,
+    m, pg = power(xp, t.one_minus_p, t.v, g), power(xp, t.p, u_safe, g)  # (1 − p)^γ, p^γ
+    not_q = 1.0 - q
+    wp_m = (q if params.alpha is None else a_pos * q) * m  # α q (1 − p)^γ
+    wn_pg = (not_q if params.alpha is None else a_neg * not_q) * pg  # (1 − α)(1 − q) p^γ
+    neg_v = wn_pg * t.v
+    # a class of no positive weight adds exactly 0, even where log p = -inf (there M = 1: wp_m is 0 only with wp)
+    positive_u = xp.where(wp_m != 0.0, t.u, 0.0)
+    f = -(wp_m * positive_u) - neg_v
+    if not grad:
+        return TermsOut(f, 0.0, 0.0, 0.0)
+    a = -wp_m - g * neg_v
+    g_wp_m = g * wp_m
+    b = -(g_wp_m * u_safe) - wn_pg
+    # E's negative part (1 − α)(1 − q) p^(γ+1)/(1 − p): p/(1 − p) <= 1 for every class but a dominant one (p > 1/2),
+    # whose E the kernel never reads (it overflows there): 0 in the exponent there keeps exp from overflowing (a
+    # where, not a clamp at 0, which a class at p = 1/2 reaches: its derivative there is the exponent's)
+    odds = xp.exp(xp.where(t.p > 0.5, 0.0, u_safe - t.v))
+    e = g_wp_m * t.p * neg_log_over(xp, u_safe, t.one_minus_p) - wn_pg * odds
+    partials = {"alpha": lambda: -q * m * xp.where(q != 0.0, t.u, 0.0) + not_q * pg * t.v,
+                "gamma": lambda: -wp_m * positive_u * t.v - neg_v * u_safe,
                 TARGETS: lambda: -a_pos * m * t.u + a_neg * pg * t.v}
     return TermsOut(f, a, b, e, partials=partials)
 
 
 # −(1 − α)(1 − q) p^γ log(1 − p) needs log(1 − p) of a dominant class past the smallest normal (ClassKernel)
 negatives_terms.reads_log1m_p = True  # type: ignore[attr-defined]
+negatives_terms.loss_only = True  # type: ignore[attr-defined]  # takes grad=False
 
 
 @document

@@ -12,7 +12,7 @@ from ._docs import document
 from ._gamma import flsd53
 from ._hyper import TARGETS, Partials, bind, is_array, is_zero, reduce_partials
 from ._kernel import Grads, Wanted, expand
-from ._numerics import neg_log_over, tiny
+from ._numerics import neg_log_over, power, tiny
 from ._plan import LossPlan, plans
 from .backends._base import Array
 
@@ -48,23 +48,23 @@ def modulator(xp: Any, t: Terms, params: FocalTerms) -> tuple[Any, Any, Partials
         return m, xp.where(below, 0.0, gamma * m), partials
     if is_zero(gamma):
         return 1.0, 0.0, {}
-    m = xp.exp(gamma * t.v)
+    m = power(xp, t.one_minus_p, t.v, gamma)
     return m, gamma * m, {"gamma": lambda: m * t.v}
 
 
-def focal_terms(xp: Any, t: Terms, params: FocalTerms) -> TermsOut:
+def focal_terms(xp: Any, t: Terms, params: FocalTerms, *, grad: bool = True) -> TermsOut:
     """``f``, ``A = ∂f/∂u``, ``B = ∂f/∂v`` and ``E = B p/(1 − p)`` of the focal family, and the partials.
 
     With ``r = −log p/(1 − p)`` (finite as p → 1), ``E = w (dM/dv) p r``; a class with no target
-    weight contributes exactly 0 even where its logit is ``−inf``.
+    weight contributes exactly 0 even where its logit is ``−inf``. Without ``grad`` (the loss alone) B and E are 0.
     """
     m, dm, m_partials = modulator(xp, t, params)
     gamma = _resolve_gamma(xp, t)
-    u_safe = xp.maximum(t.u, math.log(tiny(xp, t.u)))
     w = t.weight
     epsilon = params.epsilon
     # M constant (γ = 0, or truncated): B = E = 0, numbers, so the kernels skip their terms (cross entropy's cost)
-    constant = isinstance(dm, float) and dm == 0.0
+    constant = not grad or (isinstance(dm, float) and dm == 0.0)
+    u_safe = None if constant else xp.maximum(t.u, math.log(tiny(xp, t.u)))
     # E first: its temporaries die before f, A and B exist (fewer arrays alive at once)
     e: Any = 0.0 if constant else w * dm * t.p * neg_log_over(xp, u_safe, t.one_minus_p)
     a = -w * m
@@ -75,14 +75,20 @@ def focal_terms(xp: Any, t: Terms, params: FocalTerms) -> TermsOut:
     if not is_zero(epsilon):
         poly = t.target * xp.exp((gamma + 1.0) * t.v)  # y (1 − p)^(γ+1)
         f = f + epsilon * poly
-        b = b + epsilon * (gamma + 1.0) * poly
-        e = e + epsilon * t.target * (gamma + 1.0) * t.p * xp.exp(gamma * t.v)
+        if grad:
+            b = b + epsilon * (gamma + 1.0) * poly
+            e = e + epsilon * t.target * (gamma + 1.0) * t.p * xp.exp(gamma * t.v)
+    if not grad:
+        return TermsOut(f, a, 0.0, 0.0)
+
+    def log_p_safe() -> Array:  # the partials' (γ = 0 computes none for the gradient)
+        return xp.maximum(t.u, math.log(tiny(xp, t.u))) if u_safe is None else u_safe
 
     def through_m(name: str) -> Callable[[], Array]:  # −w ∂M/∂θ log p
-        return lambda: -w * m_partials[name]() * u_safe
+        return lambda: -w * m_partials[name]() * log_p_safe()
 
     partials = {
-        "alpha": lambda: -t.target * m * u_safe,
+        "alpha": lambda: -t.target * m * log_p_safe(),
         "gamma": lambda: through_m("gamma")() + epsilon * poly * t.v,
         "epsilon": lambda: poly,
         "reduced_threshold": through_m("reduced_threshold"),
@@ -90,6 +96,9 @@ def focal_terms(xp: Any, t: Terms, params: FocalTerms) -> TermsOut:
         TARGETS: lambda: -t.alpha * m * t.u + (0.0 if is_zero(epsilon) else epsilon * xp.exp((gamma + 1.0) * t.v)),
     }
     return TermsOut(f, a, b, e, partials=partials)
+
+
+focal_terms.loss_only = True  # type: ignore[attr-defined]  # takes grad=False
 
 
 @dataclass(frozen=True)
