@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check, in one command: the conformance suite's GPU cases (PyTorch, JAX, CuPy), then the GPU bench (large
 # anchors and segmentation shapes, with the device's copy bandwidth and GB/s), then the matrix's GPU cells (every loss
-# and option, PyTorch and JAX; CuPy has no cross entropy to compare with), into one markdown report.
+# and option: PyTorch, JAX and CuPy, whose floor is the cross entropy written by hand in CuPy), into one markdown report.
 #
 #   bash benchmarks/gpu_check.sh [--dry-run] [REPORT.md]      (default report: benchmarks/gpu-report.md)
 #   bash benchmarks/gpu_check.sh --wheels                      (here, before: the wheels the GPU machine lacks)
@@ -33,9 +33,9 @@ report=${1:-benchmarks/gpu-report.md}
 tests=(-m pytest -q -p no:cacheprovider tests -k "torch-cuda or jax-gpu or cupy-cuda or tensorflow-gpu")
 bench=(-m focal bench --device cuda --framework torch --framework jax --shape anchors-large
        --shape segmentation-large --warmup 2 --repeats 5)
-# every loss and option of the matrix on the GPU: PyTorch without a compiler and JAX's jit (a compile per case and
-# implementation; torch.compile's would not fit the check's minutes), with the copy bandwidth
-matrix=(-m focal bench --matrix --device cuda --mode "torch eager" --mode jax.jit --warmup 2 --repeats 5)
+# every loss and option of the matrix on the GPU: PyTorch without a compiler, JAX's jit (a compile per case and
+# implementation; torch.compile's would not fit the check's minutes) and CuPy, with the copy bandwidth
+matrix=(-m focal bench --matrix --device cuda --mode "torch eager" --mode jax.jit --mode cupy --warmup 2 --repeats 5)
 
 if (( dry )); then
     echo "would install: $wheels/*.whl (pip --no-index --no-deps)"

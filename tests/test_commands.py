@@ -195,18 +195,19 @@ def test_the_device_check_dry_run_lists_what_it_would_run():
     lines = done.stdout.splitlines()
     assert any("-m pytest" in line and "torch-cuda or jax-gpu or cupy-cuda" in line for line in lines), lines
     assert any("-m focal bench --device cuda" in line and "segmentation-large" in line for line in lines), lines
-    assert any("-m focal bench --matrix --device cuda" in line for line in lines), lines
+    assert any("-m focal bench --matrix --device cuda" in line and "--mode cupy" in line for line in lines), lines
     cases = int(lines[-1].rsplit(":", 1)[1])
     assert (cases > 0) == any(lib.device != "cpu" for lib in LIBS), lines
 
 
-def _matrix_cells(mode: str, names: list[str] | None) -> list:
+def _matrix_cells(mode: str, names: list[str] | None, device: str = "cpu") -> list:
     """``bench --matrix``'s child for ``mode``, in this process, on a sliver of the data (one timed round)."""
     import json
 
     from focal.commands import matrix
 
-    return [matrix.Cell(**c) for c in json.loads(matrix.child(mode, names, scale=0.002, warmup=0, repeats=1))]
+    return [matrix.Cell(**c) for c in json.loads(matrix.child(mode, names, scale=0.002, warmup=0, repeats=1,
+                                                              device=device))]
 
 
 @pytest.mark.parametrize(("mode", "module", "names"), [
@@ -248,6 +249,22 @@ def test_the_matrix_runs_every_case_against_its_floor_and_peer(mode, module, nam
     for case, peer in expected.items():
         if importlib.util.find_spec(installed[peer]) is not None:
             assert peers[case] == peer, (case, peers[case])
+
+
+def test_the_matrix_cupy_mode_runs_on_a_cuda_device_only():
+    """CuPy's cells run with ``--device cuda`` only: never among a CPU run's modes, a clear error on the CPU, and
+    where a GPU and CuPy are present, every case against CuPy's hand-written cross entropy without error."""
+    from focal.commands import matrix
+    from focal.commands import matrix_frameworks as mf
+
+    assert "cupy" not in matrix.available(None, "cpu") and "cupy" in matrix.GPU_MODES
+    with pytest.raises(ValueError, match="--device cuda"):
+        mf.CuPy("cupy", "cpu")
+    if not any(lib.name == "cupy" and lib.device != "cpu" for lib in LIBS):
+        return  # no GPU here: the CPU half above is the whole check (benchmarks/gpu_check.sh runs the GPU half)
+    cells = _matrix_cells("cupy", None, device="cuda")
+    assert [c.case for c in cells] == [c.name for c in matrix.select(None)]
+    assert all(c.error is None and c.vs_floor > 0 and c.fwd_vs_floor > 0 for c in cells), cells
 
 
 def test_a_matrix_cell_says_which_targets_it_misses():

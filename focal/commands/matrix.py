@@ -2,7 +2,8 @@
 framework's own cross entropy of the same shape and targets (the floor) and the peer.
 
 Each mode runs in a process of its own (``matrix_frameworks.MODES``: PyTorch without a compiler, PyTorch's default
-path in steady state, a user's ``torch.compile``, ``jax.jit``, TensorFlow's XLA and plain ``tf.function``, NumPy).
+path in steady state, a user's ``torch.compile``, ``jax.jit``, TensorFlow's XLA and plain ``tf.function``, NumPy;
+with ``--device cuda`` the PyTorch and JAX modes and CuPy).
 In it, each case's implementations run in turn, ``repeats`` times after ``warmup``, alternating (ours, floor, peer):
 a ratio is the median of the per-round ratios, so a slow patch of the machine slows both sides of it. ``fwd`` is the
 summed loss with no gradient wanted, ``fwd+bwd`` the loss and its gradient w.r.t. the logits. With ``--memory`` a
@@ -149,11 +150,12 @@ def _child_cells(mode: str, names: Sequence[str] | None, scale: float, warmup: i
     return [Cell(**c) for c in json.loads(done.stdout.strip().splitlines()[-1])], ""
 
 
-GPU_MODES = ("torch eager", "torch default", "torch.compile", "jax.jit")  # the modes that run on a CUDA device
+GPU_MODES = ("torch eager", "torch default", "torch.compile", "jax.jit", "cupy")  # the modes that run on a CUDA device
 
 
 def available(modes: Sequence[str] | None, device: str = "cpu") -> list[str]:
-    chosen = modes or (GPU_MODES if device.startswith("cuda") else tuple(mf.MODES))
+    cpu_modes = tuple(m for m in mf.MODES if m != "cupy")
+    chosen = modes or (GPU_MODES if device.startswith("cuda") else cpu_modes)
     return [m for m in chosen if importlib.util.find_spec(mf.FRAMEWORK_MODULE[m])]
 
 

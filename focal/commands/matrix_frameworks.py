@@ -8,6 +8,7 @@ as the framework's users run them in the mode.
 from __future__ import annotations
 
 import abc
+import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -309,34 +310,37 @@ class NumPy(Framework):
     (log-softmax or log-sigmoid, one pass), ours ``focal.value_and_grad``; no peer."""
 
     name = "numpy"
+    xp: Any = np  # the module the floors are written in
 
     def array(self, a: np.ndarray) -> Any:
         return a
 
     def floor(self, name: str) -> Fn:
+        xp = self.xp
+
         def sigmoid(x: Any, d: dict[str, Any], grad: bool) -> Any:
             y = d["dense"]
             if name == "bce-probs":
-                loss = -np.sum(y * np.log(x) + (1 - y) * np.log1p(-x))
+                loss = -xp.sum(y * xp.log(x) + (1 - y) * xp.log1p(-x))
                 return (loss, (x - y) / (x * (1 - x))) if grad else loss
-            loss = np.sum(np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x))))
-            return (loss, 1 / (1 + np.exp(-x)) - y) if grad else loss
+            loss = xp.sum(xp.maximum(x, 0) - x * y + xp.log1p(xp.exp(-xp.abs(x))))
+            return (loss, 1 / (1 + xp.exp(-x)) - y) if grad else loss
 
         def softmax(x: Any, d: dict[str, Any], grad: bool) -> Any:
             if "dense" not in d:  # DFL: the floor is the cross entropy of the nearest bins
-                d = {**d, "dense": np.eye(x.shape[-1], dtype=x.dtype)[d["labels"]]}
+                d = {**d, "dense": xp.eye(x.shape[-1], dtype=x.dtype)[d["labels"]]}
             y = d["dense"] if name != "ce-smooth" else _smoothed(d, x.shape[-1])
             if name == "ce-weight":
                 y = y * d["alpha"]
             if name == "nll":
-                loss = -np.sum(y * np.log(x))
+                loss = -xp.sum(y * xp.log(x))
                 return (loss, -y / x) if grad else loss
-            shifted = x - np.max(x, axis=-1, keepdims=True)
-            log_p = shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
-            loss = -np.sum(y * log_p)
+            shifted = x - xp.max(x, axis=-1, keepdims=True)
+            log_p = shifted - xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True))
+            loss = -xp.sum(y * log_p)
             if not grad:
                 return loss
-            return loss, np.exp(log_p) * np.sum(y, axis=-1, keepdims=True) - y
+            return loss, xp.exp(log_p) * xp.sum(y, axis=-1, keepdims=True) - y
 
         chosen = sigmoid if name.startswith("bce") else softmax
 
@@ -353,6 +357,41 @@ class NumPy(Framework):
         return (lambda: fn(x, d)), (lambda: fn(x, d, True))  # type: ignore[call-arg]
 
 
+class CuPy(NumPy):
+    """CuPy on a CUDA device, as NumPy: the floor written by hand in CuPy, ours ``focal.value_and_grad``; each call
+    waits for the device. No peer; memory not measured (the pool keeps what it allocated)."""
+
+    name = "cupy"
+
+    def __init__(self, mode: str, device: str = "cpu") -> None:
+        if not device.startswith("cuda"):
+            raise ValueError(f"the cupy mode runs on a CUDA device: pass --device cuda, got --device {device}")
+        super().__init__(mode, device)
+        self.xp = importlib.import_module("cupy")
+
+    def array(self, a: np.ndarray) -> Any:
+        return self.xp.asarray(a)
+
+    def _synced(self, run: Callable[[], Any]) -> Callable[[], Any]:
+        def synced() -> Any:
+            out = run()
+            self.xp.cuda.Device().synchronize()
+            return out
+
+        return synced
+
+    def ours_timers(self, case: mc.Case, x: Any, d: dict[str, Any]) -> tuple[Callable[[], Any], Callable[[], Any]]:
+        forward, both = super().ours_timers(case, x, d)
+        return self._synced(forward), self._synced(both)
+
+    def timers(self, fn: Fn, x: Any, d: dict[str, Any]) -> tuple[Callable[[], Any], Callable[[], Any]]:
+        forward, both = super().timers(fn, x, d)
+        return self._synced(forward), self._synced(both)
+
+    def peak(self, both: Callable[[], Any], x: Any, d: dict[str, Any]) -> float | None:
+        return None
+
+
 MODES: dict[str, tuple[type[Framework], dict[str, str], bool]] = {
     # mode: (framework, its child's environment, whether a compiler fuses the kernel)
     "torch eager": (Torch, {"TORCHDYNAMO_DISABLE": "1"}, False),
@@ -362,6 +401,7 @@ MODES: dict[str, tuple[type[Framework], dict[str, str], bool]] = {
     "XLA": (TensorFlow, {}, True),
     "tf.function": (TensorFlow, {}, False),
     "numpy": (NumPy, {}, False),
+    "cupy": (CuPy, {}, False),  # --device cuda only
 }
 FRAMEWORK_MODULE = {"torch eager": "torch", "torch default": "torch", "torch.compile": "torch", "jax.jit": "jax",
-                    "XLA": "tensorflow", "tf.function": "tensorflow", "numpy": "numpy"}
+                    "XLA": "tensorflow", "tf.function": "tensorflow", "numpy": "numpy", "cupy": "cupy"}
