@@ -290,20 +290,24 @@ class StarSpec:
     alpha: Any
 
 
-def focal_star_kernel(xp: Any, x: Array, y: Array, spec: StarSpec) -> Result:
+def focal_star_kernel(xp: Any, x: Array, y: Array, spec: StarSpec, *, grad: bool = True) -> Result:
     """FL* = ``−log σ(s) / γ`` with ``s = γ x_t + β``, ``x_t = x (2y − 1)``, times ``α_t`` if given.
 
     ``∂/∂β = −σ(−s)/γ``, ``∂/∂γ = log σ(s)/γ² − x_t σ(−s)/γ`` (times ``α_t``), ``∂/∂α = (2y − 1)`` times
-    the unweighted loss, ``∂/∂y = −2 α_t x σ(−s) + (2α − 1)`` times the unweighted loss."""
+    the unweighted loss, ``∂/∂y = −2 α_t x σ(−s) + (2α − 1)`` times the unweighted loss. Without ``grad``, the loss
+    alone."""
     sign = 2.0 * y - 1.0
     gamma = spec.gamma
     log_s, log_not_s = log_sigmoid_pair(xp, gamma * x * sign + spec.beta)
-    not_s = xp.exp(log_not_s)
-    loss, grad, alpha_t = -log_s / gamma, -sign * not_s, 1.0
+    loss, alpha_t = -log_s / gamma, 1.0
     unweighted = loss
     if spec.alpha is not None:
         alpha_t = spec.alpha * y + (1.0 - spec.alpha) * (1.0 - y)
-        loss, grad = alpha_t * loss, alpha_t * grad
+        loss = alpha_t * loss
+    if not grad:
+        return loss, None, {}
+    not_s = xp.exp(log_not_s)
+    dloss = -sign * not_s if spec.alpha is None else alpha_t * (-sign * not_s)
     partials = {
         "alpha": lambda: sign * unweighted,
         "beta": lambda: -alpha_t * not_s / gamma,
@@ -312,7 +316,10 @@ def focal_star_kernel(xp: Any, x: Array, y: Array, spec: StarSpec) -> Result:
         TARGETS: lambda: -2.0 * alpha_t * x * not_s + (0.0 if spec.alpha is None else
                                                         (2.0 * spec.alpha - 1.0) * unweighted),
     }
-    return loss, grad, partials
+    return loss, dloss, partials
+
+
+focal_star_kernel.loss_only = True  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -320,14 +327,19 @@ class MarginSpec:
     margin: Any
 
 
-def hard_truncated_kernel(xp: Any, x: Array, y: Array, spec: MarginSpec) -> Result:
+def hard_truncated_kernel(xp: Any, x: Array, y: Array, spec: MarginSpec, *, grad: bool = True) -> Result:
     """``λ · BCE`` with ``λ = 0`` where ``p_t > m`` (already right by the margin), else 1; no
     gradient through λ (seed 003's L*), neither w.r.t. x nor y, and none w.r.t. m (a step).
-    ``∂BCE/∂y = −x``."""
+    ``∂BCE/∂y = −x``. Without ``grad``, the loss alone."""
     log_p, log_q, p, q = _parts(xp, x)
-    loss, grad = _bce(y, log_p, log_q, p, q)
     drop = (y * p + (1.0 - y) * q) > spec.margin  # written so that a NaN keeps its element (NaN)
-    return xp.where(drop, 0.0, loss), xp.where(drop, 0.0, grad), {TARGETS: lambda: xp.where(drop, 0.0, -x)}
+    if not grad:
+        return xp.where(drop, 0.0, _bce_value(y, log_p, log_q)), None, {}
+    loss, dloss = _bce(y, log_p, log_q, p, q)
+    return xp.where(drop, 0.0, loss), xp.where(drop, 0.0, dloss), {TARGETS: lambda: xp.where(drop, 0.0, -x)}
+
+
+hard_truncated_kernel.loss_only = True  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -335,17 +347,24 @@ class SoftSpec:
     k: Any
 
 
-def soft_truncated_kernel(xp: Any, x: Array, y: Array, spec: SoftSpec) -> Result:
+def soft_truncated_kernel(xp: Any, x: Array, y: Array, spec: SoftSpec, *, grad: bool = True) -> Result:
     """``−y σ(−Kx) log σ(x) − (1 − y) σ(Kx) log σ(−x)`` (seed 003's L**);
-    ``∂/∂K = x σ(Kx) σ(−Kx) (y log σ(x) − (1 − y) log σ(−x))``, ``∂/∂y = σ(Kx) log σ(−x) − σ(−Kx) log σ(x)``."""
-    log_p, log_q, p, q = _parts(xp, x)
+    ``∂/∂K = x σ(Kx) σ(−Kx) (y log σ(x) − (1 − y) log σ(−x))``, ``∂/∂y = σ(Kx) log σ(−x) − σ(−Kx) log σ(x)``.
+    Without ``grad``, the loss alone."""
+    log_p, log_q = log_sigmoid_pair(xp, x)
     log_a, log_b = log_sigmoid_pair(xp, spec.k * x)  # a = σ(Kx), b = σ(−Kx)
     a, b = xp.exp(log_a), xp.exp(log_b)
+    loss = -y * b * log_p - (1.0 - y) * a * log_q
+    if not grad:
+        return loss, None, {}
+    p, q = xp.exp(log_p), xp.exp(log_q)
     ab = xp.exp(log_a + log_b)
     kab = spec.k * ab
-    loss = -y * b * log_p - (1.0 - y) * a * log_q
-    grad = y * (kab * log_p - b * q) + (1.0 - y) * (a * p - kab * log_q)
-    return loss, grad, {"k": lambda: x * ab * (y * log_p - (1.0 - y) * log_q), TARGETS: lambda: a * log_q - b * log_p}
+    dloss = y * (kab * log_p - b * q) + (1.0 - y) * (a * p - kab * log_q)
+    return loss, dloss, {"k": lambda: x * ab * (y * log_p - (1.0 - y) * log_q), TARGETS: lambda: a * log_q - b * log_p}
+
+
+soft_truncated_kernel.loss_only = True  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
