@@ -199,10 +199,6 @@ def focal_pt_kernel(xp: Any, x: Array, y: Array, spec: FocalSpec, *, grad: bool 
     return loss, dloss, partials
 
 
-# the loss alone with grad=False (Elementwise.value)
-focal_pt_kernel.loss_only = True  # type: ignore[attr-defined]
-
-
 def _focal_pt_dy(xp: Any, x: Array, y: Array, spec: FocalSpec) -> Array:
     """``∂/∂y`` of :func:`focal_pt_kernel`'s loss, recomputed from ``x`` and ``y`` (asked for rarely: the kernel
     keeps none of its arrays for it). With ``B = BCE``, ``∂B/∂y = log(1 − p) − w log p``, ``M = (1 − p_t)^γ`` and
@@ -280,9 +276,6 @@ def focal_split_kernel(xp: Any, x: Array, y: Array, spec: FocalSpec, *, grad: bo
     return a_pos * pos + a_neg * neg, a_pos * dpos + a_neg * dneg, partials
 
 
-focal_split_kernel.loss_only = True  # type: ignore[attr-defined]
-
-
 @dataclass(frozen=True)
 class StarSpec:
     gamma: Any
@@ -319,9 +312,6 @@ def focal_star_kernel(xp: Any, x: Array, y: Array, spec: StarSpec, *, grad: bool
     return loss, dloss, partials
 
 
-focal_star_kernel.loss_only = True  # type: ignore[attr-defined]
-
-
 @dataclass(frozen=True)
 class MarginSpec:
     margin: Any
@@ -337,9 +327,6 @@ def hard_truncated_kernel(xp: Any, x: Array, y: Array, spec: MarginSpec, *, grad
         return xp.where(drop, 0.0, _bce_value(y, log_p, log_q)), None, {}
     loss, dloss = _bce(y, log_p, log_q, p, q)
     return xp.where(drop, 0.0, loss), xp.where(drop, 0.0, dloss), {TARGETS: lambda: xp.where(drop, 0.0, -x)}
-
-
-hard_truncated_kernel.loss_only = True  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -362,9 +349,6 @@ def soft_truncated_kernel(xp: Any, x: Array, y: Array, spec: SoftSpec, *, grad: 
     kab = spec.k * ab
     dloss = y * (kab * log_p - b * q) + (1.0 - y) * (a * p - kab * log_q)
     return loss, dloss, {"k": lambda: x * ab * (y * log_p - (1.0 - y) * log_q), TARGETS: lambda: a * log_q - b * log_p}
-
-
-soft_truncated_kernel.loss_only = True  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -414,9 +398,6 @@ def asymmetric_kernel(xp: Any, x: Array, y: Array, spec: AsymmetricSpec, *, grad
     return pos + neg, dpos + xp.where(active, dneg, 0.0), partials
 
 
-asymmetric_kernel.loss_only = True  # type: ignore[attr-defined]
-
-
 @dataclass(frozen=True)
 class QualitySpec:
     beta: Any
@@ -448,9 +429,6 @@ def quality_focal_kernel(xp: Any, x: Array, y: Array, spec: QualitySpec, *, grad
     return loss, weight * dbce + bce * dweight, partials
 
 
-quality_focal_kernel.loss_only = True  # type: ignore[attr-defined]
-
-
 @dataclass(frozen=True)
 class VarifocalSpec:
     alpha: Any
@@ -475,9 +453,6 @@ def varifocal_kernel(xp: Any, x: Array, y: Array, spec: VarifocalSpec, *, grad: 
                 "gamma": lambda: xp.where(negative, spec.alpha * neg * log_p, 0.0),
                 TARGETS: lambda: bce - y * x}
     return xp.where(negative, spec.alpha * neg, y * bce), xp.where(negative, spec.alpha * dneg, y * dbce), partials
-
-
-varifocal_kernel.loss_only = True  # type: ignore[attr-defined]
 
 
 def plan_binary(
@@ -560,6 +535,3 @@ class RowSumSpec:
 def row_sum_kernel(xp: Any, x: Array, y: Array, spec: RowSumSpec, *, grad: bool = True) -> Result:
     loss, dloss, partials = spec.fn(xp, x, y, spec.inner, grad=grad)
     return xp.sum(loss, axis=spec.axis), dloss, partials
-
-
-row_sum_kernel.loss_only = True  # type: ignore[attr-defined]  # its fn takes grad= (focal_split_kernel)

@@ -57,8 +57,8 @@ class Elementwise:
     ``y``, which the kernel reads from its ``targets`` slot. The Jacobian is block diagonal, so the VJP
     is the cotangent, broadcast along ``axis``, times ``dloss`` (and times each partial, summed).
     With ``masked`` the last of ``aux`` is a boolean mask: elements outside it (``ignore_index``) give
-    0 loss, gradient and partials, whatever their inputs. A ``fn`` marked ``loss_only`` takes ``grad=False``
-    and then computes the loss alone (:meth:`value`).
+    0 loss, gradient and partials, whatever their inputs. ``fn(..., grad=False)`` computes the loss alone (its
+    gradient None, no partials): :meth:`value`.
     """
 
     fn: Callable[..., tuple[Array, Array, Any]]
@@ -72,8 +72,6 @@ class Elementwise:
         return inputs if self.targets is None else (params[self.targets.index], *inputs)
 
     def value(self, xp: Any, logits: Array, aux: tuple[Array, ...], params: tuple[Array, ...]) -> Array:
-        if not getattr(self.fn, "loss_only", False):
-            return self.forward(xp, logits, aux, params, no_grads(len(params)))[0]
         loss = self.fn(xp, logits, *self._inputs(aux, params), bind(self.spec, params), grad=False)[0]
         return xp.where(aux[-1], loss, 0.0) if self.masked else loss
 

@@ -64,7 +64,7 @@ def forward(kernel: Any, logits: torch.Tensor, aux: tuple[Any, ...], params: tup
         part, parts = (value_of(kernel, *inputs), ()) if loss_only else kernel.forward(*inputs, wanted)
         if start == 0:
             out = part if summed else part.new_empty((rows, *part.shape[1:]))
-            residuals = [] if loss_only else [r.new_empty((rows, *r.shape[1:])) for r in parts]
+            residuals = [r.new_empty((rows, *r.shape[1:])) for r in parts]  # none with loss_only
         elif summed:
             out = out + part
         if not summed:
