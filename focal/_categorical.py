@@ -34,11 +34,25 @@ from ._plan import Call, LossPlan
 from .backends._base import Array
 
 
+class Lazy:
+    """An array computed the first time it is read (and then kept): what a loss's terms may never need."""
+
+    __slots__ = ("_make", "_value")
+
+    def __init__(self, make: Callable[[], Array] | None = None, value: Any = None):
+        self._make, self._value = make, value
+
+    def __call__(self) -> Array:
+        if self._make is not None:
+            self._value, self._make = self._make(), None
+        return self._value
+
+
 class Terms(NamedTuple):
     """What a softmax loss knows per class (or per row, for the target class): see the module doc."""
 
     u: Array  # log p
-    v: Array  # log(1 − p), floored at log(tiny)
+    log1m_p: Lazy  # log(1 − p), floored at log(tiny): computed where a loss reads it (``v``)
     p: Array
     one_minus_p: Array
     weight: Any  # target weight times alpha (y_c α_c, or α_t for a label)
@@ -46,6 +60,11 @@ class Terms(NamedTuple):
     alpha: Any  # what multiplies the target in ``weight`` (α_c, α_t, or 1): ∂weight/∂y
     gamma: Any  # a number, an array (γ_t per row or γ_c along the class axis), or flsd53
     z: Array  # the logit itself (soft-truncated loss)
+
+    @property
+    def v(self) -> Array:
+        """``log(1 − p)``: a whole-number γ's modulator is a product of ``1 − p`` and never reads it."""
+        return self.log1m_p()
 
 
 class TermsOut(NamedTuple):
@@ -173,8 +192,8 @@ class TargetKernel:
         v = xp.squeeze(xp.log(xp.maximum(rest, floor)), axis=axis)
         alpha_t = 1.0 if spec.alpha is None else _per_row(xp, spec.alpha, safe)
         gamma = _per_row(xp, spec.gamma, safe)
-        t = Terms(u=u, v=v, p=xp.squeeze(p_t, axis=axis), one_minus_p=xp.squeeze(rest, axis=axis), weight=alpha_t,
-                  target=1.0, alpha=alpha_t, gamma=gamma, z=xp.squeeze(z_t, axis=axis))
+        t = Terms(u=u, log1m_p=Lazy(value=v), p=xp.squeeze(p_t, axis=axis), one_minus_p=xp.squeeze(rest, axis=axis),
+                  weight=alpha_t, target=1.0, alpha=alpha_t, gamma=gamma, z=xp.squeeze(z_t, axis=axis))
         return TargetParts(t, index, onehot, others, in_range, labels, kept)
 
     def row_grad(self, xp: Any, rows: TargetParts, a: Any, b: Any, e: Any, d: Any, *, in_place: bool = False
@@ -245,7 +264,7 @@ class TargetKernel:
         f, a, b, e, d = out.f, out.a, out.b, out.e, out.d
         # the partials' closures hold the modulator and log p, the terms log p, log(1 − p) and z_t: let them go
         # before the gradient's arrays exist (row_grad reads p and 1 − p only)
-        rows = rows._replace(terms=rows.terms._replace(u=None, v=None, z=None))
+        rows = rows._replace(terms=rows.terms._replace(u=None, log1m_p=Lazy(), z=None))
         del out
         # in place only without array hyperparameters: under vmap a batched one would batch the factor alone
         grad = self.row_grad(xp, rows, a, b, e, d, in_place=len(params) == 0)
@@ -274,12 +293,13 @@ class ClassKernel:
     are the kernel's ``targets`` slot: their gradient is the terms' ``∂f_c/∂y_c``.
 
     With ``m`` the row's maximum and ``s = Σ exp(z − m)`` over every class but one maximum (``softmax_parts``):
-    ``p = exp(z − m)/(1 + s)``; ``log(1 − p) = log1p(−p)`` where p <= 1/2 (nothing cancels) and
-    ``log(s/(1 + s))`` for a dominant class (p > 1/2), exact as ``p → 1``, where ``1 − p`` is ``s/(1 + s)``.
-    The gradient (module doc) in two reductions over the classes: ``S = Σ_c (E'_c − A_c)``, with ``E'`` the E of
-    every class but a dominant one (p > 1/2; at most one per row), whose ``E = B p/(1 − p)`` may overflow, and
-    ``B_dom p_dom``: the dominant class's share ``p_j E_dom`` of the others' gradient is ``B_dom p_dom exp(u_j −
-    v_dom)``.
+    ``p = exp(z − m)/(1 + s)``; ``1 − p`` as it is where p <= 1/2 and ``s/(1 + s)`` for a dominant class (p > 1/2),
+    exact as ``p → 1``; ``log(1 − p)`` (only where the terms read it: a whole-number γ does not) ``log1p(−p)`` and
+    ``log(s/(1 + s))``. The gradient (module doc) in two reductions over the classes: ``Σ_c h_c`` with ``h = A − E``
+    for every class but a dominant one (at most one per row), whose ``E = B p/(1 − p)`` may overflow (``h = A``
+    there), and ``B_dom p_dom``: the dominant class's share ``p_j E_dom`` of the others' gradient is
+    ``B_dom p_dom exp(u_j − v_dom)``; that is for terms marked ``dominant_e_unbounded``, the others write E finite
+    and take ``dL/dz = h − p Σ h`` (one reduction).
     A loss whose terms read ``log(1 − p)`` as a loss term (``terms.reads_log1m_p``) gets the dominant class's
     past the smallest normal, from the others' own log-sum-exp (one more pass).
     """
@@ -302,20 +322,25 @@ class ClassKernel:
         # log(s/(1 + s)) per row, from the row's s = expm1(log_total)
         v_max = xp.log(xp.maximum(xp.expm1(log_total), tiny(xp, z))) - log_total
         dominant = p > 0.5  # at most one class per row; as the terms test it (negatives_terms), to the last bit
-        # the dominant class's 1 − p is s/(1 + s) (a unique maximum: s has the others' exps alone, so its
-        # derivatives are theirs, where a tie's constant would have none); the branch not taken stays finite for
-        # JAX's Hessian (p = 1 would give log1p(-1))
-        v = xp.where(dominant, v_max, xp.log1p(-xp.where(dominant, 0.0, p)))
         if getattr(self.terms, "reads_log1m_p", False):
             # a loss term of log(1 − p) itself: the dominant class's, below the smallest normal too
             v_max = _log_others(xp, shifted, dominant, axis) - log_total
-            v = xp.where(dominant, v_max, v)
-        one_minus_p = xp.exp(v)
+        # the dominant class's 1 − p is s/(1 + s) (a unique maximum: s has the others' exps alone, so its
+        # derivatives are theirs, where a tie's constant would have none); any other's is 1 − p >= 1/2, which rounds
+        # no more than p itself
+        one_minus_p = xp.where(dominant, xp.exp(v_max), 1.0 - p)
+
+        def log1m_p() -> Array:
+            # log1p(−p), not log(1 − p): exact for small p too. The branch not taken stays finite for JAX's Hessian
+            # (p = 1 would give log1p(-1))
+            return xp.where(dominant, v_max, xp.log1p(-xp.where(dominant, 0.0, p)))
+
         alpha: Any = 1.0 if spec.alpha is None else spec.alpha
         alpha = _along(xp, alpha, axis, z.ndim) if is_vector(alpha) else alpha
         weight = y if spec.alpha is None else y * alpha
         gamma = _along(xp, spec.gamma, axis, z.ndim) if is_vector(spec.gamma) else spec.gamma
-        t = Terms(u=log_p, v=v, p=p, one_minus_p=one_minus_p, weight=weight, target=y, alpha=alpha, gamma=gamma, z=z)
+        t = Terms(u=log_p, log1m_p=Lazy(log1m_p), p=p, one_minus_p=one_minus_p, weight=weight, target=y, alpha=alpha,
+                  gamma=gamma, z=z)
         out = self.terms(xp, t, spec.params) if grad else loss_terms(self.terms, xp, t, spec.params)
         return out, t, dominant, v_max
 
@@ -330,14 +355,23 @@ class ClassKernel:
         del f
         if _absent(b) and _absent(e):
             grad = a - p * xp.sum(a, axis=axis, keepdims=True)
+        elif not getattr(self.terms, "dominant_e_unbounded", False):
+            # E finite everywhere (the focal family writes it so): dL/dz_j = h_j − p_j Σ h with h = A − E
+            h = a - e
+            grad = h - p * xp.sum(h, axis=axis, keepdims=True)
         else:
-            e_others = xp.where(dominant, 0.0, e)
-            total = xp.sum(e_others - a, axis=axis, keepdims=True)
-            b_p_dom = xp.sum(xp.where(dominant, b * p, 0.0), axis=axis, keepdims=True)
+            # h = A − E for every class but a dominant one, whose E = B p/(1 − p) overflows (seed 004's negative
+            # terms, whose B does not vanish as p → 1): A there. Then
+            # dL/dz_j = h_j − p_j Σ h + p_j E_dom, with p_j E_dom = B_dom p_dom exp(u_j − v_dom), and
+            # dL/dz_dom = A_dom − p_dom Σ h − B_dom p_dom
+            h = a - xp.where(dominant, 0.0, e)
+            total = xp.sum(h, axis=axis, keepdims=True)
+            b_p = b * p
+            b_p_dom = xp.sum(xp.where(dominant, b_p, 0.0), axis=axis, keepdims=True)
             # u_j − v_dom <= 0 below a dominant class (p_j <= 1 − p_dom); in a row without one b_p_dom is 0 and
             # u_j − v_max <= ln 2, so nothing overflows. A where, not a clamp, at the dominant class itself
-            from_dominant = b_p_dom * xp.exp(xp.where(dominant, 0.0, log_p - v_max))
-            grad = a + p * (total - b - e_others) + xp.where(dominant, 0.0, from_dominant)
+            from_dominant = xp.exp(xp.where(dominant, 0.0, log_p - v_max)) * -b_p_dom
+            grad = (h - p * total) - xp.where(dominant, b_p, from_dominant)
         if d is not None:
             grad = grad + d
         return loss, (grad, *take_partials(partials, wanted))
@@ -519,17 +553,22 @@ def _smoothed_onehot(call: Call, labels: Array, valid: Array | None, axis: int, 
     labels outside [0, C) that could not be ``checked`` are NaN."""
     xp = call.xp
     onehot = _onehot(xp, labels, axis, classes, len(call.shape))
-    dense = xp.astype(onehot, call.dtype)
-    if not is_zero(smoothing):
-        dense = dense * (1.0 - smoothing) + smoothing / classes
+    low: Any = smoothing / classes
+    high: Any = (1.0 - smoothing) + low
+    if valid is None and checked and isinstance(smoothing, float):
+        return xp.astype(onehot, call.dtype) if smoothing == 0.0 else xp.where(onehot, high, xp.asarray(
+            low, dtype=call.dtype, device=call.device))
+    # the rows' two values first (row-sized arrays), then one where over the logits' shape
+    zeros = xp.zeros_like(labels, dtype=call.dtype)
+    high, low = zeros + high, zeros + low
     if valid is not None:
-        dense = dense * xp.astype(xp.expand_dims(valid, axis=axis), call.dtype)
+        high, low = xp.where(valid, high, 0.0), xp.where(valid, low, 0.0)
     if not checked:
         out_of_range = (labels < 0) | (labels >= classes)
         if valid is not None:
             out_of_range = out_of_range & valid
-        dense = xp.where(xp.expand_dims(out_of_range, axis=axis), math.nan, dense)
-    return dense
+        high, low = xp.where(out_of_range, math.nan, high), xp.where(out_of_range, math.nan, low)
+    return xp.where(onehot, xp.expand_dims(high, axis=axis), xp.expand_dims(low, axis=axis))
 
 
 def _check_alpha(call: Call, alpha: Any, classes: int, axis: int) -> Any:

@@ -8,6 +8,7 @@ Every function takes the namespace ``xp`` first and never imports a framework.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 Array = Any
@@ -133,9 +134,9 @@ def integer_power(base: Array, power: int) -> Any:
     return result
 
 
-def power(xp: Any, base: Array, log_base: Array, exponent: Any) -> Any:
-    """``base ** exponent`` from the base and its log (both exact): by multiplication where the exponent is a whole
-    number up to 8 given as a number (the common γ = 2: one product for an exp and a product), else
-    ``exp(exponent · log base)``."""
+def power(xp: Any, base: Array, log_base: Callable[[], Array], exponent: Any) -> Any:
+    """``base ** exponent`` from the base and its log (both exact; the log asked for only where it is read): by
+    multiplication where the exponent is a whole number up to 8 given as a number (the common γ = 2: one product
+    for an exp and a product), else ``exp(exponent · log base)``."""
     whole = small_integer(exponent)
-    return xp.exp(exponent * log_base) if whole is None else integer_power(base, whole)
+    return xp.exp(exponent * log_base()) if whole is None else integer_power(base, whole)

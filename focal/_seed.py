@@ -53,7 +53,7 @@ def negatives_terms(xp: Any, t: Terms, params: NegativesParams, *, grad: bool = 
     a_pos, a_neg = (1.0, 1.0) if params.alpha is None else (params.alpha, 1.0 - params.alpha)
     g, q = params.gamma, t.target
     u_safe = xp.maximum(t.u, math.log(tiny(xp, t.u)))
-    m, pg = power(xp, t.one_minus_p, t.v, g), power(xp, t.p, u_safe, g)  # (1 − p)^γ, p^γ
+    m, pg = power(xp, t.one_minus_p, t.log1m_p, g), power(xp, t.p, lambda: u_safe, g)  # (1 − p)^γ, p^γ
     not_q = 1.0 - q
     wp_m = (q if params.alpha is None else a_pos * q) * m  # α q (1 − p)^γ
     wn_pg = (not_q if params.alpha is None else a_neg * not_q) * pg  # (1 − α)(1 − q) p^γ
@@ -80,6 +80,8 @@ def negatives_terms(xp: Any, t: Terms, params: NegativesParams, *, grad: bool = 
 # −(1 − α)(1 − q) p^γ log(1 − p) needs log(1 − p) of a dominant class past the smallest normal (ClassKernel)
 negatives_terms.reads_log1m_p = True  # type: ignore[attr-defined]
 negatives_terms.loss_only = True  # type: ignore[attr-defined]  # takes grad=False
+# B does not vanish as p → 1, so E = B p/(1 − p) overflows at a dominant class: ClassKernel leaves it out of its sums
+negatives_terms.dominant_e_unbounded = True  # type: ignore[attr-defined]
 
 
 @document

@@ -48,7 +48,7 @@ def modulator(xp: Any, t: Terms, params: FocalTerms) -> tuple[Any, Any, Partials
         return m, xp.where(below, 0.0, gamma * m), partials
     if is_zero(gamma):
         return 1.0, 0.0, {}
-    m = power(xp, t.one_minus_p, t.v, gamma)
+    m = power(xp, t.one_minus_p, t.log1m_p, gamma)
     return m, gamma * m, {"gamma": lambda: m * t.v}
 
 
