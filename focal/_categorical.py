@@ -325,6 +325,7 @@ class ClassKernel:
         if getattr(self.terms, "reads_log1m_p", False):
             # a loss term of log(1 − p) itself: the dominant class's, below the smallest normal too
             v_max = _log_others(xp, shifted, dominant, axis) - log_total
+        del shifted  # one array fewer alive while the terms run
         # the dominant class's 1 − p is s/(1 + s) (a unique maximum: s has the others' exps alone, so its
         # derivatives are theirs, where a tie's constant would have none); any other's is 1 − p >= 1/2, which rounds
         # no more than p itself

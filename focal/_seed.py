@@ -25,7 +25,7 @@ from ._categorical import Terms, TermsOut, prepare_softmax
 from ._docs import document
 from ._hyper import TARGETS
 from ._kernel import Elementwise, FromProbabilities
-from ._numerics import log_sigmoid_pair, neg_log_over, power, tiny
+from ._numerics import log_sigmoid_pair, power, tiny
 from ._plan import LossPlan, plans
 from ._softmax import FocalTerms, focal_terms
 from .backends._base import Array
@@ -66,11 +66,11 @@ def negatives_terms(xp: Any, t: Terms, params: NegativesParams, *, grad: bool = 
     a = -wp_m - g * neg_v
     g_wp_m = g * wp_m
     b = -(g_wp_m * u_safe) - wn_pg
-    # E's negative part (1 − α)(1 − q) p^(γ+1)/(1 − p): p/(1 − p) <= 1 for every class but a dominant one (p > 1/2),
-    # whose E the kernel never reads (it overflows there): 0 in the exponent there keeps exp from overflowing (a
-    # where, not a clamp at 0, which a class at p = 1/2 reaches: its derivative there is the exponent's)
-    odds = xp.exp(xp.where(t.p > 0.5, 0.0, u_safe - t.v))
-    e = g_wp_m * t.p * neg_log_over(xp, u_safe, t.one_minus_p) - wn_pg * odds
+    # E = B p/(1 − p), with p/(1 − p) <= 1 for every class but a dominant one (p > 1/2), whose E the kernel never
+    # reads (it overflows there): 1 in the denominator there keeps the branch not taken finite (a where, not a clamp
+    # at 1/2, which a class at p = 1/2 reaches: JAX's Hessian would halve its derivative there)
+    odds = t.p / xp.where(t.p > 0.5, 1.0, t.one_minus_p)
+    e = b * odds
     partials = {"alpha": lambda: -q * m * xp.where(q != 0.0, t.u, 0.0) + not_q * pg * t.v,
                 "gamma": lambda: -wp_m * positive_u * t.v - neg_v * u_safe,
                 TARGETS: lambda: -a_pos * m * t.u + a_neg * pg * t.v}

@@ -7,7 +7,8 @@ with ``--device cuda`` the PyTorch and JAX modes and CuPy).
 In it, each case's implementations run in turn, ``repeats`` times after ``warmup``, alternating (ours, floor, peer):
 a ratio is the median of the per-round ratios, so a slow patch of the machine slows both sides of it. ``fwd`` is the
 summed loss with no gradient wanted, ``fwd+bwd`` the loss and its gradient w.r.t. the logits. With ``--memory`` a
-second process per mode measures each implementation's peak memory in one fwd+bwd (as ``python -m focal bench``).
+second process per mode measures each implementation's peak memory in one fwd+bwd, after an unmeasured one (as
+``python -m focal bench``).
 
 Targets (issue 21): fwd+bwd <= 2.0x the floor without a compiler and <= 1.5x where one fuses; fwd <= 1.5x the floor;
 never slower than the peer; memory no more than the peer's.
@@ -98,6 +99,8 @@ def _measure_case(fw: mf.Framework, case: mc.Case, scale: float, warmup: int, re
         cell.peer = peer[0]
         impls.append(fw.timers(fw.prepare(peer[1]), x, d))
     if MEASURE_MEMORY:
+        for _, both in impls:  # the process's one-time allocations (thread pools, caches) before any is measured
+            both()
         peaks = [fw.peak(both, x, d) for _, both in impls]
         cell.ours_mib, cell.floor_mib = peaks[0], peaks[1]
         cell.peer_mib = peaks[2] if peer is not None else None
