@@ -99,9 +99,9 @@ def _measure_case(fw: mf.Framework, case: mc.Case, scale: float, warmup: int, re
         cell.peer = peer[0]
         impls.append(fw.timers(fw.prepare(peer[1]), x, d))
     if MEASURE_MEMORY:
-        for _, both in impls:  # the process's one-time allocations (thread pools, caches) before any is measured
-            both()
-        peaks = [fw.peak(both, x, d) for _, both in impls]
+        for _, run in impls:  # the process's one-time allocations (thread pools, caches) before any is measured
+            run()
+        peaks = [fw.peak(run, x, d) for _, run in impls]
         cell.ours_mib, cell.floor_mib = peaks[0], peaks[1]
         cell.peer_mib = peaks[2] if peer is not None else None
         return cell
