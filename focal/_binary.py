@@ -22,7 +22,7 @@ from . import _checks
 from ._gamma import check_gamma, flsd53, resolve_binary_gamma
 from ._hyper import TARGETS, Partials, is_zero
 from ._kernel import Elementwise, FromProbabilities
-from ._numerics import integer_power, log_sigmoid_pair, neg_log_over_one_minus, small_integer, tiny
+from ._numerics import integer_power, log_sigmoid_pair, neg_log_over_one_minus, power, small_integer, tiny
 from ._plan import Call, LossPlan
 from .backends._base import Array
 
@@ -230,23 +230,31 @@ def _focal_pt_dy(xp: Any, x: Array, y: Array, spec: FocalSpec) -> Array:
     return out
 
 
-def _positive_term(xp: Any, y: Array, gamma: Any, log_p: Array, log_q: Array, *, grad: bool = True
-                   ) -> tuple[Array, Any]:
-    """``−y (1 − p)^γ log p`` and its derivative ``−y (1 − p)^γ ((1 − p) − γ p log p)`` (None without ``grad``)."""
-    loss = -y * xp.exp(gamma * log_q) * log_p
+def _weighted(y: Any, x: Array) -> Array:
+    """``y x``, without a product where ``y`` is the number 1."""
+    return x if isinstance(y, float) and y == 1.0 else y * x
+
+
+def _positive_term(xp: Any, y: Any, gamma: Any, log_p: Array, log_q: Array, p: Array | None = None,
+                   q: Array | None = None, *, grad: bool = True) -> tuple[Array, Any]:
+    """``−y (1 − p)^γ log p`` and its derivative ``−y (1 − p)^γ ((1 − p) − γ p log p)`` (None without ``grad``;
+    with it, ``p`` and ``q = 1 − p`` as the caller has them: ``(1 − p)^γ`` by multiplication for a whole-number γ)."""
+    modulated = _weighted(y, xp.exp(gamma * log_q) if q is None else power(xp, q, lambda: log_q, gamma))
+    loss = -(modulated * log_p)
     if not grad:
         return loss, None
-    return loss, -y * (xp.exp((gamma + 1.0) * log_q) - gamma * xp.exp(gamma * log_q + log_p) * log_p)
+    return loss, -(modulated * (q - gamma * (p * log_p)))
 
 
-def _negative_term(xp: Any, y: Array, gamma: Any, log_p: Array, log_q: Array, *, grad: bool = True
-                   ) -> tuple[Array, Any]:
+def _negative_term(xp: Any, y: Any, gamma: Any, log_p: Array, log_q: Array, p: Array | None = None,
+                   q: Array | None = None, *, grad: bool = True) -> tuple[Array, Any]:
     """``−(1 − y) p^γ log(1 − p)`` and its derivative ``(1 − y) p^γ (p − γ (1 − p) log(1 − p))`` (None without
-    ``grad``)."""
-    loss = -(1.0 - y) * xp.exp(gamma * log_p) * log_q
+    ``grad``; with it, ``p`` and ``q = 1 − p``)."""
+    modulated = _weighted(1.0 - y, xp.exp(gamma * log_p) if p is None else power(xp, p, lambda: log_p, gamma))
+    loss = -(modulated * log_q)
     if not grad:
         return loss, None
-    return loss, (1.0 - y) * (xp.exp((gamma + 1.0) * log_p) - gamma * xp.exp(gamma * log_p + log_q) * log_q)
+    return loss, modulated * (p - gamma * (q * log_q))
 
 
 def focal_split_kernel(xp: Any, x: Array, y: Array, spec: FocalSpec, *, grad: bool = True) -> Result:
@@ -259,8 +267,8 @@ def focal_split_kernel(xp: Any, x: Array, y: Array, spec: FocalSpec, *, grad: bo
     gamma = spec.gamma
     if gamma is flsd53:  # only FLSD-53 reads log(1 − p_t), to choose γ
         gamma = resolve_binary_gamma(xp, gamma, _log_one_minus_pt(xp, y, log_p, log_q, p, q))
-    pos, dpos = _positive_term(xp, y, gamma, log_p, log_q, grad=grad)
-    neg, dneg = _negative_term(xp, y, gamma, log_p, log_q, grad=grad)
+    pos, dpos = _positive_term(xp, y, gamma, log_p, log_q, *((p, q) if grad else ()), grad=grad)
+    neg, dneg = _negative_term(xp, y, gamma, log_p, log_q, *((p, q) if grad else ()), grad=grad)
     a_pos, a_neg = (1.0, 1.0) if spec.alpha is None else (spec.alpha, 1.0 - spec.alpha)
     if not grad:
         return a_pos * (pos if spec.pos_weight is None else spec.pos_weight * pos) + a_neg * neg, None, {}
@@ -271,8 +279,8 @@ def focal_split_kernel(xp: Any, x: Array, y: Array, spec: FocalSpec, *, grad: bo
     partials = {"alpha": lambda: pos - neg, "gamma": lambda: a_pos * pos * log_q + a_neg * neg * log_p,
                 "pos_weight": lambda: a_pos * unweighted_pos,
                 # linear in y: the loss at y = 1 less that at y = 0
-                TARGETS: lambda: (a_pos * w * _positive_term(xp, 1.0, gamma, log_p, log_q)[0]
-                                  - a_neg * _negative_term(xp, 0.0, gamma, log_p, log_q)[0])}
+                TARGETS: lambda: (a_pos * w * _positive_term(xp, 1.0, gamma, log_p, log_q, grad=False)[0]
+                                  - a_neg * _negative_term(xp, 0.0, gamma, log_p, log_q, grad=False)[0])}
     return a_pos * pos + a_neg * neg, a_pos * dpos + a_neg * dneg, partials
 
 
@@ -368,7 +376,7 @@ def asymmetric_kernel(xp: Any, x: Array, y: Array, spec: AsymmetricSpec, *, grad
     """
     log_p, log_q, p, q = _parts(xp, x)
     gamma_neg = spec.gamma_neg
-    pos, dpos = _positive_term(xp, y, spec.gamma_pos, log_p, log_q, grad=grad)
+    pos, dpos = _positive_term(xp, y, spec.gamma_pos, log_p, log_q, p, q, grad=grad)
     m = spec.clip
     if is_zero(m):
         shifted, log_1m_shifted = p, log_q
@@ -393,7 +401,7 @@ def asymmetric_kernel(xp: Any, x: Array, y: Array, spec: AsymmetricSpec, *, grad
         "gamma_neg": lambda: neg * log_safe,
         "clip": lambda: xp.where(active, -(per_shift + (1.0 - y) * weight / xp.exp(log_1m_shifted)), 0.0),
         # linear in y: −(1 − p)^γ⁺ log p + p_m^γ⁻ log(1 − p_m)
-        TARGETS: lambda: _positive_term(xp, 1.0, spec.gamma_pos, log_p, log_q)[0] + weight * log_1m_shifted,
+        TARGETS: lambda: _positive_term(xp, 1.0, spec.gamma_pos, log_p, log_q, grad=False)[0] + weight * log_1m_shifted,
     }
     return pos + neg, dpos + xp.where(active, dneg, 0.0), partials
 
@@ -448,7 +456,7 @@ def varifocal_kernel(xp: Any, x: Array, y: Array, spec: VarifocalSpec, *, grad: 
         return xp.where(negative, spec.alpha * neg, y * _bce_value(y, log_p, log_q)), None, {}
     log_p, log_q, p, q = _parts(xp, x)
     bce, dbce = _bce(y, log_p, log_q, p, q)
-    neg, dneg = _negative_term(xp, xp.zeros_like(y), spec.gamma, log_p, log_q)
+    neg, dneg = _negative_term(xp, 0.0, spec.gamma, log_p, log_q, p, q)
     partials = {"alpha": lambda: xp.where(negative, neg, 0.0),
                 "gamma": lambda: xp.where(negative, spec.alpha * neg * log_p, 0.0),
                 TARGETS: lambda: bce - y * x}
