@@ -48,6 +48,11 @@ class Lazy:
         return self._value
 
 
+def read(x: Any) -> Any:
+    """A term as an array or number: a :class:`Lazy` one computed now."""
+    return x() if isinstance(x, Lazy) else x
+
+
 class Terms(NamedTuple):
     """What a softmax loss knows per class (or per row, for the target class): see the module doc."""
 
@@ -74,7 +79,7 @@ class TermsOut(NamedTuple):
 
     f: Any
     a: Any
-    b: Any
+    b: Any  # or a Lazy one (``read``): the dense kernel reads it only for terms whose E overflows
     e: Any
     d: Any = None
     partials: Mapping[str, Callable[[], Array]] = {}
@@ -261,7 +266,7 @@ class TargetKernel:
         rows = self.parts(xp, z, aux, spec)
         out = self.terms(xp, rows.terms, spec.params)
         partials = self.row_partials(xp, out.partials, wanted, rows)
-        f, a, b, e, d = out.f, out.a, out.b, out.e, out.d
+        f, a, b, e, d = out.f, out.a, read(out.b), out.e, out.d
         # the partials' closures hold the modulator and log p, the terms log p, log(1 − p) and z_t: let them go
         # before the gradient's arrays exist (row_grad reads p and 1 − p only)
         rows = rows._replace(terms=rows.terms._replace(u=None, log1m_p=Lazy(), z=None))
@@ -367,7 +372,7 @@ class ClassKernel:
             # dL/dz_dom = A_dom − p_dom Σ h − B_dom p_dom
             h = a - xp.where(dominant, 0.0, e)
             total = xp.sum(h, axis=axis, keepdims=True)
-            b_p = b * p
+            b_p = read(b) * p
             b_p_dom = xp.sum(xp.where(dominant, b_p, 0.0), axis=axis, keepdims=True)
             # u_j − v_dom <= 0 below a dominant class (p_j <= 1 − p_dom); in a row without one b_p_dom is 0 and
             # u_j − v_max <= ln 2, so nothing overflows. A where, not a clamp, at the dominant class itself

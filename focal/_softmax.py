@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from ._categorical import TargetKernel, Terms, TermsOut, prepare_softmax
+from ._categorical import Lazy, TargetKernel, Terms, TermsOut, prepare_softmax, read
 from ._docs import document
 from ._gamma import flsd53
 from ._hyper import TARGETS, Partials, bind, is_array, is_zero, reduce_partials
@@ -70,16 +70,20 @@ def focal_terms(xp: Any, t: Terms, params: FocalTerms, *, grad: bool = True) -> 
     a = -w * m
     # a class of no weight adds exactly 0, even where log p is -inf (a -inf logit, or a class `where` leaves out)
     f = a * (t.u if isinstance(w, float) else xp.where(w != 0.0, t.u, 0.0))
-    b: Any = 0.0 if constant else -w * dm * u_safe
     poly: Any = 0.0
     if not is_zero(epsilon):
         poly = t.target * xp.exp((gamma + 1.0) * t.v)  # y (1 − p)^(γ+1)
         f = f + epsilon * poly
         if grad:
-            b = b + epsilon * (gamma + 1.0) * poly
             e = e + epsilon * t.target * (gamma + 1.0) * t.p * xp.exp(gamma * t.v)
     if not grad:
         return TermsOut(f, a, 0.0, 0.0)
+
+    def partial_b() -> Any:  # the dense kernel never reads it (E is finite here): one array fewer there
+        b = 0.0 if constant else -w * dm * u_safe
+        return b if is_zero(epsilon) else b + epsilon * (gamma + 1.0) * poly
+
+    b = 0.0 if constant and is_zero(epsilon) else Lazy(partial_b)
 
     def log_p_safe() -> Array:  # the partials' (γ = 0 computes none for the gradient)
         return xp.maximum(t.u, math.log(tiny(xp, t.u))) if u_safe is None else u_safe
@@ -119,7 +123,7 @@ class NormalizedTargetKernel:
         rows = inner.parts(xp, z, aux, spec)
         t = rows.terms
         out = focal_terms(xp, t, spec.params)
-        loss, grad = inner.masks(xp, rows, out.f, inner.row_grad(xp, rows, out.a, out.b, out.e, None))
+        loss, grad = inner.masks(xp, rows, out.f, inner.row_grad(xp, rows, out.a, read(out.b), out.e, None))
         m, dm, m_partials = modulator(xp, t, spec.params)
         odds = xp.exp(t.u - t.v)
         m = xp.ones_like(t.u) * m  # a row array even when M is the constant 1 (γ = 0)
