@@ -386,24 +386,30 @@ def asymmetric_kernel(xp: Any, x: Array, y: Array, spec: AsymmetricSpec, *, grad
         log_1m_shifted = xp.log(xp.minimum(q + m, 1.0))
         q_share = xp.where(q + m > 0.0, q / xp.maximum(q + m, tiny(xp, x)), 1.0)  # an array m may be 0
     active = shifted > 0.0
-    safe = xp.where(active, shifted, 1.0)
-    log_safe = xp.log(safe)
-    weight = xp.where(active, xp.exp(gamma_neg * log_safe), 0.0)
-    neg = -(1.0 - y) * weight * log_1m_shifted
+
+    def log_safe() -> Array:  # log p_m where p_m > 0
+        return xp.log(xp.where(active, shifted, 1.0))
+
+    whole = small_integer(gamma_neg)
+    # p_m^γ⁻, 0 where p_m = 0: a product for a whole γ⁻ >= 1 (timm's 4), which is 0 there by itself
+    weight = integer_power(shifted, whole) if whole else xp.where(active, xp.exp(gamma_neg * log_safe()), 0.0)
+    not_y_weight = (1.0 - y) * weight
+    neg = -(not_y_weight * log_1m_shifted)
     if not grad:
         return pos + neg, None, {}
     ratio = neg_log_over_one_minus(xp, xp.where(active, log_1m_shifted, -1.0))
-    # d neg / d p_m = (1 − y) p_m^γ (γ (−log(1 − p_m))/p_m + 1/(1 − p_m)), and dp_m/dx = p q
-    per_shift = (1.0 - y) * weight * gamma_neg * ratio
-    dneg = per_shift * p * q + (1.0 - y) * weight * p * q_share
+    # d neg / d p_m = (1 − y) p_m^γ (γ (−log(1 − p_m))/p_m + 1/(1 − p_m)), and dp_m/dx = p q: 0 where p_m = 0,
+    # as the weight is there (every factor finite)
+    per_shift = not_y_weight * (gamma_neg * ratio)
+    dneg = p * (per_shift * q + (not_y_weight if isinstance(q_share, float) else not_y_weight * q_share))
     partials = {
         "gamma_pos": lambda: pos * log_q,
-        "gamma_neg": lambda: neg * log_safe,
-        "clip": lambda: xp.where(active, -(per_shift + (1.0 - y) * weight / xp.exp(log_1m_shifted)), 0.0),
+        "gamma_neg": lambda: neg * log_safe(),
+        "clip": lambda: xp.where(active, -(per_shift + not_y_weight / xp.exp(log_1m_shifted)), 0.0),
         # linear in y: −(1 − p)^γ⁺ log p + p_m^γ⁻ log(1 − p_m)
         TARGETS: lambda: _positive_term(xp, 1.0, spec.gamma_pos, log_p, log_q, grad=False)[0] + weight * log_1m_shifted,
     }
-    return pos + neg, dpos + xp.where(active, dneg, 0.0), partials
+    return pos + neg, dpos + dneg, partials
 
 
 @dataclass(frozen=True)

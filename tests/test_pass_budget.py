@@ -118,7 +118,7 @@ MATRIX_BUDGETS: dict[str, tuple[tuple[int, int, int], tuple[int, int, int]]] = {
     "sigmoid pos_weight": ((39, 27, 0), (26, 21, 0)),
     "quality_focal_loss": ((34, 33, 0), (23, 23, 0)),
     "varifocal_loss": ((34, 33, 2), (21, 21, 1)),
-    "asymmetric_loss": ((65, 64, 7), (35, 35, 3)),
+    "asymmetric_loss": ((56, 55, 4), (32, 32, 1)),
     "poly1_focal_loss": ((37, 25, 0), (23, 18, 0)),
     "focal_loss_star": ((19, 18, 0), (15, 15, 0)),
     "hard_truncated_loss": ((27, 26, 2), (21, 21, 1)),
