@@ -300,11 +300,11 @@ class ClassKernel:
     With ``m`` the row's maximum and ``s = Σ exp(z − m)`` over every class but one maximum (``softmax_parts``):
     ``p = exp(z − m)/(1 + s)``; ``1 − p`` as it is where p <= 1/2 and ``s/(1 + s)`` for a dominant class (p > 1/2),
     exact as ``p → 1``; ``log(1 − p)`` (only where the terms read it: a whole-number γ does not) ``log1p(−p)`` and
-    ``log(s/(1 + s))``. The gradient (module doc) in two reductions over the classes: ``Σ_c h_c`` with ``h = A − E``
-    for every class but a dominant one (at most one per row), whose ``E = B p/(1 − p)`` may overflow (``h = A``
-    there), and ``B_dom p_dom``: the dominant class's share ``p_j E_dom`` of the others' gradient is
-    ``B_dom p_dom exp(u_j − v_dom)``; that is for terms marked ``dominant_e_unbounded``, the others write E finite
-    and take ``dL/dz = h − p Σ h`` (one reduction).
+    ``log(s/(1 + s))``. The gradient (module doc) is ``dL/dz = h − p Σ h`` with ``h = A − E``, one reduction over
+    the classes, for terms that write E finite (the focal family). Terms marked ``dominant_e_unbounded`` (seed 004's
+    negatives), whose ``E = B p/(1 − p)`` overflows at a dominant class (p > 1/2, at most one per row), take two:
+    ``Σ h`` with ``h = A`` at the dominant class, and ``B_dom p_dom``, the dominant class's share ``p_j E_dom`` of the
+    others' gradient being ``B_dom p_dom exp(u_j − v_dom)``.
     A loss whose terms read ``log(1 − p)`` as a loss term (``terms.reads_log1m_p``) gets the dominant class's
     past the smallest normal, from the others' own log-sum-exp (one more pass).
     """
