@@ -263,12 +263,12 @@ def focal_split_kernel(xp: Any, x: Array, y: Array, spec: FocalSpec, *, grad: bo
     if grad or spec.gamma is flsd53:
         log_p, log_q, p, q = _parts(xp, x)
     else:  # p and 1 − p are the gradient's
-        log_p, log_q = log_sigmoid_pair(xp, x)
+        (log_p, log_q), p, q = log_sigmoid_pair(xp, x), None, None
     gamma = spec.gamma
     if gamma is flsd53:  # only FLSD-53 reads log(1 − p_t), to choose γ
         gamma = resolve_binary_gamma(xp, gamma, _log_one_minus_pt(xp, y, log_p, log_q, p, q))
-    pos, dpos = _positive_term(xp, y, gamma, log_p, log_q, *((p, q) if grad else ()), grad=grad)
-    neg, dneg = _negative_term(xp, y, gamma, log_p, log_q, *((p, q) if grad else ()), grad=grad)
+    pos, dpos = _positive_term(xp, y, gamma, log_p, log_q, p, q, grad=grad)
+    neg, dneg = _negative_term(xp, y, gamma, log_p, log_q, p, q, grad=grad)
     a_pos, a_neg = (1.0, 1.0) if spec.alpha is None else (spec.alpha, 1.0 - spec.alpha)
     if not grad:
         return a_pos * (pos if spec.pos_weight is None else spec.pos_weight * pos) + a_neg * neg, None, {}
@@ -308,7 +308,7 @@ def focal_star_kernel(xp: Any, x: Array, y: Array, spec: StarSpec, *, grad: bool
     if not grad:
         return loss, None, {}
     not_s = xp.exp(log_not_s)
-    dloss = -sign * not_s if spec.alpha is None else alpha_t * (-sign * not_s)
+    dloss = _weighted(alpha_t, -sign * not_s)
     partials = {
         "alpha": lambda: sign * unweighted,
         "beta": lambda: -alpha_t * not_s / gamma,
@@ -401,7 +401,7 @@ def asymmetric_kernel(xp: Any, x: Array, y: Array, spec: AsymmetricSpec, *, grad
     # d neg / d p_m = (1 − y) p_m^γ (γ (−log(1 − p_m))/p_m + 1/(1 − p_m)), and dp_m/dx = p q: 0 where p_m = 0,
     # as the weight is there (every factor finite)
     per_shift = not_y_weight * (gamma_neg * ratio)
-    dneg = p * (per_shift * q + (not_y_weight if isinstance(q_share, float) else not_y_weight * q_share))
+    dneg = p * (per_shift * q + _weighted(q_share, not_y_weight))
     partials = {
         "gamma_pos": lambda: pos * log_q,
         "gamma_neg": lambda: neg * log_safe(),
