@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 
 from . import _checks
 from ._gamma import check_gamma
-from ._hyper import Partials, Slot, bind, given_as_vector, is_vector, is_zero, take_partials
+from ._hyper import Partials, Slot, bind, given_as_vector, is_vector, is_zero
 from ._kernel import FromProbabilities, Grads, Wanted, broadcast_vjp, expand
 from ._numerics import softmax, softmax_parts, tiny
 from ._plan import Call, LossPlan
@@ -131,6 +131,28 @@ def _at_labels(xp: Any, x: Array, index: Array, onehot: Array | None, values: An
     return xp.where(onehot, values, x)
 
 
+def _label_index(xp: Any, labels: Array, spec: SoftmaxSpec, ndim: int
+                 ) -> tuple[Array | None, Array, Array, Array | None]:
+    """The labels as the kernels read them: which are in [0, C) (None where they were checked), the labels with
+    the others as 0, those with a length-1 class axis, and their one-hot (None where the namespace has
+    ``set_along_axis``)."""
+    axis, classes = spec.axis, spec.classes
+    if spec.checked:
+        in_range, safe = None, labels
+    else:
+        in_range = (labels >= 0) & (labels < classes)
+        safe = xp.where(in_range, labels, 0)
+    index = xp.expand_dims(safe, axis=axis)
+    onehot = None if hasattr(xp, "set_along_axis") else _onehot(xp, safe, axis, classes, ndim)
+    return in_range, safe, index, onehot
+
+
+def _nan_rows(xp: Any, in_range: Array | None, like: Array) -> Any:
+    """0 in the rows whose label is in range and NaN in the others (added to a row's factors: NaN · x is NaN and
+    0 + x is x, no where over every element); the number 0 where the labels were checked."""
+    return 0.0 if in_range is None else xp.where(in_range, xp.zeros_like(like), math.nan)
+
+
 def _absent(x: Any) -> bool:
     return isinstance(x, float) and x == 0.0
 
@@ -169,14 +191,8 @@ class TargetKernel:
 
     def parts(self, xp: Any, z: Array, aux: tuple[Array, ...], spec: SoftmaxSpec) -> TargetParts:
         labels, kept = aux[0], (aux[1] if len(aux) > 1 else None)
-        axis, classes = spec.axis, spec.classes
-        if spec.checked:
-            in_range, safe = None, labels
-        else:
-            in_range = (labels >= 0) & (labels < classes)
-            safe = xp.where(in_range, labels, 0)
-        index = xp.expand_dims(safe, axis=axis)
-        onehot = None if hasattr(xp, "set_along_axis") else _onehot(xp, safe, axis, classes, z.ndim)
+        axis = spec.axis
+        in_range, safe, index, onehot = _label_index(xp, labels, spec, z.ndim)
         m = xp.max(z, axis=axis, keepdims=True)
         m = xp.where(xp.isfinite(m), m, 0.0)  # a row of -inf or with NaN: not inf − inf over the whole row
         z_t = xp.take_along_axis(z, index, axis=axis)
@@ -211,8 +227,7 @@ class TargetKernel:
             on_target = on_target + d
         factor = e - a
         if rows.in_range is not None:
-            # NaN · x is NaN and 0 + x is x: the row's NaN rides on its two factors, not on a where over every element
-            nan_rows = xp.where(rows.in_range, xp.zeros_like(t.p), math.nan)
+            nan_rows = _nan_rows(xp, rows.in_range, t.p)
             factor, on_target = factor + nan_rows, on_target + nan_rows
         factor = expand(xp, factor, axis)
         if in_place:
@@ -281,21 +296,58 @@ class TargetKernel:
         return broadcast_vjp(xp, residuals, cotangent, wanted, self.spec.axis, consume=consume)
 
 
-def _log_others(xp: Any, shifted: Array, dominant: Array, axis: int) -> Array:
+class Others(NamedTuple):
+    """The classes other than a row's dominant one, by their own log-sum-exp (:func:`_others`)."""
+
+    log_sum: Array  # log Σ_{j ≠ d} exp(z_j − m) per row (keepdims)
+    exps: Array  # exp(z_j − top) with top the largest of them: 0 at the dominant class
+    total: Array  # Σ exps per row, floored at the smallest normal
+
+
+def _others(xp: Any, shifted: Array, dominant: Array, axis: int) -> Others:
     """``log Σ_{j ≠ d} exp(z_j − m)`` over the classes other than the row's dominant one, by its own
-    log-sum-exp (per row, keepdims): ``log(1 − p_d)`` from it does not floor at ``log(tiny)`` (−87 in float32)
-    once ``1 − p_d`` is below the smallest normal. A row without a dominant class gives ``log(1 + s)``."""
+    log-sum-exp: ``log(1 − p_d)`` from it does not floor at ``log(tiny)`` (−87 in float32) once ``1 − p_d`` is
+    below the smallest normal, and ``p_j/(1 − p_d) = exps_j/total`` for every other class stays exact there too. A
+    row without a dominant class gives ``log(1 + s)``."""
     others = xp.where(dominant, -math.inf, shifted)
     top = xp.max(others, axis=axis, keepdims=True)
     top = xp.where(xp.isfinite(top), top, 0.0)
-    total = xp.sum(xp.exp(others - top), axis=axis, keepdims=True)
-    return top + xp.log(xp.maximum(total, tiny(xp, shifted)))
+    exps = xp.exp(others - top)
+    # a row of one class has no others: 0 over the floor, not 0/0, where the kernel divides by it
+    total = xp.maximum(xp.sum(exps, axis=axis, keepdims=True), tiny(xp, shifted))
+    return Others(top + xp.log(total), exps, total)
+
+
+class LabelRows(NamedTuple):
+    """:class:`ClassKernel`'s labels mode: the target class's terms per row and where to write them."""
+
+    out: TermsOut
+    p: Array
+    dominant: Array  # the target is its row's dominant class (p > 1/2)
+    index: Array
+    onehot: Array | None
+    in_range: Array | None
+
+
+_NO_TERMS = TermsOut(None, None, None, None)
+
+
+class ClassParts(NamedTuple):
+    """What :class:`ClassKernel` computes before the gradient."""
+
+    out: TermsOut  # the per-class terms (of target 0 for every class in the labels mode)
+    terms: Terms
+    dominant: Array
+    others: Others | None  # where the terms' E overflows at a dominant class (the dominant-class split)
+    rows: LabelRows | None  # the labels mode's target class
 
 
 @dataclass(frozen=True)
 class ClassKernel:
-    """Dense targets (probabilities, one-hot, label-smoothed): ``L = Σ_c f_c(u_c, v_c)`` per row. The targets
-    are the kernel's ``targets`` slot: their gradient is the terms' ``∂f_c/∂y_c``.
+    """A term for every class: ``L = Σ_c f_c(u_c, v_c)`` per row, with dense targets (probabilities, one-hot,
+    label-smoothed; the kernel's ``targets`` slot, whose gradient is the terms' ``∂f_c/∂y_c``) or integer labels
+    (``targets`` None, the labels the first aux: the terms of target 0 for every class, the target class's of
+    target 1 written over them per row, no one-hot of the labels multiplied through).
 
     With ``m`` the row's maximum and ``s = Σ exp(z − m)`` over every class but one maximum (``softmax_parts``):
     ``p = exp(z − m)/(1 + s)``; ``1 − p`` as it is where p <= 1/2 and ``s/(1 + s)`` for a dominant class (p > 1/2),
@@ -304,21 +356,20 @@ class ClassKernel:
     the classes, for terms that write E finite (the focal family). Terms marked ``dominant_e_unbounded`` (seed 004's
     negatives), whose ``E = B p/(1 − p)`` overflows at a dominant class (p > 1/2, at most one per row), take two:
     ``Σ h`` with ``h = A`` at the dominant class, and ``B_dom p_dom``, the dominant class's share ``p_j E_dom`` of the
-    others' gradient being ``B_dom p_dom exp(u_j − v_dom)``.
+    others' gradient being ``B_dom p_dom · p_j/(1 − p_dom)``, from the others' own log-sum-exp (:func:`_others`).
     A loss whose terms read ``log(1 − p)`` as a loss term (``terms.reads_log1m_p``) gets the dominant class's
-    past the smallest normal, from the others' own log-sum-exp (one more pass).
+    past the smallest normal from it too.
     """
 
     terms: TermsFn
     spec: SoftmaxSpec
-    targets: Slot
+    targets: Slot | None
 
-    def _terms(self, xp: Any, z: Array, params: tuple[Array, ...], *, grad: bool = True
-               ) -> tuple[TermsOut, Terms, Array, Array]:
-        """The terms (without ``grad``: f alone, where the terms can), the per-class quantities they were given, the
-        dominant classes and ``log(1 − p_dom)``."""
-        y = params[self.targets.index]
+    def _terms(self, xp: Any, z: Array, aux: tuple[Array, ...], params: tuple[Array, ...], *, grad: bool = True
+               ) -> ClassParts:
+        """The terms (without ``grad``: f alone, where the terms can) and what the gradient reads beside them."""
         spec = bind(self.spec, params)
+        y: Any = 0.0 if self.targets is None else params[self.targets.index]
         axis = spec.axis
         shifted, exps, log_total = softmax_parts(xp, z, axis)
         log_p = shifted - log_total
@@ -327,9 +378,12 @@ class ClassKernel:
         # log(s/(1 + s)) per row, from the row's s = expm1(log_total)
         v_max = xp.log(xp.maximum(xp.expm1(log_total), tiny(xp, z))) - log_total
         dominant = p > 0.5  # at most one class per row; as the terms test it (negatives_terms), to the last bit
-        if getattr(self.terms, "reads_log1m_p", False):
+        split = grad and getattr(self.terms, "dominant_e_unbounded", False)
+        others = None
+        if split or getattr(self.terms, "reads_log1m_p", False):
             # a loss term of log(1 − p) itself: the dominant class's, below the smallest normal too
-            v_max = _log_others(xp, shifted, dominant, axis) - log_total
+            others = _others(xp, shifted, dominant, axis)
+            v_max = others.log_sum - log_total
         del shifted  # one array fewer alive while the terms run
         # the dominant class's 1 − p is s/(1 + s) (a unique maximum: s has the others' exps alone, so its
         # derivatives are theirs, where a tie's constant would have none); any other's is 1 − p >= 1/2, which rounds
@@ -343,44 +397,100 @@ class ClassKernel:
 
         alpha: Any = 1.0 if spec.alpha is None else spec.alpha
         alpha = _along(xp, alpha, axis, z.ndim) if is_vector(alpha) else alpha
-        weight = y if spec.alpha is None else y * alpha
+        weight = y if spec.alpha is None or is_zero(y) else y * alpha
         gamma = _along(xp, spec.gamma, axis, z.ndim) if is_vector(spec.gamma) else spec.gamma
         t = Terms(u=log_p, log1m_p=Lazy(log1m_p), p=p, one_minus_p=one_minus_p, weight=weight, target=y, alpha=alpha,
                   gamma=gamma, z=z)
         out = self.terms(xp, t, spec.params) if grad else loss_terms(self.terms, xp, t, spec.params)
-        return out, t, dominant, v_max
+        rows = None if self.targets is not None else self._rows(xp, t, aux[0], spec, grad=grad)
+        return ClassParts(out, t, dominant, others if split else None, rows)
+
+    def _rows(self, xp: Any, t: Terms, labels: Array, spec: SoftmaxSpec, *, grad: bool) -> LabelRows:
+        """The labels mode's target class: the per-class quantities gathered at the labels (each as exact as the
+        class's own), and the terms of target 1 on them."""
+        axis = spec.axis
+        in_range, safe, index, onehot = _label_index(xp, labels, spec, t.p.ndim)
+
+        def at(x: Array) -> Array:
+            return xp.squeeze(xp.take_along_axis(x, index, axis=axis), axis=axis)
+
+        alpha_t = 1.0 if spec.alpha is None else _per_row(xp, spec.alpha, safe)
+        p_t = at(t.p)
+        row = Terms(u=at(t.u), log1m_p=Lazy(lambda: at(t.v)), p=p_t, one_minus_p=at(t.one_minus_p), weight=alpha_t,
+                    target=1.0, alpha=alpha_t, gamma=_per_row(xp, spec.gamma, safe), z=at(t.z))
+        out = self.terms(xp, row, spec.params) if grad else loss_terms(self.terms, xp, row, spec.params)
+        return LabelRows(out, p_t, p_t > 0.5, index, onehot, in_range)
+
+    def _write(self, xp: Any, x: Any, rows: LabelRows | None, value: Any, *, overwrite: bool = True) -> Any:
+        """``x`` (per class) with the target class's ``value`` (per row) at the labels; ``x`` as it is without
+        labels. ``overwrite``: ``x`` is the kernel's own."""
+        if rows is None:
+            return x
+        return _at_labels(xp, x, rows.index, rows.onehot, expand(xp, value, self.spec.axis), self.spec.axis,
+                          overwrite=overwrite)
+
+    def _mask(self, xp: Any, rows: LabelRows | None, loss: Array) -> Array:
+        """A row whose label is outside [0, C) (traced: not checked) NaN."""
+        if rows is None or rows.in_range is None:
+            return loss
+        return xp.where(rows.in_range, loss, math.nan)
 
     def value(self, xp: Any, z: Array, aux: tuple[Array, ...], params: tuple[Array, ...]) -> Array:
-        return xp.sum(self._terms(xp, z, params, grad=False)[0].f, axis=self.spec.axis)
+        parts = self._terms(xp, z, aux, params, grad=False)
+        rows = parts.rows
+        f = self._write(xp, parts.out.f, rows, None if rows is None else rows.out.f)
+        return self._mask(xp, rows, xp.sum(f, axis=self.spec.axis))
 
     def forward(self, xp: Any, z: Array, aux: tuple[Array, ...], params: tuple[Array, ...],
                 wanted: Wanted) -> tuple[Array, tuple[Array, ...]]:
-        (f, a, b, e, d, partials), t, dominant, v_max = self._terms(xp, z, params)
-        axis, p, log_p = self.spec.axis, t.p, t.u
-        loss = xp.sum(f, axis=axis)
+        parts = self._terms(xp, z, aux, params)
+        out, rows, p, dominant, others = parts.out, parts.rows, parts.terms.p, parts.dominant, parts.others
+        del parts  # the terms' inputs (log p, 1 − p, log(1 − p)) are not read past here
+        axis = self.spec.axis
+        at = _NO_TERMS if rows is None else rows.out
+        # the wanted partials first: their closures (and the per-class arrays they hold) go before the gradient's
+        # arrays exist
+        taken = [self._write(xp, out.partials[slot.name](), rows, None if rows is None else at.partials[slot.name](),
+                             overwrite=False) for slot in wanted if slot is not None]
+        absent = _absent(out.b) and _absent(out.e)
+        f, a, b, e, d = out.f, out.a, (out.b if others is not None else None), out.e, out.d
+        del out
+        if rows is not None:
+            at = at._replace(partials={})
+            rows = rows._replace(out=_NO_TERMS)
+        loss = self._mask(xp, rows, xp.sum(self._write(xp, f, rows, at.f), axis=axis))
         del f
-        if _absent(b) and _absent(e):
-            grad = a - p * xp.sum(a, axis=axis, keepdims=True)
-        elif not getattr(self.terms, "dominant_e_unbounded", False):
+        if absent:
+            h = self._write(xp, a, rows, at.a, overwrite=False)
+        elif others is None:
             # E finite everywhere (the focal family writes it so): dL/dz_j = h_j − p_j Σ h with h = A − E
-            h = a - e
-            grad = h - p * xp.sum(h, axis=axis, keepdims=True)
+            h = self._write(xp, a - e, rows, None if rows is None else at.a - at.e)
         else:
             # h = A − E for every class but a dominant one, whose E = B p/(1 − p) overflows (seed 004's negative
             # terms, whose B does not vanish as p → 1): A there. Then
-            # dL/dz_j = h_j − p_j Σ h + p_j E_dom, with p_j E_dom = B_dom p_dom exp(u_j − v_dom), and
+            # dL/dz_j = h_j − p_j Σ h + p_j E_dom, with p_j E_dom = B_dom p_dom p_j/(1 − p_dom), and
             # dL/dz_dom = A_dom − p_dom Σ h − B_dom p_dom
             h = a - xp.where(dominant, 0.0, e)
-            total = xp.sum(h, axis=axis, keepdims=True)
-            b_p = read(b) * p
+            if rows is not None:
+                h = self._write(xp, h, rows, at.a - xp.where(rows.dominant, 0.0, at.e))
+        del a, e
+        grad = h - p * xp.sum(h, axis=axis, keepdims=True)
+        del h
+        if others is not None:
+            b_p = self._write(xp, read(b) * p, rows, None if rows is None else read(at.b) * rows.p)
+            del b
             b_p_dom = xp.sum(xp.where(dominant, b_p, 0.0), axis=axis, keepdims=True)
-            # u_j − v_dom <= 0 below a dominant class (p_j <= 1 − p_dom); in a row without one b_p_dom is 0 and
-            # u_j − v_max <= ln 2, so nothing overflows. A where, not a clamp, at the dominant class itself
-            from_dominant = xp.exp(xp.where(dominant, 0.0, log_p - v_max)) * -b_p_dom
-            grad = (h - p * total) - xp.where(dominant, b_p, from_dominant)
-        if d is not None:
-            grad = grad + d
-        return loss, (grad, *take_partials(partials, wanted))
+            # p_j/(1 − p_dom) = exps_j/total below a dominant class (<= 1); in a row without one b_p_dom is 0
+            from_dominant = others.exps * (-b_p_dom / others.total)
+            grad = grad - xp.where(dominant, b_p, from_dominant)
+        if d is not None or at.d is not None:
+            grad = grad + self._write(xp, xp.zeros_like(p) if d is None else d, rows, 0.0 if at.d is None else at.d,
+                                      overwrite=d is None)
+        if rows is not None and rows.in_range is not None:
+            nan_rows = expand(xp, _nan_rows(xp, rows.in_range, rows.p), axis)
+            grad = grad + nan_rows
+            taken = [x + nan_rows for x in taken]
+        return loss, (grad, *taken)
 
     def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array, wanted: Wanted, *,
             consume: bool = False) -> Grads:
@@ -398,6 +508,7 @@ class SoftmaxCall:
     dense: Array | None  # float targets of the logits' shape, label smoothing applied
     valid: Array | None
     spec_args: dict[str, Any]
+    every_class: bool = False  # the loss has a term for every class: labels run ClassKernel's labels mode
     masked: bool = False  # `where` left classes out (their logits are -inf)
     kept: Array | None = None  # with labels and `where`: the rows it leaves a class of (the kernel's second aux)
 
@@ -405,9 +516,12 @@ class SoftmaxCall:
         if self.masked and not from_logits:
             raise ValueError("where takes logits (from_logits=True): masked classes are left out of the softmax")
         spec = SoftmaxSpec(axis=self.axis, classes=self.classes, params=params, **self.spec_args)
-        if self.labels is not None:
-            kernel: Any = TargetKernel(terms, spec)
-            aux: tuple[Array, ...] = (self.labels,) if self.kept is None else (self.labels, self.kept)
+        if self.labels is not None and self.every_class:
+            kernel: Any = ClassKernel(terms, spec, None)
+            aux: tuple[Array, ...] = (self.labels,)
+        elif self.labels is not None:
+            kernel = TargetKernel(terms, spec)
+            aux = (self.labels,) if self.kept is None else (self.labels, self.kept)
         else:
             kernel = ClassKernel(terms, spec, self.call.target_slot(self.dense))
             aux = ()
@@ -420,12 +534,13 @@ class SoftmaxCall:
 def prepare_softmax(
     logits: Array, targets: Array, *, axis: Any, alpha: Any, gamma: Any = 0.0, ignore_index: Any = None,
     label_smoothing: Any = 0.0, reduction: str, weight: Any, normalizer: Any, labels_only: bool = False,
-    dense_labels: bool = False, where: Any = None,
+    dense_labels: bool = False, every_class: bool = False, where: Any = None,
 ) -> SoftmaxCall:
     """Check a softmax loss's arguments. Targets are integer class indices (the logits' shape without
     ``axis``) or dense, of the logits' shape: floating probabilities, or integer or bool one-hot /
     multi-hot ones (0/1, read as floats). Integer labels become dense targets with label smoothing, with
-    ``where``, or when the loss has a term for every class (``dense_labels``)."""
+    ``where``, or where the loss's kernel takes dense targets alone (``dense_labels``); a loss with a term for
+    every class (``every_class``) takes them as labels otherwise (ClassKernel's labels mode)."""
     call = Call(logits, targets, reduction=reduction, weight=weight, normalizer=normalizer)
     xp, shape = call.xp, call.shape
     if not shape:
@@ -455,7 +570,7 @@ def prepare_softmax(
             valid = targets != ignore
         checked = check_labels(call, targets, valid, classes)
         labels = targets
-        if not is_zero(smoothing) or dense_labels:
+        if not is_zero(smoothing) or dense_labels or (every_class and (included is not None or ignore is not None)):
             labels, dense = None, _smoothed_onehot(call, targets, valid, axis, classes, smoothing, checked)
             if included is not None:
                 dense = _labels_inside(call, targets, valid, included, dense, axis, classes)
@@ -487,7 +602,8 @@ def prepare_softmax(
         valid = kept if valid is None else valid & kept
     spec_args = {"ignore_index": ignore, "alpha": alpha_spec, "gamma": gamma_spec,
                  "checked": labels is not None and checked and ignore is None}
-    return SoftmaxCall(call, axis, classes, labels, dense, valid, spec_args, masked=included is not None,
+    return SoftmaxCall(call, axis, classes, labels, dense, valid, spec_args, every_class=every_class,
+                       masked=included is not None,
                        kept=kept if labels is not None and included is not None else None)
 
 

@@ -13,6 +13,7 @@ from ._binary import (
     RowSumSpec,
     SoftSpec,
     StarSpec,
+    _weighted,
     check_alpha_scalar,
     focal_split_kernel,
     focal_star_kernel,
@@ -21,7 +22,7 @@ from ._binary import (
     row_sum_kernel,
     soft_truncated_kernel,
 )
-from ._categorical import Terms, TermsOut, prepare_softmax
+from ._categorical import Lazy, Terms, TermsOut, prepare_softmax
 from ._docs import document
 from ._hyper import TARGETS
 from ._kernel import Elementwise, FromProbabilities
@@ -45,34 +46,55 @@ class NegativesParams:
     gamma: Any
 
 
+def _is(x: Any, number: float) -> bool:
+    return isinstance(x, float) and x == number
+
+
 def negatives_terms(xp: Any, t: Terms, params: NegativesParams, *, grad: bool = True) -> TermsOut:
     """Per class: ``−α q (1 − p)^γ log p − (1 − α)(1 − q) p^γ log(1 − p)`` with ``p = softmax(z)``;
     ``∂/∂α`` is the positive term over α minus the negative one over ``1 − α``, ``∂/∂γ`` each term
     times the log of its own base, ``∂/∂q = −α (1 − p)^γ log p + (1 − α) p^γ log(1 − p)``. Without ``grad``, f
-    alone."""
+    alone. A target given as the number 0 or 1 (integer labels) computes its one term alone."""
     a_pos, a_neg = (1.0, 1.0) if params.alpha is None else (params.alpha, 1.0 - params.alpha)
     g, q = params.gamma, t.target
-    u_safe = xp.maximum(t.u, math.log(tiny(xp, t.u)))
-    m, pg = power(xp, t.one_minus_p, t.log1m_p, g), power(xp, t.p, lambda: u_safe, g)  # (1 − p)^γ, p^γ
-    not_q = 1.0 - q
-    wp_m = (q if params.alpha is None else a_pos * q) * m  # α q (1 − p)^γ
-    wn_pg = (not_q if params.alpha is None else a_neg * not_q) * pg  # (1 − α)(1 − q) p^γ
-    neg_v = wn_pg * t.v
-    # a class of no positive weight adds exactly 0, even where log p = -inf (there M = 1: wp_m is 0 only with wp)
-    positive_u = xp.where(wp_m != 0.0, t.u, 0.0)
-    f = -(wp_m * positive_u) - neg_v
+    u_safe = Lazy(lambda: xp.maximum(t.u, math.log(tiny(xp, t.u))))
+    f: Any = None
+    a: Any = None
+    b: Any = None
+    if not _is(q, 0.0):  # the positive term: α q (1 − p)^γ
+        m = power(xp, t.one_minus_p, t.log1m_p, g)
+        wp_m = _weighted(q if params.alpha is None else a_pos * q, m)
+        # a class of no positive weight adds exactly 0, even where log p = -inf (there M = 1: wp_m is 0 only with wp)
+        positive_u = xp.where(wp_m != 0.0, t.u, 0.0)
+        f = -(wp_m * positive_u)
+    if not _is(q, 1.0):  # the negative term: (1 − α)(1 − q) p^γ
+        not_q = 1.0 - q
+        pg = power(xp, t.p, u_safe, g)
+        wn_pg = _weighted(not_q if params.alpha is None else a_neg * not_q, pg)
+        neg_v = wn_pg * t.v
+        f = -neg_v if f is None else f - neg_v
     if not grad:
         return TermsOut(f, 0.0, 0.0, 0.0)
-    a = -wp_m - g * neg_v
-    g_wp_m = g * wp_m
-    b = -(g_wp_m * u_safe) - wn_pg
+    if not _is(q, 0.0):
+        a, b = -wp_m, -((g * wp_m) * u_safe())
+    if not _is(q, 1.0):
+        a = (-g) * neg_v if a is None else a - g * neg_v
+        b = -wn_pg if b is None else b - wn_pg
     # E = B p/(1 − p), with p/(1 − p) <= 1 for every class but a dominant one (p > 1/2), whose E the kernel never
     # reads (it overflows there): 1 in the denominator there keeps the branch not taken finite (a where, not a clamp
     # at 1/2, which a class at p = 1/2 reaches: JAX's Hessian would halve its derivative there)
     odds = t.p / xp.where(t.p > 0.5, 1.0, t.one_minus_p)
     e = b * odds
-    partials = {"alpha": lambda: -q * m * xp.where(q != 0.0, t.u, 0.0) + not_q * pg * t.v,
-                "gamma": lambda: -wp_m * positive_u * t.v - neg_v * u_safe,
+
+    def alpha_partial() -> Array:
+        pos = 0.0 if _is(q, 0.0) else -_weighted(q, m) * (t.u if isinstance(q, float) else xp.where(q != 0.0, t.u, 0.0))
+        return pos if _is(q, 1.0) else pos + _weighted(not_q, pg) * t.v
+
+    def gamma_partial() -> Array:
+        pos = 0.0 if _is(q, 0.0) else -(wp_m * positive_u * t.v)
+        return pos if _is(q, 1.0) else pos - neg_v * u_safe()
+
+    partials = {"alpha": alpha_partial, "gamma": gamma_partial,
                 TARGETS: lambda: -a_pos * m * t.u + a_neg * pg * t.v}
     return TermsOut(f, a, b, e, partials=partials)
 
@@ -123,7 +145,8 @@ def _plan_negatives(logits: Array, targets: Array, *, alpha: Any, gamma: Any, ac
                     reduction: str, weight: Any, normalizer: Any, label_smoothing: Any, from_logits: bool) -> LossPlan:
     activation = _check_activation(activation)
     sc = prepare_softmax(logits, targets, axis=axis, alpha=None, label_smoothing=label_smoothing,
-                         reduction=reduction, weight=weight, normalizer=normalizer, dense_labels=True)
+                         reduction=reduction, weight=weight, normalizer=normalizer,
+                         every_class=activation == "softmax", dense_labels=activation == "sigmoid")
     alpha = check_alpha_scalar(sc.call, alpha)
     gamma = sc.call.hyper("gamma", gamma, low=0.0, high=math.inf, high_open=True, differentiable=True)
     if activation == "softmax":
