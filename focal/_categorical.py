@@ -449,9 +449,13 @@ class ClassKernel:
         axis = self.spec.axis
         at = _NO_TERMS if rows is None else rows.out
         # the wanted partials first: their closures (and the per-class arrays they hold) go before the gradient's
-        # arrays exist
-        taken = [self._write(xp, out.partials[slot.name](), rows, None if rows is None else at.partials[slot.name](),
-                             overwrite=False) for slot in wanted if slot is not None]
+        # arrays exist. A loop, not a comprehension: a comprehension's closure would make `del out` one that
+        # torch.compile cannot trace
+        taken = []
+        for slot in wanted:
+            if slot is not None:
+                row = None if rows is None else at.partials[slot.name]()
+                taken.append(self._write(xp, out.partials[slot.name](), rows, row, overwrite=False))
         absent = _absent(out.b) and _absent(out.e)
         f, a, b, e, d = out.f, out.a, (out.b if others is not None else None), out.e, out.d
         del out
