@@ -12,7 +12,8 @@ Each ``1 − p`` is ``exp(log1mexp(u))`` and each "sum over the others" leaves t
 rather than subtracting it, so nothing cancels as a probability goes to 1.
 
 :class:`TargetKernel` serves integer labels when only the target class has a term (``f`` per row);
-:class:`ClassKernel` serves dense targets (and label smoothing), ``f`` per class. A loss's
+:class:`ClassKernel` serves dense targets (and label smoothing), ``f`` per class, and integer labels of a loss with
+a term for every class (its labels mode). A loss's
 ``partials[name]()`` is ``∂f/∂θ`` of a hyperparameter θ given as an array, per class (or per row for
 the target class; a per-class θ then gets its row's share at the row's label).
 """
@@ -29,7 +30,7 @@ from . import _checks
 from ._gamma import check_gamma
 from ._hyper import Partials, Slot, bind, given_as_vector, is_vector, is_zero
 from ._kernel import FromProbabilities, Grads, Wanted, broadcast_vjp, expand
-from ._numerics import softmax, softmax_parts, tiny
+from ._numerics import finite_max, softmax, softmax_parts, tiny
 from ._plan import Call, LossPlan
 from .backends._base import Array
 
@@ -193,8 +194,7 @@ class TargetKernel:
         labels, kept = aux[0], (aux[1] if len(aux) > 1 else None)
         axis = spec.axis
         in_range, safe, index, onehot = _label_index(xp, labels, spec, z.ndim)
-        m = xp.max(z, axis=axis, keepdims=True)
-        m = xp.where(xp.isfinite(m), m, 0.0)  # a row of -inf or with NaN: not inf − inf over the whole row
+        m = finite_max(xp, z, axis)
         z_t = xp.take_along_axis(z, index, axis=axis)
         p = softmax(xp, z, axis, m)
         # p_max = 1/Σ exp(z − m), so p_t = exp(z_t − m) p_max: nothing gathered from p (a compiler would have to
@@ -300,6 +300,7 @@ class Others(NamedTuple):
     """The classes other than a row's dominant one, by their own log-sum-exp (:func:`_others`)."""
 
     log_sum: Array  # log Σ_{j ≠ d} exp(z_j − m) per row (keepdims)
+    top: Array  # the largest of the others' z_j − m per row (keepdims; 0 where none is finite)
     exps: Array  # exp(z_j − top) with top the largest of them: 0 at the dominant class
     total: Array  # Σ exps per row, floored at the smallest normal
 
@@ -315,13 +316,29 @@ def _others(xp: Any, shifted: Array, dominant: Array, axis: int) -> Others:
     exps = xp.exp(others - top)
     # a row of one class has no others: 0 over the floor, not 0/0, where the kernel divides by it
     total = xp.maximum(xp.sum(exps, axis=axis, keepdims=True), tiny(xp, shifted))
-    return Others(top + xp.log(total), exps, total)
+    return Others(top + xp.log(total), top, exps, total)
+
+
+def _complement(xp: Any, p: Array, dominant: Array, v_max: Array) -> tuple[Array, Lazy]:
+    """``1 − p`` and (computed where a loss reads it) ``log(1 − p)``, given the dominant classes and their
+    ``log(1 − p)``, ``v_max``. A dominant class's ``1 − p`` is ``exp(v_max) = s/(1 + s)`` (a unique maximum: s has the
+    others' exps alone, so its derivatives are theirs, where a tie's constant would have none); any other's is
+    ``1 − p >= 1/2``, which rounds no more than p itself."""
+    one_minus_p = xp.where(dominant, xp.exp(v_max), 1.0 - p)
+
+    def log1m_p() -> Array:
+        # log1p(−p), not log(1 − p): exact for small p too. The branch not taken stays finite for JAX's Hessian
+        # (p = 1 would give log1p(-1))
+        return xp.where(dominant, v_max, xp.log1p(-xp.where(dominant, 0.0, p)))
+
+    return one_minus_p, Lazy(log1m_p)
 
 
 class LabelRows(NamedTuple):
     """:class:`ClassKernel`'s labels mode: the target class's terms per row and where to write them."""
 
     out: TermsOut
+    shifted: Array  # z_t − m
     p: Array
     dominant: Array  # the target is its row's dominant class (p > 1/2)
     index: Array
@@ -371,9 +388,11 @@ class ClassKernel:
         spec = bind(self.spec, params)
         y: Any = 0.0 if self.targets is None else params[self.targets.index]
         axis = spec.axis
-        shifted, exps, log_total = softmax_parts(xp, z, axis)
+        m = finite_max(xp, z, axis)
+        shifted, exps, log_total = softmax_parts(xp, z, axis, m)
         log_p = shifted - log_total
-        p = exps * xp.exp(-log_total)
+        scale = xp.exp(-log_total)
+        p = exps * scale
         del exps
         # log(s/(1 + s)) per row, from the row's s = expm1(log_total)
         v_max = xp.log(xp.maximum(xp.expm1(log_total), tiny(xp, z))) - log_total
@@ -385,41 +404,37 @@ class ClassKernel:
             others = _others(xp, shifted, dominant, axis)
             v_max = others.log_sum - log_total
         del shifted  # one array fewer alive while the terms run
-        # the dominant class's 1 − p is s/(1 + s) (a unique maximum: s has the others' exps alone, so its
-        # derivatives are theirs, where a tie's constant would have none); any other's is 1 − p >= 1/2, which rounds
-        # no more than p itself
-        one_minus_p = xp.where(dominant, xp.exp(v_max), 1.0 - p)
-
-        def log1m_p() -> Array:
-            # log1p(−p), not log(1 − p): exact for small p too. The branch not taken stays finite for JAX's Hessian
-            # (p = 1 would give log1p(-1))
-            return xp.where(dominant, v_max, xp.log1p(-xp.where(dominant, 0.0, p)))
-
+        one_minus_p, log1m_p = _complement(xp, p, dominant, v_max)
         alpha: Any = 1.0 if spec.alpha is None else spec.alpha
         alpha = _along(xp, alpha, axis, z.ndim) if is_vector(alpha) else alpha
         weight = y if spec.alpha is None or is_zero(y) else y * alpha
         gamma = _along(xp, spec.gamma, axis, z.ndim) if is_vector(spec.gamma) else spec.gamma
-        t = Terms(u=log_p, log1m_p=Lazy(log1m_p), p=p, one_minus_p=one_minus_p, weight=weight, target=y, alpha=alpha,
+        t = Terms(u=log_p, log1m_p=log1m_p, p=p, one_minus_p=one_minus_p, weight=weight, target=y, alpha=alpha,
                   gamma=gamma, z=z)
         out = self.terms(xp, t, spec.params) if grad else loss_terms(self.terms, xp, t, spec.params)
-        rows = None if self.targets is not None else self._rows(xp, t, aux[0], spec, grad=grad)
+        rows = None
+        if self.targets is None:
+            rows = self._rows(xp, z, aux[0], spec, (m, log_total, scale, v_max), grad=grad)
         return ClassParts(out, t, dominant, others if split else None, rows)
 
-    def _rows(self, xp: Any, t: Terms, labels: Array, spec: SoftmaxSpec, *, grad: bool) -> LabelRows:
-        """The labels mode's target class: the per-class quantities gathered at the labels (each as exact as the
-        class's own), and the terms of target 1 on them."""
+    def _rows(self, xp: Any, z: Array, labels: Array, spec: SoftmaxSpec, row_parts: tuple[Array, ...], *,
+              grad: bool) -> LabelRows:
+        """The labels mode's target class: the per-class quantities at the labels, computed per row from the target
+        logit as the per-class ones are (to the last bit: nothing gathered from a per-class array, which a compiler
+        would have to write out first), and the terms of target 1 on them."""
         axis = spec.axis
-        in_range, safe, index, onehot = _label_index(xp, labels, spec, t.p.ndim)
-
-        def at(x: Array) -> Array:
-            return xp.squeeze(xp.take_along_axis(x, index, axis=axis), axis=axis)
-
+        in_range, safe, index, onehot = _label_index(xp, labels, spec, z.ndim)
+        m, log_total, scale, v_max = (xp.squeeze(x, axis=axis) for x in row_parts)
+        z_t = xp.squeeze(xp.take_along_axis(z, index, axis=axis), axis=axis)
+        shifted_t = z_t - m
+        p_t = xp.exp(shifted_t) * scale
+        dominant_t = p_t > 0.5
+        one_minus_p_t, log1m_p_t = _complement(xp, p_t, dominant_t, v_max)
         alpha_t = 1.0 if spec.alpha is None else _per_row(xp, spec.alpha, safe)
-        p_t = at(t.p)
-        row = Terms(u=at(t.u), log1m_p=Lazy(lambda: at(t.v)), p=p_t, one_minus_p=at(t.one_minus_p), weight=alpha_t,
-                    target=1.0, alpha=alpha_t, gamma=_per_row(xp, spec.gamma, safe), z=at(t.z))
+        row = Terms(u=shifted_t - log_total, log1m_p=log1m_p_t, p=p_t, one_minus_p=one_minus_p_t, weight=alpha_t,
+                    target=1.0, alpha=alpha_t, gamma=_per_row(xp, spec.gamma, safe), z=z_t)
         out = self.terms(xp, row, spec.params) if grad else loss_terms(self.terms, xp, row, spec.params)
-        return LabelRows(out, p_t, p_t > 0.5, index, onehot, in_range)
+        return LabelRows(out, shifted_t, p_t, dominant_t, index, onehot, in_range)
 
     def _write(self, xp: Any, x: Any, rows: LabelRows | None, value: Any, *, overwrite: bool = True) -> Any:
         """``x`` (per class) with the target class's ``value`` (per row) at the labels; ``x`` as it is without
@@ -435,11 +450,18 @@ class ClassKernel:
             return loss
         return xp.where(rows.in_range, loss, math.nan)
 
+    def _sum(self, xp: Any, x: Array, rows: LabelRows | None, value: Any) -> Array:
+        """``Σ_c x_c`` per row; in the labels mode with the target class's ``value`` (per row) in place of its ``x``:
+        the class's 0 written, summed, the value added (a row value written before the sum keeps a compiler from
+        fusing the sum with what it sums)."""
+        if rows is None:
+            return xp.sum(x, axis=self.spec.axis)
+        return xp.sum(self._write(xp, x, rows, 0.0), axis=self.spec.axis) + value
+
     def value(self, xp: Any, z: Array, aux: tuple[Array, ...], params: tuple[Array, ...]) -> Array:
         parts = self._terms(xp, z, aux, params, grad=False)
         rows = parts.rows
-        f = self._write(xp, parts.out.f, rows, None if rows is None else rows.out.f)
-        return self._mask(xp, rows, xp.sum(f, axis=self.spec.axis))
+        return self._mask(xp, rows, self._sum(xp, parts.out.f, rows, None if rows is None else rows.out.f))
 
     def forward(self, xp: Any, z: Array, aux: tuple[Array, ...], params: tuple[Array, ...],
                 wanted: Wanted) -> tuple[Array, tuple[Array, ...]]:
@@ -462,34 +484,44 @@ class ClassKernel:
         if rows is not None:
             at = at._replace(partials={})
             rows = rows._replace(out=_NO_TERMS)
-        loss = self._mask(xp, rows, xp.sum(self._write(xp, f, rows, at.f), axis=axis))
+        loss = self._mask(xp, rows, self._sum(xp, f, rows, at.f))
         del f
         if absent:
-            h = self._write(xp, a, rows, at.a, overwrite=False)
+            h, h_t = a, at.a
         elif others is None:
             # E finite everywhere (the focal family writes it so): dL/dz_j = h_j − p_j Σ h with h = A − E
-            h = self._write(xp, a - e, rows, None if rows is None else at.a - at.e)
+            h, h_t = a - e, (None if rows is None else at.a - at.e)
         else:
             # h = A − E for every class but a dominant one, whose E = B p/(1 − p) overflows (seed 004's negative
             # terms, whose B does not vanish as p → 1): A there. Then
             # dL/dz_j = h_j − p_j Σ h + p_j E_dom, with p_j E_dom = B_dom p_dom p_j/(1 − p_dom), and
             # dL/dz_dom = A_dom − p_dom Σ h − B_dom p_dom
             h = a - xp.where(dominant, 0.0, e)
-            if rows is not None:
-                h = self._write(xp, h, rows, at.a - xp.where(rows.dominant, 0.0, at.e))
+            h_t = None if rows is None else at.a - xp.where(rows.dominant, 0.0, at.e)
         del a, e
-        grad = h - p * xp.sum(h, axis=axis, keepdims=True)
+        h = self._write(xp, h, rows, 0.0, overwrite=not absent)
+        total = expand(xp, self._sum(xp, h, rows, h_t), axis)
+        grad = h - p * total
         del h
+        # the target class's own gradient, per row (written over the class's at the end)
+        on_target = None if rows is None else h_t - rows.p * xp.squeeze(total, axis=axis)
         if others is not None:
-            b_p = self._write(xp, read(b) * p, rows, None if rows is None else read(at.b) * rows.p)
+            b_p = self._write(xp, read(b) * p, rows, 0.0)
             del b
-            b_p_dom = xp.sum(xp.where(dominant, b_p, 0.0), axis=axis, keepdims=True)
+            b_p_t = None if rows is None else read(at.b) * rows.p
+            b_p_dom = self._sum(xp, xp.where(dominant, b_p, 0.0), rows,
+                                None if rows is None else xp.where(rows.dominant, b_p_t, 0.0))
             # p_j/(1 − p_dom) = exps_j/total below a dominant class (<= 1); in a row without one b_p_dom is 0
-            from_dominant = others.exps * (-b_p_dom / others.total)
-            grad = grad - xp.where(dominant, b_p, from_dominant)
-        if d is not None or at.d is not None:
-            grad = grad + self._write(xp, xp.zeros_like(p) if d is None else d, rows, 0.0 if at.d is None else at.d,
-                                      overwrite=d is None)
+            share = -b_p_dom / xp.squeeze(others.total, axis=axis)
+            grad = grad - xp.where(dominant, b_p, others.exps * expand(xp, share, axis))
+            if rows is not None:
+                top = xp.squeeze(others.top, axis=axis)
+                exps_t = xp.exp(xp.where(rows.dominant, -math.inf, rows.shifted) - top)  # the class's own, per row
+                on_target = on_target - xp.where(rows.dominant, b_p_t, exps_t * share)
+        if d is not None:
+            grad = grad + d
+        if rows is not None:
+            grad = self._write(xp, grad, rows, on_target if at.d is None else on_target + at.d)
         if rows is not None and rows.in_range is not None:
             nan_rows = expand(xp, _nan_rows(xp, rows.in_range, rows.p), axis)
             grad = grad + nan_rows

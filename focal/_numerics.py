@@ -34,17 +34,23 @@ def log_sigmoid_pair(xp: Any, x: Array) -> tuple[Array, Array]:
     return log_p, log_q
 
 
-def softmax_parts(xp: Any, z: Array, axis: int) -> tuple[Array, Array, Array]:
+def finite_max(xp: Any, z: Array, axis: int) -> Array:
+    """The rows' maximum along ``axis`` (keepdims), 0 where it is not finite (a row of ``-inf``, or with a NaN): a
+    row shifted by it is not ``inf − inf`` throughout."""
+    m = xp.max(z, axis=axis, keepdims=True)
+    return xp.where(xp.isfinite(m), m, 0.0)
+
+
+def softmax_parts(xp: Any, z: Array, axis: int, m: Array | None = None) -> tuple[Array, Array, Array]:
     """``(z − m, exp(z − m), log1p(s))`` along ``axis``: ``log p = (z − m) − log1p(s)`` and
     ``p = exp(z − m) / (1 + s)``, from one ``exp`` per element and one ``log1p`` per row.
 
     With ``m = max(z)``, ``s`` sums ``exp(z − m)`` over every entry but one maximum; writing
     ``log(1 + s)`` as ``log1p(s)`` keeps ``log p`` of the winning class exact when ``s`` is below
-    the dtype's epsilon (plain ``log(sum)`` rounds it to 0). A non-finite maximum (a row of
-    ``-inf``, or a NaN) is replaced by 0 so it does not turn the whole row into ``inf − inf``.
+    the dtype's epsilon (plain ``log(sum)`` rounds it to 0). ``m`` is :func:`finite_max` (given where the caller
+    reads it too).
     """
-    m = xp.max(z, axis=axis, keepdims=True)
-    m = xp.where(xp.isfinite(m), m, 0.0)
+    m = finite_max(xp, z, axis) if m is None else m
     shifted = z - m
     exps = xp.exp(shifted)
     # a product with a 0/1 mask, not a where: an eager where costs ten multiplications on PyTorch's CPU
