@@ -94,8 +94,9 @@ def negatives_terms(xp: Any, t: Terms, params: NegativesParams, *, grad: bool = 
         pos = 0.0 if _is(q, 0.0) else -(wp_m * positive_u * t.v)
         return pos if _is(q, 1.0) else pos - neg_v * u_safe()
 
-    partials = {"alpha": alpha_partial, "gamma": gamma_partial,
-                TARGETS: lambda: -a_pos * m * t.u + a_neg * pg * t.v}
+    partials = {"alpha": alpha_partial, "gamma": gamma_partial}
+    if not isinstance(q, float):  # dense targets, which may want their own gradient (both terms computed)
+        partials[TARGETS] = lambda: -a_pos * m * t.u + a_neg * pg * t.v
     return TermsOut(f, a, b, e, partials=partials)
 
 
