@@ -148,10 +148,10 @@ def _label_index(xp: Any, labels: Array, spec: SoftmaxSpec, ndim: int
     return in_range, safe, index, onehot
 
 
-def _nan_rows(xp: Any, in_range: Array | None, like: Array) -> Any:
+def _nan_rows(xp: Any, in_range: Array, like: Array) -> Array:
     """0 in the rows whose label is in range and NaN in the others (added to a row's factors: NaN · x is NaN and
-    0 + x is x, no where over every element); the number 0 where the labels were checked."""
-    return 0.0 if in_range is None else xp.where(in_range, xp.zeros_like(like), math.nan)
+    0 + x is x, no where over every element)."""
+    return xp.where(in_range, xp.zeros_like(like), math.nan)
 
 
 def _absent(x: Any) -> bool:
