@@ -12,6 +12,7 @@ from typing import Any as _Any
 from ._detection import distribution_focal_loss, quality_focal_loss, varifocal_loss
 from ._gamma import flsd53
 from ._grad import value_and_grad
+from ._linear_losses import linear_sigmoid_focal_loss, linear_softmax_focal_loss
 from ._multilabel import asymmetric_loss
 from ._poly import poly1_cross_entropy, poly1_focal_loss
 from ._seed import focal_loss_star, focal_loss_with_negatives, hard_truncated_loss, soft_truncated_loss
@@ -29,6 +30,8 @@ __all__ = [
     "focal_loss_with_negatives",
     "focal_tversky_loss",
     "hard_truncated_loss",
+    "linear_sigmoid_focal_loss",
+    "linear_softmax_focal_loss",
     "poly1_cross_entropy",
     "poly1_focal_loss",
     "quality_focal_loss",

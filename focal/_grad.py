@@ -13,7 +13,7 @@ from .backends._base import Array
 
 
 @document
-def value_and_grad(loss_fn: Callable[..., Array]) -> Callable[..., tuple[Array, Array]]:
+def value_and_grad(loss_fn: Callable[..., Array]) -> Callable[..., tuple[Array, Any]]:
     """Wrap a ``focal`` loss to return ``(loss, d loss / d logits)``.
 
     The gradient is the same analytic one the frameworks' autodiff receives, computed directly by
@@ -24,7 +24,9 @@ def value_and_grad(loss_fn: Callable[..., Array]) -> Callable[..., tuple[Array, 
         loss_fn: one of the ``focal`` losses.
 
     Returns:
-        A function of the loss's arguments returning ``(loss, gradient)``, both of the input's library.
+        A function of the loss's arguments returning ``(loss, gradient)``, both of the input's library; for the
+        fused linear losses (:func:`focal.linear_softmax_focal_loss`, :func:`focal.linear_sigmoid_focal_loss`)
+        ``(loss, (d hidden, d weight, d bias))``, ``d bias`` None without a bias.
 
     For example ``value, dlogits = focal.value_and_grad(focal.sigmoid_focal_loss)(logits, targets, gamma=2.0)``.
     """
@@ -32,7 +34,7 @@ def value_and_grad(loss_fn: Callable[..., Array]) -> Callable[..., tuple[Array, 
     signature = inspect.signature(loss_fn)
 
     @functools.wraps(loss_fn)
-    def wrapped(*args: Any, **kwargs: Any) -> tuple[Array, Array]:
+    def wrapped(*args: Any, **kwargs: Any) -> tuple[Array, Any]:
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
         return planner(*bound.args, **bound.kwargs).value_and_grad()

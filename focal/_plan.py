@@ -13,11 +13,11 @@ import math
 import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from . import _checks
 from ._hyper import TARGETS, Slot, no_grads
-from ._kernel import FromProbabilities, Kernel, Summed, summable
+from ._kernel import FromProbabilities, Kernel, Summed, summable, value_of
 from .backends import Backend, backend_for
 from .backends._base import Array
 
@@ -307,10 +307,18 @@ class LossPlan:
         return self.call.out(self._reduce(elements))
 
     def _value_and_grad(self) -> tuple[Array, Array]:
+        value, grad = self.compute()
+        return self.call.out(value), self.call.out(grad, gradient=True)
+
+    def compute(self, *, grad: bool = True) -> tuple[Array, Array | None]:
+        """The reduced loss and (with ``grad``) its gradient w.r.t. the logits, in the compute dtype, run outside
+        any framework's autodiff (``value_and_grad``; a fused linear loss's chunks, which accumulate them in it)."""
         c, xp = self.call, self.call.xp
         logits = c.backend.stop_gradient(c.logits)
         aux = tuple(c.backend.stop_gradient(a) for a in self.aux)
         params = tuple(c.backend.stop_gradient(p) for p in self.params)
+        if not grad:
+            return self._reduce(value_of(self.kernel, xp, logits, aux, params)), None
         wanted = no_grads(len(params))
         elements, residuals = self.kernel.forward(xp, logits, aux, params, wanted)
         cotangent = xp.ones_like(elements)
@@ -318,8 +326,8 @@ class LossPlan:
             cotangent = cotangent * c.weight
         if c.reduction != "none":
             cotangent = cotangent / self._denominator()
-        grad, _ = self.kernel.vjp(xp, residuals, cotangent, wanted)
-        return self.call.out(self._reduce(elements)), self.call.out(grad, gradient=True)
+        gradient, _ = self.kernel.vjp(xp, residuals, cotangent, wanted)
+        return self._reduce(elements), gradient
 
     def _reduce(self, elements: Array) -> Array:
         c = self.call
@@ -341,20 +349,22 @@ class LossPlan:
         return xp.maximum(xp.sum(xp.astype(self.valid, c.dtype)), 1.0)
 
 
-_PLANNERS: dict[Callable[..., Any], Callable[..., LossPlan]] = {}
+_PLANNERS: dict[Callable[..., Any], Callable[..., Any]] = {}
+P = TypeVar("P", bound=Callable[..., Any])
 
 
-def plans(public: Callable[..., Any]) -> Callable[[Callable[..., LossPlan]], Callable[..., LossPlan]]:
-    """Register the planner behind a public loss, for ``value_and_grad``."""
+def plans(public: Callable[..., Any]) -> Callable[[P], P]:
+    """Register the planner behind a public loss, for ``value_and_grad`` (a :class:`LossPlan`, or any plan with
+    ``value_and_grad()``: a fused linear loss's)."""
 
-    def register(planner: Callable[..., LossPlan]) -> Callable[..., LossPlan]:
+    def register(planner: P) -> P:
         _PLANNERS[public] = planner
         return planner
 
     return register
 
 
-def planner_of(loss_fn: Callable[..., Any]) -> Callable[..., LossPlan]:
+def planner_of(loss_fn: Callable[..., Any]) -> Callable[..., Any]:
     try:
         return _PLANNERS[loss_fn]
     except (KeyError, TypeError):

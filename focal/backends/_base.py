@@ -88,6 +88,12 @@ class Backend:
         through the kernel's own VJP."""
         return value_of(kernel, self.xp, logits, tuple(aux), tuple(params))
 
+    def apply_linear(self, kernel: Any, hidden: Array, weight: Array, bias: Array | None,
+                     aux: tuple[Array, ...]) -> Array:
+        """A fused linear loss's output (``focal._linear.LinearKernel``), differentiable w.r.t. ``hidden``,
+        ``weight`` and ``bias`` through the kernel's own VJP."""
+        return kernel.value(self.xp, hidden, weight, bias, aux)
+
     def stop_gradient(self, x: Array) -> Array:
         """``x`` cut from any autodiff graph, for results computed outside the framework's autodiff."""
         return x

@@ -167,3 +167,19 @@ ones_like = tf.ones_like
 
 def full(shape: tuple[int, ...], fill_value: Any, *, dtype: Any = None, device: Any = None) -> Array:
     return tf.fill(shape, tf.constant(fill_value, dtype=dtype or tf.float32))
+
+
+def matmul(x1: Array, x2: Array, /) -> Array:
+    return tf.linalg.matmul(x1, x2)
+
+
+def matrix_transpose(x: Array, /) -> Array:
+    return tf.linalg.matrix_transpose(x)
+
+
+def concat(arrays: Any, /, *, axis: int | None = 0) -> Array:
+    return tf.concat(list(arrays), axis=0 if axis is None else axis)
+
+
+def zeros(shape: tuple[int, ...], *, dtype: Any = None, device: Any = None) -> Array:
+    return tf.zeros(shape, dtype=dtype or tf.float32)

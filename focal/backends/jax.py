@@ -15,6 +15,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.custom_derivatives import SymbolicZero
 
 from .._hyper import wanted_slots
@@ -60,6 +61,30 @@ def _no_gradient_jvp(name: str, primals: Any, tangents: Any) -> Any:
     raise TypeError(no_gradient_message(name))
 
 
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _apply_linear(kernel: Any, hidden: Array, weight: Array, bias: Array | None, aux: tuple[Array, ...]) -> Array:
+    return kernel.value(xp, hidden, weight, bias, aux)
+
+
+def _apply_linear_fwd(kernel: Any, hidden: Array, weight: Array, bias: Array | None, aux: tuple[Array, ...]) -> Any:
+    # which of hidden, weight and bias a cotangent is wanted for is not known here: all three (a jit drops the
+    # matmuls of those never used)
+    out, residuals = kernel.forward(xp, hidden, weight, bias, aux, (True, True, bias is not None))
+    return out, (hidden, weight, bias, aux, residuals)
+
+
+def _apply_linear_bwd(kernel: Any, saved: Any, cotangent: Array) -> Any:
+    hidden, weight, bias, aux, residuals = saved
+    grads = kernel.vjp(xp, (hidden, weight, bias, aux), residuals, cotangent, (True, True, bias is not None))
+    # the aux have no gradient here: 0 (a float one went through no_gradient first, whose JVP refuses)
+    zeros = tuple(jnp.zeros_like(a) if jnp.issubdtype(a.dtype, jnp.inexact) else
+                  np.zeros(a.shape, dtype=jax.dtypes.float0) for a in aux)
+    return (*grads, zeros)
+
+
+_apply_linear.defvjp(_apply_linear_fwd, _apply_linear_bwd)
+
+
 class JaxBackend(Backend):
     name = "jax"
 
@@ -75,6 +100,10 @@ class JaxBackend(Backend):
     def apply(self, kernel: Any, logits: Array, aux: Sequence[Array], params: Sequence[Array],
               slots: Sequence[Any]) -> Array:
         return _apply(kernel, tuple(slots), logits, tuple(jax.lax.stop_gradient(a) for a in aux), tuple(params))
+
+    def apply_linear(self, kernel: Any, hidden: Array, weight: Array, bias: Array | None,
+                     aux: tuple[Array, ...]) -> Array:
+        return _apply_linear(kernel, hidden, weight, bias, tuple(aux))
 
     def quiet(self) -> Any:
         return None  # no floating-point warnings to silence

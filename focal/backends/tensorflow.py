@@ -169,6 +169,32 @@ class TensorFlowBackend(Backend):
 
         return with_kernel_vjp(logits, *params)
 
+    def apply_linear(self, kernel: Any, hidden: Array, weight: Array, bias: Array | None,
+                     aux: tuple[Array, ...]) -> Array:
+        primals = (hidden, weight) if bias is None else (hidden, weight, bias)
+        floats = tuple(a for a in aux if a.dtype.is_floating)
+        if not any(_recorded(x) for x in (*primals, *floats)):
+            return kernel.value(xp, hidden, weight, bias, aux)
+        wanted = (_recorded(hidden), _recorded(weight), bias is not None and _recorded(bias))
+
+        @tf.custom_gradient
+        def fused(*args: Array) -> Any:
+            # the float aux are inputs too: their gradient, 0 here, reaches their no_gradient guard, which refuses
+            h, w, *rest = args[:len(primals)]
+            b = rest[0] if rest else None
+            given = iter(args[len(primals):])
+            inputs = tuple(next(given) if a.dtype.is_floating else a for a in aux)
+            out, residuals = kernel.forward(xp, h, w, b, inputs, wanted)
+
+            def backward(upstream: Array) -> Any:
+                grads = kernel.vjp(xp, (h, w, b, inputs), residuals, upstream, wanted)
+                found = [g if g is not None else tf.zeros_like(p) for g, p in zip(grads, args)]
+                return found + [tf.zeros_like(a) for a in args[len(primals):]]
+
+            return out, backward
+
+        return fused(*primals, *floats)
+
     def quiet(self) -> Any:
         return None  # no floating-point warnings to silence
 

@@ -88,6 +88,40 @@ class _ApplyCompiledForward(_Apply):
         return (out, *residuals)
 
 
+class _ApplyLinear(torch.autograd.Function):
+    """A fused linear loss (``focal._linear``): with a summed output the forward's gradients, saved and scaled by
+    the cotangent in the backward; with one loss per row the inputs, saved for the backward to run the chunks
+    again."""
+
+    @staticmethod
+    def forward(kernel: Any, wanted: tuple[bool, bool, bool], hidden: Array, weight: Array, bias: Array | None,
+                *aux: Array) -> Any:
+        out, residuals = kernel.forward(xp, hidden, weight, bias, aux, wanted)
+        return (out, *(r for r in residuals if r is not None))
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
+        ctx.kernel, ctx.wanted = inputs[0], inputs[1]
+        ctx.has_bias = inputs[4] is not None
+        ctx.mark_non_differentiable(*output[1:])
+        ctx.save_for_backward(*inputs[2:4], *((inputs[4],) if ctx.has_bias else ()), *inputs[5:], *output[1:])
+        ctx.num_aux = len(inputs) - 5
+        ctx.set_materialize_grads(False)
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: Array | None, *_grad_residuals: Array) -> Any:
+        if grad_out is None:
+            return (None,) * (5 + ctx.num_aux)
+        saved = list(ctx.saved_tensors)
+        hidden, weight = saved[0], saved[1]
+        bias = saved[2] if ctx.has_bias else None
+        start = 2 + ctx.has_bias
+        aux, rest = tuple(saved[start:start + ctx.num_aux]), iter(saved[start + ctx.num_aux:])
+        residuals = tuple(next(rest) if want else None for want in ctx.wanted) if ctx.kernel.reduce else ()
+        grads = ctx.kernel.vjp(xp, (hidden, weight, bias, aux), residuals, grad_out, ctx.wanted)
+        return (None, None, *grads) + (None,) * ctx.num_aux
+
+
 class TorchBackend(Backend):
     name = "torch"
 
@@ -138,6 +172,15 @@ class TorchBackend(Backend):
             return value_of(kernel, xp, logits, aux, params)
         apply = _ApplyCompiledForward.apply if compiled else _Apply.apply
         return apply(kernel, wanted, len(aux), logits, *aux, *params)[0]
+
+    def apply_linear(self, kernel: Any, hidden: Array, weight: Array, bias: Array | None,
+                     aux: tuple[Array, ...]) -> Array:
+        recording = torch.is_grad_enabled()
+        wanted = (recording and hidden.requires_grad, recording and weight.requires_grad,
+                  bias is not None and recording and bias.requires_grad)
+        if not any(wanted):
+            return kernel.value(xp, hidden, weight, bias, aux)
+        return _ApplyLinear.apply(kernel, wanted, hidden, weight, bias, *aux)[0]
 
     def quiet(self) -> Any:
         return None  # no floating-point warnings to silence

@@ -1,0 +1,182 @@
+"""Fused linear + loss: the loss of ``hidden @ weight.T + bias`` computed a chunk of rows at a time.
+
+Per chunk of rows the logits are formed, the unfused loss's own plan (its checks, its kernel) gives the chunk's
+summed loss and its gradient w.r.t. those logits, and that gradient becomes at once the chunk's rows of
+``d hidden`` and its share of ``d weight`` and ``d bias``: no more than a chunk of logits, or of their gradient,
+ever exists. The loss summed over rows is linear in the chunks' gradients, so with ``reduction="mean"``/``"sum"``
+the forward computes them all and the backward scales them by the cotangent (Liger-Kernel's fused linear cross
+entropy does the same). With ``"none"`` each row has a cotangent of its own: the forward computes the loss alone and
+the backward runs the chunks again, the cotangents weighting the rows.
+
+The chunks run in :func:`fold_rows`: a Python loop, or the namespace's own ``fold_rows`` where it has one (JAX's
+``lax.scan``, so that a compile does not grow with the number of rows).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .backends._base import Array
+
+Body = Callable[[Any, tuple[Array, ...]], tuple[Any, tuple[Array | None, ...]]]
+
+
+def default_chunk_size(rows: int, hidden: int, classes: int) -> int:
+    """Rows per chunk, as Liger-Kernel chooses them: a chunk's logits about the size of all rows' hidden states
+    (``rows / ceil(classes / hidden)``, rounded up to a power of two), at least 1 and at most ``rows``."""
+    factor = max(1, math.ceil(classes / max(hidden, 1)))
+    size = 1 << max(0, math.ceil(rows / factor) - 1).bit_length()
+    return max(1, min(size, rows))
+
+
+def fold_rows(xp: Any, body: Body, carry: Any, rows: tuple[Array, ...], total: int, size: int
+              ) -> tuple[Any, tuple[Array | None, ...]]:
+    """Run ``body(carry, chunk) -> (carry, outputs)`` over consecutive chunks of ``size`` rows of ``rows`` (the last
+    one ragged) and join each per-row output along the rows (an output of None stays None). The namespace's own
+    ``fold_rows`` (a compiled loop) where it has one; else a Python loop."""
+    fold = getattr(xp, "fold_rows", None)
+    if fold is not None:
+        return fold(body, carry, rows, total, size)
+    outputs = []
+    for start in range(0, total, size):
+        carry, out = body(carry, tuple(r[start:min(start + size, total), ...] for r in rows))
+        outputs.append(out)
+    return carry, join_rows(xp, outputs)
+
+
+def join_rows(xp: Any, outputs: Sequence[tuple[Array | None, ...]]) -> tuple[Array | None, ...]:
+    """The chunks' per-row outputs joined along the rows (one chunk's as they are)."""
+    if len(outputs) == 1:
+        return outputs[0]
+    return tuple(None if parts[0] is None else xp.concat(list(parts), axis=0) for parts in zip(*outputs))
+
+
+@dataclass(frozen=True)
+class LinearKernel:
+    """The chunked loss of ``hidden @ weight.T + bias`` under an unfused loss's planner.
+
+    ``aux`` holds the arrays the loss reads: the first ``len(row_names)`` have one entry per row (the targets first,
+    then per-row weights or masks) and are cut into chunks with ``hidden``; the rest (``shared_names``) are passed
+    whole. ``options`` are the planner's other arguments (numbers, strings, None). ``per_class``: the planner's loss
+    has an element per class (sigmoid), a row's loss is their sum. ``reduce``: the output is the rows' sum (then the
+    forward computes the gradients), else one loss per row. Hashable, so JAX takes it as a static argument.
+    """
+
+    planner: Callable[..., Any]
+    options: tuple[tuple[str, Any], ...]
+    row_names: tuple[str, ...]
+    shared_names: tuple[str, ...]
+    chunk: int
+    rows: int
+    per_class: bool
+    reduce: bool
+
+    def _chunk(self, xp: Any, hidden: Array, weight: Array, bias: Array | None, rows: tuple[Array, ...],
+               shared: tuple[Array, ...], scale: Array | None, *, grad: bool) -> tuple[Array, Array | None]:
+        """A chunk's loss (summed, or per row) and its gradient w.r.t. the chunk's logits (``grad``), in the
+        compute dtype; ``scale`` weights each row (the backward of ``reduction="none"``)."""
+        logits = xp.matmul(hidden, xp.matrix_transpose(weight))
+        if bias is not None:
+            logits = logits + bias
+        kwargs = dict(self.options)
+        kwargs.update(zip(self.row_names[1:], rows[1:]))
+        kwargs.update(zip(self.shared_names, shared))
+        summed = grad or self.reduce
+        loss, dlogits = self.planner(logits, rows[0], reduction="sum" if summed else "none", **kwargs).compute(
+            grad=grad)
+        if not summed and self.per_class:
+            loss = xp.sum(loss, axis=1)
+        if scale is not None:  # a cotangent of any sign: not the loss's weight, which must be >= 0
+            dlogits = dlogits * xp.expand_dims(scale, axis=1)
+        return loss, dlogits
+
+    def _split(self, aux: tuple[Array, ...]) -> tuple[tuple[Array, ...], tuple[Array, ...]]:
+        n = len(self.row_names)
+        return aux[:n], aux[n:]
+
+    def value(self, xp: Any, hidden: Array, weight: Array, bias: Array | None, aux: tuple[Array, ...]) -> Array:
+        """The loss alone: the rows' sum (``reduce``) or one per row, in the compute dtype."""
+        row_aux, shared = self._split(aux)
+        dtype = _compute_dtype(xp, hidden)
+
+        def body(total: Any, chunk: tuple[Array, ...]) -> tuple[Any, tuple[Array | None, ...]]:
+            loss, _ = self._chunk(xp, chunk[0], weight, bias, chunk[1:], shared, None, grad=False)
+            return (total + loss, (None,)) if self.reduce else (total, (loss,))
+
+        total = _scalar_zero(xp, weight, dtype)
+        if self.rows == 0:
+            return total if self.reduce else xp.zeros_like(hidden[:, 0], dtype=dtype)
+        total, (per_row,) = fold_rows(xp, body, total, (hidden, *row_aux), self.rows, self.chunk)
+        return total if self.reduce else per_row
+
+    def forward(self, xp: Any, hidden: Array, weight: Array, bias: Array | None, aux: tuple[Array, ...],
+                wanted: tuple[bool, bool, bool]) -> tuple[Array, tuple[Array | None, ...]]:
+        """The loss and what the backward reads: with ``reduce`` the gradients w.r.t. ``hidden``, ``weight``,
+        ``bias`` for a cotangent of 1 (None where not ``wanted``), ``d weight`` and ``d bias`` accumulated in the
+        compute dtype; without, nothing (the backward runs the chunks again)."""
+        if not self.reduce:
+            return self.value(xp, hidden, weight, bias, aux), ()
+        return self._gradients(xp, hidden, weight, bias, aux, wanted, None)
+
+    def _gradients(self, xp: Any, hidden: Array, weight: Array, bias: Array | None, aux: tuple[Array, ...],
+                   wanted: tuple[bool, bool, bool], scale: Array | None
+                   ) -> tuple[Array, tuple[Array | None, ...]]:
+        row_aux, shared = self._split(aux)
+        want_hidden, want_weight, want_bias = wanted
+        dtype = _compute_dtype(xp, hidden)
+        zero = _scalar_zero(xp, weight, dtype)
+        dweight = xp.zeros_like(weight, dtype=dtype) if want_weight else None
+        dbias = xp.zeros_like(bias, dtype=dtype) if want_bias and bias is not None else None
+        if self.rows == 0:
+            dhidden = xp.zeros_like(hidden) if want_hidden else None
+            return zero, (dhidden, _cast(xp, dweight, weight), _cast(xp, dbias, bias))
+
+        def body(carry: Any, chunk: tuple[Array, ...]) -> tuple[Any, tuple[Array | None, ...]]:
+            total, dw, db = carry
+            h = chunk[0]
+            row_scale = None if scale is None else chunk[-1]
+            loss, dlogits = self._chunk(xp, h, weight, bias, chunk[1:len(chunk) - (scale is not None)], shared,
+                                        row_scale, grad=True)
+            assert dlogits is not None
+            dz = dlogits if dlogits.dtype == h.dtype else xp.astype(dlogits, h.dtype)
+            dh = xp.matmul(dz, weight) if want_hidden else None
+            if dw is not None:
+                dw = dw + _cast(xp, xp.matmul(xp.matrix_transpose(dz), h), dw)
+            if db is not None:
+                db = db + xp.sum(dlogits, axis=0)
+            return (total + loss, dw, db), (dh,)
+
+        rows = (hidden, *row_aux) if scale is None else (hidden, *row_aux, scale)
+        (total, dweight, dbias), (dhidden,) = fold_rows(xp, body, (zero, dweight, dbias), rows, self.rows,
+                                                         self.chunk)
+        return total, (dhidden, _cast(xp, dweight, weight), _cast(xp, dbias, bias))
+
+    def vjp(self, xp: Any, inputs: tuple[Any, ...], residuals: tuple[Array | None, ...], cotangent: Array,
+            wanted: tuple[bool, bool, bool]) -> tuple[Array | None, ...]:
+        """``(d hidden, d weight, d bias)`` for the cotangent of the output (None where not ``wanted``); ``inputs``
+        are ``(hidden, weight, bias, aux)`` as the forward took them."""
+        hidden, weight, bias, aux = inputs
+        if self.reduce:
+            return tuple(None if g is None else _cast(xp, g * _cast(xp, cotangent, g), g) for g in residuals)
+        scale = _cast(xp, cotangent, _scalar_zero(xp, weight, _compute_dtype(xp, hidden)))
+        return self._gradients(xp, hidden, weight, bias, aux, wanted, scale)[1]
+
+
+def _compute_dtype(xp: Any, x: Array) -> Any:
+    return xp.float32 if xp.finfo(x.dtype).bits < 32 else x.dtype
+
+
+def _scalar_zero(xp: Any, like: Array, dtype: Any) -> Array:
+    """A 0-d zero on ``like``'s device (``like`` a non-empty 2-d array: the standard's ``zeros_like`` carries the
+    device, where a tracer has none to read)."""
+    return xp.sum(xp.zeros_like(like[:1, :1], dtype=dtype))
+
+
+def _cast(xp: Any, x: Array | None, like: Array | None) -> Array | None:
+    """``x`` in the dtype of ``like`` (None stays None)."""
+    if x is None or like is None or x.dtype == like.dtype:
+        return x
+    return xp.astype(x, like.dtype)
