@@ -149,7 +149,48 @@ VarifocalLoss = _criterion("VarifocalLoss", _focal.varifocal_loss)
 DistributionFocalLoss = _criterion("DistributionFocalLoss", _focal.distribution_focal_loss)
 FocalTverskyLoss = _criterion("FocalTverskyLoss", _focal.focal_tversky_loss)
 
+class _LinearCriterion(FocalCriterion):
+    """Base of the fused linear criteria: ``forward(linear, hidden, target)``, the loss of ``linear(hidden)``
+    without its logits."""
+
+    def forward(self, linear: nn.Module, hidden: torch.Tensor, target: torch.Tensor, *,  # type: ignore[override]
+                sample_weight: Any = None, normalizer: Any = None) -> torch.Tensor:
+        weight, bias = linear.weight, getattr(linear, "bias", None)
+        if torch.is_autocast_enabled(hidden.device.type):
+            # as F.linear under autocast: the layer in the autocast dtype, its gradient back to the float32 weight
+            dtype = torch.get_autocast_dtype(hidden.device.type)
+            hidden, weight = hidden.to(dtype), weight.to(dtype)
+            bias = None if bias is None else bias.to(dtype)
+        per_call = {"sample_weight": sample_weight}
+        if normalizer is not None:
+            per_call["normalizer"] = normalizer
+        return type(self).loss_fn(hidden, weight, target, bias, **per_call, **self._params())
+
+
+def _linear_criterion(name: str, fn: Callable[..., torch.Tensor], **overrides: Any) -> type[FocalCriterion]:
+    defaults = {**keyword_defaults(fn, ("sample_weight", "normalizer")), **overrides}
+
+    def __init__(self: FocalCriterion, **params: Any) -> None:
+        check_known(name, params, defaults)
+        FocalCriterion.__init__(self, **{**defaults, **params})
+
+    __init__.__signature__ = keyword_signature(defaults)  # type: ignore[attr-defined]
+    doc = (f"``nn.Module`` criterion for :func:`focal.{fn.__name__}`: ``criterion(linear, hidden, target)`` is the "
+           f"loss of the output layer ``linear`` (an ``nn.Linear``: its ``weight`` and ``bias``) on ``hidden``, "
+           f"never holding its logits; under ``torch.autocast`` the layer runs in the autocast dtype, as "
+           f"``F.linear`` would. ``forward`` also takes ``sample_weight`` and ``normalizer`` per call (a Hugging Face "
+           f"``Trainer``'s ``num_items_in_batch``).\n\n{fn.__doc__}")
+    return type(name, (_LinearCriterion,), {"loss_fn": staticmethod(fn), "__init__": __init__, "__doc__": doc,
+                                            "__module__": __name__})
+
+
+# ignore_index=-100 as nn.CrossEntropyLoss and Liger-Kernel's fused linear cross entropy: a language model's labels
+LinearSoftmaxFocalLoss = _linear_criterion("LinearSoftmaxFocalLoss", _focal.linear_softmax_focal_loss,
+                                           ignore_index=-100)
+LinearSigmoidFocalLoss = _linear_criterion("LinearSigmoidFocalLoss", _focal.linear_sigmoid_focal_loss)
+
 __all__ = [
+    "LinearSigmoidFocalLoss", "LinearSoftmaxFocalLoss",
     "AsymmetricLoss", "DistributionFocalLoss", "FocalCriterion", "FocalLossStar", "FocalLossWithNegatives",
     "FocalTverskyLoss", "HardTruncatedLoss", "Poly1CrossEntropy", "Poly1FocalLoss", "QualityFocalLoss",
     "SigmoidFocalLoss", "SoftTruncatedLoss", "SoftmaxFocalLoss", "VarifocalLoss", "num_positives",

@@ -134,6 +134,17 @@ def test_flax_example():
     assert set(_example("flax_train.py")) == {"cross entropy", "focal gamma=2"}
 
 
+def test_hugging_face_trainer_example():
+    """A Trainer on a tiny causal LM built from a config: the fused loss equals the unfused one on the model's own
+    logits, and training lowers it."""
+    require_installed("torch", "transformers", "accelerate")
+    done = run_command(["examples/hf_trainer.py", "--quick"], HF_HUB_OFFLINE="1")
+    fused, unfused = map(float, re.search(r"fused ([\d.]+), unfused on the logits ([\d.]+)", done.stdout).groups())
+    assert abs(fused - unfused) <= 1e-5 * unfused, done.stdout
+    first, last = map(float, re.search(r"first step ([\d.]+), last step ([\d.]+)", done.stdout).groups())
+    assert last < first, done.stdout
+
+
 def test_xgboost_example():
     require_installed("xgboost", "lightgbm", "sklearn")
     found = _example("xgboost_train.py")

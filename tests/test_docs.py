@@ -17,9 +17,15 @@ HELPERS = {"value_and_grad", "class_balanced_alpha", "flsd53"}
 VARIANT_PAGES = sorted((ROOT / "docs" / "variants").glob("*.md"))
 
 
+# the fused linear losses are the unfused ones' on a layer's output: one page of their own, not variants
+FUSED = {"linear_softmax_focal_loss", "linear_sigmoid_focal_loss"}
+FUSED_PAGE = ROOT / "docs" / "large-class-counts.md"
+
+
 def test_every_loss_has_a_variant_page():
     documented = {name for page in VARIANT_PAGES for name in re.findall(r"^::: focal\.(\w+)$", page.read_text(), re.M)}
-    assert documented == set(focal.__all__) - HELPERS
+    assert documented == set(focal.__all__) - HELPERS - FUSED
+    assert set(re.findall(r"^::: focal\.(\w+)$", FUSED_PAGE.read_text(), re.M)) == FUSED
     nav = (ROOT / "mkdocs.yml").read_text()
     assert all(f"variants/{page.name}" in nav for page in VARIANT_PAGES)
 
@@ -102,6 +108,15 @@ def test_getting_started_code_runs(page):
     namespace: dict = {"__name__": "getting_started"}
     for block in blocks:
         exec(compile(block, str(page), "exec"), namespace)
+
+
+def test_fused_linear_page_code_runs():
+    """The fused linear page's blocks (PyTorch, JAX with Flax) run as written."""
+    require_installed("torch", "jax", "flax")
+    blocks = re.findall(r"```python\n(.*?)```", FUSED_PAGE.read_text(encoding="utf-8"), re.S)
+    assert len(blocks) == 2
+    for block in blocks:
+        exec(compile(block, str(FUSED_PAGE), "exec"), {"__name__": "fused_linear"})
 
 
 def test_readme_code_runs():

@@ -118,3 +118,17 @@ def fold_rows(body: Any, carry: Any, rows: tuple[Any, ...], total: int, size: in
 
 def __getattr__(name: str) -> Any:
     return getattr(jnp, name)
+
+
+def matmul_add(total: Any, a: Any, b: Any) -> Any:
+    """``total + a @ b`` in blocks of ``total``'s rows, each added in place (XLA updates a slice of a dead buffer in
+    place): on the CPU XLA does not fuse the add into the product, so one product the size of ``total`` would be a
+    temporary as large as ``d weight`` itself."""
+    rows = total.shape[0]
+    blocks = builtins.max(1, builtins.min(8, rows // 1024))
+    step = -(-rows // blocks)
+    for start in range(0, rows, step):
+        stop = builtins.min(start + step, rows)
+        product = jnp.matmul(a[start:stop], b)
+        total = total.at[start:stop].add(product.astype(total.dtype))
+    return total

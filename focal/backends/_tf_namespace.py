@@ -9,6 +9,7 @@ operand takes the dtype of the array beside it, as the standard says.
 from __future__ import annotations
 
 import builtins
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -183,3 +184,58 @@ def concat(arrays: Any, /, *, axis: int | None = 0) -> Array:
 
 def zeros(shape: tuple[int, ...], *, dtype: Any = None, device: Any = None) -> Array:
     return tf.zeros(shape, dtype=dtype or tf.float32)
+
+
+def fold_rows(body: Callable[..., Any], carry: Any, rows: tuple[Array, ...], total: int, size: int) -> Any:
+    """``focal._linear.fold_rows``: a Python loop eagerly; in a graph a ``tf.while_loop`` over the whole chunks that
+    runs one at a time (``parallel_iterations=1``). The graph of a Python loop would hold a copy of the body per
+    chunk, and TensorFlow's executor runs independent chunks at once, each chunk's logits alive together: 652 MiB
+    against 117 for the loop eagerly (benchmarks/linear.py, 4096 rows x 32000 classes). The first chunk runs before
+    the loop (its outputs give the shapes the loop writes), a ragged last one after it."""
+    from .._linear import join_rows
+
+    full = total // size
+
+    def chunk(start: Any) -> tuple[Array, ...]:
+        out = []
+        for r in rows:
+            rest = r.shape[1:]
+            part = tf.slice(r, [start] + [0] * len(rest), [size] + [-1] * len(rest))
+            out.append(tf.ensure_shape(part, [size, *rest]))
+        return tuple(out)
+
+    if tf.executing_eagerly() or full <= 2:
+        outputs = []
+        for start in range(0, total, size):
+            carry, out = body(carry, tuple(r[start:builtins.min(start + size, total)] for r in rows))
+            outputs.append(out)
+        return carry, join_rows(sys.modules[__name__], outputs)
+    carry, first = body(carry, chunk(0))
+    leaves = tf.nest.flatten(carry)  # a carry may be a tensor or a tuple holding None
+    present = [i for i, c in enumerate(leaves) if c is not None]
+    written = [i for i, o in enumerate(first) if o is not None]
+    arrays = [tf.TensorArray(first[i].dtype, size=full - 1, element_shape=first[i].shape) for i in written]
+
+    def rebuild(state: Any) -> Any:
+        filled = list(leaves)
+        for i, value in zip(present, state):
+            filled[i] = value
+        return tf.nest.pack_sequence_as(carry, filled)
+
+    def step(index: Any, state: Any, stacks: Any) -> Any:
+        new_carry, out = body(rebuild(state), chunk(index * size))
+        stacks = [stack.write(index - 1, out[i]) for stack, i in zip(stacks, written)]
+        new_leaves = tf.nest.flatten(new_carry)
+        return index + 1, [new_leaves[i] for i in present], stacks
+
+    _, state, stacks = tf.while_loop(lambda index, *_: index < full, step,
+                                     (tf.constant(1), [leaves[i] for i in present], arrays), parallel_iterations=1)
+    final = rebuild(state)
+    looped: list[Any] = [None] * len(first)
+    for stack, i in zip(stacks, written):
+        looped[i] = tf.reshape(stack.stack(), [(full - 1) * size, *first[i].shape[1:]])
+    outputs = [first, tuple(looped)]
+    if total > full * size:
+        final, tail = body(final, tuple(r[full * size:] for r in rows))
+        outputs.append(tail)
+    return final, join_rows(sys.modules[__name__], outputs)

@@ -87,3 +87,11 @@ def set_along_axis(x: torch.Tensor, indices: torch.Tensor, values: Any, /, *, ax
     if overwrite and not (_wrapped(x) or _wrapped(indices) or _wrapped(values)):
         return x.scatter_(axis, indices, values)
     return torch.scatter(x, axis, indices, values)
+
+
+def matmul_add(total: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``total + a @ b`` in place (``focal._linear``'s accumulation of ``d weight``): one pass over ``total``, no
+    product of its size; operands of another dtype (bfloat16 into a float32 total) multiplied first."""
+    if a.dtype != total.dtype:
+        return total.add_(torch.matmul(a, b))
+    return total.addmm_(a, b)

@@ -118,7 +118,11 @@ class _ApplyLinear(torch.autograd.Function):
         start = 2 + ctx.has_bias
         aux, rest = tuple(saved[start:start + ctx.num_aux]), iter(saved[start + ctx.num_aux:])
         residuals = tuple(next(rest) if want else None for want in ctx.wanted) if ctx.kernel.reduce else ()
-        grads = ctx.kernel.vjp(xp, (hidden, weight, bias, aux), residuals, grad_out, ctx.wanted)
+        # the saved gradients are the forward's own arrays: scaled in place unless autograd keeps them for another
+        # backward (retain_graph), records this one (create_graph), or a compiler traces it
+        consume = not (_keeps_graph() or torch.is_grad_enabled() or torch.compiler.is_compiling()
+                       or any(wrapped(r) for r in residuals if r is not None) or grad_out.dtype != hidden.dtype)
+        grads = ctx.kernel.vjp(xp, (hidden, weight, bias, aux), residuals, grad_out, ctx.wanted, consume=consume)
         return (None, None, *grads) + (None,) * ctx.num_aux
 
 

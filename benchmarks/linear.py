@@ -1,0 +1,257 @@
+"""The fused linear + focal loss against the unfused loss and the framework's cross entropy on materialised logits.
+
+    python benchmarks/linear.py                                   # torch, jax, tensorflow at N=4096, H=512, C=32000
+    python benchmarks/linear.py --framework torch --classes 8000 --classes 32000 --classes 128000 --plot mem.png
+
+Per framework, value+grad (w.r.t. hidden and weight) of: ``fused`` (``focal.linear_softmax_focal_loss``), ``unfused``
+(``focal.softmax_focal_loss(hidden @ weight.T, labels)``) and ``floor`` (the framework's own cross entropy of the
+same logits: ``F.cross_entropy``, optax's ``softmax_cross_entropy_with_integer_labels``,
+``tf.nn.sparse_softmax_cross_entropy_with_logits``). JAX's run under ``jax.jit``, TensorFlow's under
+``tf.function``, PyTorch's eagerly. Times: one process per framework, the three in turn, each round in the other
+order than the last; a ratio is the median of the rounds' ratios. Memory: the growth of the process's peak resident
+set during one value+grad after a warm-up (``VmHWM``, reset through ``/proc/self/clear_refs``; glibc told to map
+every block of 64 KiB and more on its own, so that a freed block leaves the resident set), each implementation in a
+process of its own; for JAX, XLA's own count of the compiled program's temporaries and outputs (its buffers
+outlive a call, so the resident set misses them). float32, 10% of the labels -100 (ignored). Run it on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+IMPLS = ("fused", "unfused", "floor")
+
+
+def _inputs(rows: int, hidden: int, classes: int, seed: int = 0) -> dict[str, Any]:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, classes, size=rows)
+    labels[rng.random(rows) < 0.1] = -100
+    return {"hidden": rng.normal(size=(rows, hidden)).astype(np.float32),
+            "weight": (rng.normal(size=(classes, hidden)) / hidden ** 0.5).astype(np.float32), "labels": labels}
+
+
+def _torch(data: dict[str, Any], chunk: int | None) -> dict[str, Callable[[], Any]]:
+    import torch
+
+    import focal
+
+    h = torch.tensor(data["hidden"], requires_grad=True)
+    w = torch.tensor(data["weight"], requires_grad=True)
+    labels = torch.tensor(data["labels"])
+
+    def step(loss: Callable[[], Any]) -> Callable[[], Any]:
+        def run() -> Any:
+            h.grad = w.grad = None
+            value = loss()
+            value.backward()
+            return value.item()
+        return run
+
+    return {
+        "fused": step(lambda: focal.linear_softmax_focal_loss(h, w, labels, ignore_index=-100, chunk_size=chunk)),
+        "unfused": step(lambda: focal.softmax_focal_loss(h @ w.T, labels, ignore_index=-100)),
+        "floor": step(lambda: torch.nn.functional.cross_entropy(h @ w.T, labels, ignore_index=-100)),
+    }
+
+
+def _jax(data: dict[str, Any], chunk: int | None) -> dict[str, Callable[[], Any]]:
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    import focal
+
+    h, w, labels = jnp.asarray(data["hidden"]), jnp.asarray(data["weight"]), jnp.asarray(data["labels"])
+    valid = labels != -100
+
+    def floor(h: Any, w: Any) -> Any:
+        ce = optax.softmax_cross_entropy_with_integer_labels(h @ w.T, jnp.where(valid, labels, 0))
+        return jnp.sum(jnp.where(valid, ce, 0.0)) / jnp.maximum(jnp.sum(valid), 1)
+
+    losses = {
+        "fused": lambda h, w: focal.linear_softmax_focal_loss(h, w, labels, ignore_index=-100, chunk_size=chunk),
+        "unfused": lambda h, w: focal.softmax_focal_loss(h @ w.T, labels, ignore_index=-100),
+        "floor": floor,
+    }
+
+    def step(loss: Callable[..., Any]) -> Callable[[], Any]:
+        compiled = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
+
+        def run() -> Any:
+            return jax.block_until_ready(compiled(h, w))
+
+        def memory_mib() -> float:  # XLA's own count: the compiled program's temporaries and outputs
+            analysis = compiled.lower(h, w).compile().memory_analysis()
+            return (analysis.temp_size_in_bytes + analysis.output_size_in_bytes) / 2**20
+
+        run.memory_mib = memory_mib  # type: ignore[attr-defined]
+        return run
+
+    return {name: step(loss) for name, loss in losses.items()}
+
+
+def _tensorflow(data: dict[str, Any], chunk: int | None) -> dict[str, Callable[[], Any]]:
+    import tensorflow as tf
+
+    import focal
+
+    h, w = tf.constant(data["hidden"]), tf.Variable(data["weight"])
+    labels = tf.constant(data["labels"])
+    valid = labels != -100
+
+    def floor(h: Any) -> Any:
+        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.where(valid, labels, 0), tf.matmul(h, w, transpose_b=True))
+        return tf.reduce_sum(tf.where(valid, ce, 0.0)) / tf.maximum(tf.reduce_sum(tf.cast(valid, tf.float32)), 1.0)
+
+    losses = {
+        "fused": lambda h: focal.linear_softmax_focal_loss(h, w, labels, ignore_index=-100, chunk_size=chunk),
+        "unfused": lambda h: focal.softmax_focal_loss(tf.matmul(h, w, transpose_b=True), labels, ignore_index=-100),
+        "floor": floor,
+    }
+
+    def step(loss: Callable[..., Any]) -> Callable[[], Any]:
+        @tf.function
+        def run(h: Any) -> Any:
+            with tf.GradientTape() as tape:
+                tape.watch(h)
+                value = loss(h)
+            return value, tape.gradient(value, [h, w])
+
+        return lambda: [x.numpy() if hasattr(x, "numpy") else [g.numpy() for g in x] for x in run(h)]
+
+    return {name: step(loss) for name, loss in losses.items()}
+
+
+FRAMEWORKS = {"torch": _torch, "jax": _jax, "tensorflow": _tensorflow}
+
+
+def _rss() -> tuple[float, float]:
+    values = {}
+    with open("/proc/self/status") as status:
+        for line in status:
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                values[key] = int(rest.split()[0]) / 1024
+    return values["VmRSS"], values["VmHWM"]
+
+
+def _child_times(args: argparse.Namespace) -> dict[str, Any]:
+    steps = FRAMEWORKS[args.framework](_inputs(args.rows, args.hidden, args.classes[0]), args.chunk)
+    for run in steps.values():  # compile / warm up
+        run()
+    times: dict[str, list[float]] = {name: [] for name in IMPLS}
+    for round_ in range(args.repeats):
+        for name in (IMPLS if round_ % 2 == 0 else IMPLS[::-1]):
+            start = time.perf_counter()
+            steps[name]()
+            times[name].append(time.perf_counter() - start)
+    ratios = {name: statistics.median(f / o for f, o in zip(times["fused"], times[name])) for name in IMPLS}
+    return {"ms": {name: 1e3 * statistics.median(t) for name, t in times.items()}, "fused_over": ratios}
+
+
+def _child_memory(args: argparse.Namespace) -> dict[str, Any]:
+    run = FRAMEWORKS[args.framework](_inputs(args.rows, args.hidden, args.classes[0]), args.chunk)[args.impl]
+    if hasattr(run, "memory_mib"):  # JAX: XLA's buffers outlive a call, the resident set misses them
+        return {"peak_mib": run.memory_mib()}
+    run()  # compile and warm up; then the peak of one more
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")
+    base, _ = _rss()
+    run()
+    return {"peak_mib": max(_rss()[1] - base, 0.0)}
+
+
+def _spawn(args: argparse.Namespace, *extra: str, classes: int) -> dict[str, Any]:
+    command = [sys.executable, __file__, "--framework", args.framework, "--rows", str(args.rows), "--hidden",
+               str(args.hidden), "--classes", str(classes), "--repeats", str(args.repeats), *extra]
+    if args.chunk is not None:
+        command += ["--chunk", str(args.chunk)]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    if "memory" in extra:
+        # every block of 64 KiB and more its own mapping, returned when freed: the resident set then follows the live
+        # arrays (glibc would keep a freed chunk-sized block in its heap, and the next call's peak would miss it)
+        env["MALLOC_MMAP_THRESHOLD_"] = "65536"
+    out = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--framework", action="append", choices=sorted(FRAMEWORKS))
+    parser.add_argument("--rows", type=int, default=4096)
+    parser.add_argument("--hidden", type=int, default=512)
+    parser.add_argument("--classes", type=int, action="append")
+    parser.add_argument("--chunk", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-times", action="store_true", help="memory only (the plot's sweep)")
+    parser.add_argument("--plot", help="a PNG of peak memory against the classes")
+    parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--child", choices=["times", "memory"], help=argparse.SUPPRESS)
+    parser.add_argument("--impl", choices=IMPLS, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    args.classes = args.classes or [32000]
+    if args.child:
+        args.framework = args.framework[0]
+        print(json.dumps(_child_times(args) if args.child == "times" else _child_memory(args)))
+        return
+    results = []
+    print(f"rows {args.rows}, hidden {args.hidden}, float32, value+grad w.r.t. hidden and weight, "
+          f"{args.repeats} rounds\n")
+    print("| framework | classes | impl | ms | fused time / this | peak MiB | fused memory / this |")
+    print("|---|---|---|---|---|---|---|")
+    for framework in args.framework or list(FRAMEWORKS):
+        one = argparse.Namespace(**{**vars(args), "framework": framework})
+        for classes in args.classes:
+            times = None if args.no_times else _spawn(one, "--child", "times", classes=classes)
+            memory = {impl: _spawn(one, "--child", "memory", "--impl", impl, classes=classes)["peak_mib"]
+                      for impl in IMPLS}
+            for impl in IMPLS:
+                ms = "-" if times is None else f"{times['ms'][impl]:.0f}"
+                ratio = "-" if times is None else f"{times['fused_over'][impl]:.2f}"
+                print(f"| {framework} | {classes} | {impl} | {ms} | {ratio} | {memory[impl]:.0f} | "
+                      f"{memory['fused'] / max(memory[impl], 1e-9):.3f} |", flush=True)
+                results.append({"framework": framework, "classes": classes, "impl": impl, "ms": ms, "ratio": ratio,
+                                "peak_mib": memory[impl]})
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump(results, out, indent=1)
+    if args.plot:
+        _plot(results, args.plot, args.rows, args.hidden)
+
+
+def _plot(results: list[dict[str, Any]], path: str, rows: int, hidden: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for framework in sorted({r["framework"] for r in results}):
+        for impl, style in zip(IMPLS, ("-o", "--s", ":^")):
+            points = sorted((r["classes"], r["peak_mib"]) for r in results
+                            if r["framework"] == framework and r["impl"] == impl)
+            ax.plot([p[0] for p in points], [p[1] for p in points], style, label=f"{framework} {impl}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("classes C")
+    ax.set_ylabel("peak memory growth, MiB (value+grad)")
+    ax.set_title(f"{rows} rows x hidden {hidden}, float32, 2-core CPU")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":
+    main()
