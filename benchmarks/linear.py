@@ -110,7 +110,8 @@ def _tensorflow(data: dict[str, Any], chunk: int | None) -> dict[str, Callable[[
     valid = labels != -100
 
     def floor(h: Any) -> Any:
-        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.where(valid, labels, 0), tf.matmul(h, w, transpose_b=True))
+        logits = tf.matmul(h, w, transpose_b=True)
+        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.where(valid, labels, 0), logits)
         return tf.reduce_sum(tf.where(valid, ce, 0.0)) / tf.maximum(tf.reduce_sum(tf.cast(valid, tf.float32)), 1.0)
 
     losses = {

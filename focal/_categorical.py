@@ -279,6 +279,7 @@ class TargetKernel:
                 wanted: Wanted) -> tuple[Array, tuple[Array, ...]]:
         spec = bind(self.spec, params)
         rows = self.parts(xp, z, aux, spec)
+        del z  # where the caller let go of the logits (a fused linear loss's chunk), one array fewer from here
         out = self.terms(xp, rows.terms, spec.params)
         partials = self.row_partials(xp, out.partials, wanted, rows)
         f, a, b, e, d = out.f, out.a, read(out.b), out.e, out.d
@@ -466,6 +467,7 @@ class ClassKernel:
     def forward(self, xp: Any, z: Array, aux: tuple[Array, ...], params: tuple[Array, ...],
                 wanted: Wanted) -> tuple[Array, tuple[Array, ...]]:
         parts = self._terms(xp, z, aux, params)
+        del z  # where the caller let go of the logits (a fused linear loss's chunk), one array fewer from here
         out, rows, p, dominant, others = parts.out, parts.rows, parts.terms.p, parts.dominant, parts.others
         del parts  # the terms' inputs (log p, 1 − p, log(1 − p)) are not read past here
         axis = self.spec.axis

@@ -96,6 +96,8 @@ def broadcast_vjp(xp: Any, residuals: tuple[Array, ...], cotangent: Array, wante
     ``(dloss, *partials)``: the cotangent, broadcast along ``axis``, times each; with ``consume``
     (see the module doc) in ``dloss`` itself, no fresh array."""
     dloss, *partials = residuals
+    if isinstance(cotangent, float) and cotangent == 1.0 and not any(wanted):
+        return dloss, no_grads(len(wanted))  # the number 1 (value_and_grad of a sum): nothing to multiply
     scale = expand(xp, cotangent, axis)
     if consume:
         dloss *= scale

@@ -24,18 +24,22 @@ from .backends._base import Array
 Body = Callable[[Any, tuple[Array, ...]], tuple[Any, tuple[Array | None, ...]]]
 
 
-MIN_CHUNK = 256
+MIN_CHUNK = 512
 
 
-def default_chunk_size(rows: int, hidden: int, classes: int) -> int:
+def default_chunk_size(rows: int, hidden: int, classes: int, xp: Any = None) -> int:
     """Rows per chunk: as Liger-Kernel chooses them, a chunk's logits about the size of all rows' hidden states
-    (``rows / ceil(classes / hidden)``, rounded up to a power of two), but at least ``MIN_CHUNK`` rows: ``d weight``
-    accumulates one chunk's ``dzᵀ h`` at a time, a product whose inner size is the chunk's rows, and below 256 it
-    ran slower on a 2-core CPU (N=4096, H=512, C=32000, PyTorch: 128 rows 7.8 s, 256 rows 7.0 s, 512 rows 6.7 s,
-    the peak 70, 117, 187 MiB; benchmarks/linear.py). At most ``rows``."""
+    (``rows / ceil(classes / hidden)``, rounded up to a power of two), but at least the namespace's
+    ``min_chunk_rows`` (``MIN_CHUNK`` where it names none), and at most ``rows``.
+
+    The floor is a CPU's: a chunk's two products have the chunk's rows as a side, and below 512 rows PyTorch's ran
+    slower (2 cores, N=4096, H=512, C=32000: the logits' product 2.45 s in chunks of 256 rows against 2.05 s
+    whole, 2.18 s in chunks of 512; the step 7.3 s at 256 rows, 6.8 s at 512, peak 62 and 124 MiB;
+    benchmarks/linear.py). XLA keeps more of a chunk alive, and JAX and TensorFlow name 128."""
     factor = max(1, math.ceil(classes / max(hidden, 1)))
     size = 1 << max(0, math.ceil(rows / factor) - 1).bit_length()
-    return max(1, min(max(size, MIN_CHUNK), rows))
+    floor = getattr(xp, "min_chunk_rows", MIN_CHUNK)
+    return max(1, min(max(size, floor), rows))
 
 
 def fold_rows(xp: Any, body: Body, carry: Any, rows: tuple[Array, ...], total: int, size: int
@@ -53,14 +57,23 @@ def fold_rows(xp: Any, body: Body, carry: Any, rows: tuple[Array, ...], total: i
     return carry, join_rows(xp, outputs)
 
 
-def matmul_add(xp: Any, total: Array, a: Array, b: Array) -> Array:
-    """``total + a @ b``, in ``total``'s dtype: the namespace's own ``matmul_add`` where it has one (PyTorch's
-    ``addmm_``, in place: no product the size of ``total`` is made), else the product added in place where the
-    library can (NumPy), or as a new array."""
-    fused = getattr(xp, "matmul_add", None)
+def matmul_nt(xp: Any, a: Array, b: Array) -> Array:
+    """``a @ b.T``: the namespace's own ``matmul_nt`` where it has one (TensorFlow's ``transpose_b``: its
+    ``matrix_transpose`` copies), else a transposed view's product."""
+    fused = getattr(xp, "matmul_nt", None)
+    if fused is not None:
+        return fused(a, b)
+    return xp.matmul(a, xp.matrix_transpose(b))
+
+
+def matmul_add_tn(xp: Any, total: Array, a: Array, b: Array) -> Array:
+    """``total + a.T @ b``, in ``total``'s dtype: the namespace's own ``matmul_add_tn`` where it has one (PyTorch's
+    ``addmm_`` in place, JAX in blocks, TensorFlow with ``transpose_a``: no product the size of ``total``, or no
+    transposed copy), else the product added in place where the library can (NumPy), or as a new array."""
+    fused = getattr(xp, "matmul_add_tn", None)
     if fused is not None:
         return fused(total, a, b)
-    total += _cast(xp, xp.matmul(a, b), total)
+    total += _cast(xp, xp.matmul(xp.matrix_transpose(a), b), total)
     return total
 
 
@@ -95,15 +108,16 @@ class LinearKernel:
                shared: tuple[Array, ...], scale: Array | None, *, grad: bool) -> tuple[Array, Array | None]:
         """A chunk's loss (summed, or per row) and its gradient w.r.t. the chunk's logits (``grad``), in the
         compute dtype; ``scale`` weights each row (the backward of ``reduction="none"``)."""
-        logits = xp.matmul(hidden, xp.matrix_transpose(weight))
+        logits = matmul_nt(xp, hidden, weight)
         if bias is not None:
             logits = logits + bias
         kwargs = dict(self.options)
         kwargs.update(zip(self.row_names[1:], rows[1:]))
         kwargs.update(zip(self.shared_names, shared))
         summed = grad or self.reduce
-        loss, dlogits = self.planner(logits, rows[0], reduction="sum" if summed else "none", **kwargs).compute(
-            grad=grad)
+        plan = self.planner(logits, rows[0], reduction="sum" if summed else "none", **kwargs)
+        del logits  # the plan's only now, which lets go of it once the kernel has read it
+        loss, dlogits = plan.compute(grad=grad, release=True)
         if not summed and self.per_class:
             loss = xp.sum(loss, axis=1)
         if scale is not None:  # a cotangent of any sign: not the loss's weight, which must be >= 0
@@ -161,7 +175,7 @@ class LinearKernel:
             dz = dlogits if dlogits.dtype == h.dtype else xp.astype(dlogits, h.dtype)
             dh = xp.matmul(dz, weight) if want_hidden else None
             if dw is not None:
-                dw = matmul_add(xp, dw, xp.matrix_transpose(dz), h)
+                dw = matmul_add_tn(xp, dw, dz, h)
             if db is not None:
                 db = db + xp.sum(dlogits, axis=0)
             return (total + loss, dw, db), (dh,)

@@ -86,7 +86,7 @@ class LinearPlan:
             else:
                 options[name] = tuple(value) if isinstance(value, list) else value
         self.valid = self._valid(row_arrays, shared, options)
-        size = default_chunk_size(rows, features, classes) if chunk_size is None else _check_chunk(chunk_size)
+        size = default_chunk_size(rows, features, classes, xp) if chunk_size is None else _check_chunk(chunk_size)
         self.kernel = LinearKernel(planner, tuple(sorted(options.items())), tuple(row_arrays), tuple(shared),
                                    chunk=max(1, min(size, rows)), rows=rows, per_class=per_class,
                                    reduce=self.reduction != "none")
@@ -148,7 +148,7 @@ class LinearPlan:
                 return count + xp.sum(xp.astype(chunk[0] != ignore, self.call.dtype)), (None,)
 
             zero = xp.zeros_like(targets[:1, 0], dtype=self.call.dtype)[0] if self.rows else 0.0
-            size = default_chunk_size(self.rows, int(self.hidden.shape[1]), self.classes)
+            size = default_chunk_size(self.rows, int(self.hidden.shape[1]), self.classes, xp)
             return fold_rows(xp, body, zero, (targets,), self.rows, size)[0] if self.rows else None
         valid = None
         if ignore is not None and targets.ndim == 1:
@@ -278,7 +278,8 @@ def linear_softmax_focal_loss(
             ``(..., C)`` (or broadcasting to it: ``(C,)`` for one mask of every row) or of hidden's leading shape
             (one per row). Default None.
         chunk_size: rows per chunk. Default None: ``N / ceil(C / H)`` rounded up to a power of two (Liger-Kernel's
-            choice: a chunk's logits about the size of all rows' hidden states).
+            choice: a chunk's logits about the size of all rows' hidden states), at least 512 rows on PyTorch and
+            NumPy and 128 on JAX and TensorFlow (where XLA keeps more of a chunk alive), at most N.
 
     Returns:
         The loss, of hidden's library and dtype (per row with ``reduction="none"``). Gradients reach ``hidden``,

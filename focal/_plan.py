@@ -310,24 +310,33 @@ class LossPlan:
         value, grad = self.compute()
         return self.call.out(value), self.call.out(grad, gradient=True)
 
-    def compute(self, *, grad: bool = True) -> tuple[Array, Array | None]:
+    def compute(self, *, grad: bool = True, release: bool = False) -> tuple[Array, Array | None]:
         """The reduced loss and (with ``grad``) its gradient w.r.t. the logits, in the compute dtype, run outside
-        any framework's autodiff (``value_and_grad``; a fused linear loss's chunks, which accumulate them in it)."""
+        any framework's autodiff (``value_and_grad``; a fused linear loss's chunks, which accumulate them in it).
+        ``release``: the plan lets go of the logits once the kernel has read them (the caller holds none: a fused
+        linear loss's chunk, one array the size of the logits fewer at the gradient's peak)."""
         c, xp = self.call, self.call.xp
-        logits = c.backend.stop_gradient(c.logits)
         aux = tuple(c.backend.stop_gradient(a) for a in self.aux)
         params = tuple(c.backend.stop_gradient(p) for p in self.params)
         if not grad:
-            return self._reduce(value_of(self.kernel, xp, logits, aux, params)), None
+            return self._reduce(value_of(self.kernel, xp, self._logits(release), aux, params)), None
         wanted = no_grads(len(params))
-        elements, residuals = self.kernel.forward(xp, logits, aux, params, wanted)
-        cotangent = xp.ones_like(elements)
+        # no reference kept here: a kernel that lets go of the logits frees them (with release)
+        elements, residuals = self.kernel.forward(xp, self._logits(release), aux, params, wanted)
+        denominator = 1.0 if c.reduction == "none" else self._denominator()
+        cotangent: Any = 1.0  # the number 1: the kernel's gradient as it is, nothing multiplied
         if c.weight is not None:
-            cotangent = cotangent * c.weight
-        if c.reduction != "none":
-            cotangent = cotangent / self._denominator()
+            cotangent = xp.ones_like(elements) * c.weight
+        if not (isinstance(denominator, float) and denominator == 1.0):
+            cotangent = cotangent / denominator
         gradient, _ = self.kernel.vjp(xp, residuals, cotangent, wanted)
         return self._reduce(elements), gradient
+
+    def _logits(self, release: bool) -> Array:
+        logits = self.call.backend.stop_gradient(self.call.logits)
+        if release:
+            self.call.logits = None
+        return logits
 
     def _reduce(self, elements: Array) -> Array:
         c = self.call

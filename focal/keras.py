@@ -168,7 +168,75 @@ VarifocalLoss = _loss_class("VarifocalLoss", _focal.varifocal_loss, True)
 DistributionFocalLoss = _loss_class("DistributionFocalLoss", _focal.distribution_focal_loss, integer_labels=False)
 FocalTverskyLoss = _loss_class("FocalTverskyLoss", _focal.focal_tversky_loss, base=_BatchRegionLoss)
 
+class _LinearFocalLoss(keras.layers.Layer):
+    """Base of the fused output layers: a ``Dense`` layer and its focal loss in one (Keras' endpoint-layer pattern).
+
+    ``layer(hidden, targets)`` computes the loss of ``hidden @ kernel.T + bias`` a chunk of rows at a time (never the
+    logits), adds it to the model's losses (``add_loss``) and returns it: build a model that ends at the hidden states,
+    take the targets as an input, and compile it without a loss. A loss passed to ``model.compile(loss=...)`` cannot
+    do this: it receives the model's output, the logits, which then exist already. ``kernel`` is ``(units, hidden)``,
+    as ``nn.Linear``'s weight (no transpose per step); ``layer.logits(hidden)`` gives the logits for inference.
+    """
+
+    loss_fn: Callable[..., Any]
+    defaults: dict[str, Any] = {}
+
+    def __init__(self, units: int, *, use_bias: bool = True, kernel_initializer: Any = "glorot_uniform",
+                 bias_initializer: Any = "zeros", **params: Any) -> None:
+        # the loss's parameters; the rest are the Layer's (name, dtype, trainable: Keras checks those)
+        layer = {k: params.pop(k) for k in list(params) if k not in type(self).defaults}
+        super().__init__(**layer)
+        self.units, self.use_bias = int(units), bool(use_bias)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.params = {**type(self).defaults, **params}
+
+    def build(self, hidden_shape: Any, targets_shape: Any = None) -> None:
+        features = int(hidden_shape[-1])
+        self.kernel = self.add_weight(shape=(self.units, features), initializer=self.kernel_initializer,
+                                      name="kernel")
+        self.bias = self.add_weight(shape=(self.units,), initializer=self.bias_initializer,
+                                    name="bias") if self.use_bias else None
+
+    def call(self, hidden: Any, targets: Any) -> Any:
+        labels = self.integer_targets and len(targets.shape) == len(hidden.shape) - 1
+        if labels and not keras.backend.is_int_dtype(keras.backend.standardize_dtype(targets.dtype)):
+            targets = keras.ops.cast(targets, "int32")  # Keras hands sparse labels as floats
+        bias = None if self.bias is None else self.bias.value
+        loss = type(self).loss_fn(hidden, self.kernel.value, targets, bias, **self.params)
+        self.add_loss(loss)
+        return loss
+
+    integer_targets = True  # targets of the rows' shape are class indices (the softmax layer)
+
+    def logits(self, hidden: Any) -> Any:
+        """``hidden @ kernel.T + bias``: the layer's output for inference (all rows' logits at once)."""
+        out = keras.ops.matmul(hidden, keras.ops.transpose(self.kernel))
+        return out if self.bias is None else out + self.bias
+
+    def compute_output_shape(self, hidden_shape: Any, targets_shape: Any = None) -> Any:
+        return () if self.params.get("reduction", "mean") != "none" else tuple(hidden_shape[:-1])
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "units": self.units, "use_bias": self.use_bias,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer), **self.params}
+
+
+def _linear_layer(name: str, fn: Callable[..., Any], integer_targets: bool) -> type[_LinearFocalLoss]:
+    defaults = keyword_defaults(fn, ("sample_weight", "normalizer"))
+    doc = f"Keras output layer and loss for :func:`focal.{fn.__name__}`.\n\n{_LinearFocalLoss.__doc__}\n\n{fn.__doc__}"
+    cls = type(name, (_LinearFocalLoss,), {"loss_fn": staticmethod(fn), "defaults": defaults,
+                                           "integer_targets": integer_targets, "__doc__": doc,
+                                           "__module__": __name__})
+    return keras.saving.register_keras_serializable(package="focal", name=name)(cls)
+
+
+LinearSoftmaxFocalLoss = _linear_layer("LinearSoftmaxFocalLoss", _focal.linear_softmax_focal_loss, True)
+LinearSigmoidFocalLoss = _linear_layer("LinearSigmoidFocalLoss", _focal.linear_sigmoid_focal_loss, False)
+
 __all__ = [
+    "LinearSigmoidFocalLoss", "LinearSoftmaxFocalLoss",
     "AsymmetricLoss", "DistributionFocalLoss", "FocalLoss", "FocalLossStar", "FocalLossWithNegatives",
     "FocalTverskyLoss", "HardTruncatedLoss", "Poly1CrossEntropy", "Poly1FocalLoss", "QualityFocalLoss",
     "SigmoidFocalLoss", "SoftTruncatedLoss", "SoftmaxFocalLoss", "VarifocalLoss",

@@ -119,3 +119,19 @@ def test_mirrored_strategy_on_two_cpus_fits_as_one_device():
         np.testing.assert_allclose(run[name]["mirrored"], run[name]["one_device"], rtol=1e-6, err_msg=name)
         assert run[name]["one_device"][-1] < run[name]["one_device"][0], name  # it trained
         assert run[name]["max_weight_difference"] < 1e-6, name  # float32 rounding of the replica sum
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
+def test_fused_output_layer_trains_and_reloads(backend):
+    """``focal.keras.LinearSoftmaxFocalLoss``, the output layer and its loss in one (a model compiled without a loss):
+    its value equals the functional fused loss and the unfused loss of its logits, fit lowers it, and the model saves
+    and loads back with it."""
+    import_or_skip("keras")
+    import_or_skip(backend)
+    run = run_script("keras_linear.py", KERAS_BACKEND=backend)
+    assert run["backend"] == backend
+    assert run["layer_value"] == pytest.approx(run["numpy_value"], rel=1e-5)
+    assert run["unfused_value"] == pytest.approx(run["numpy_value"], rel=1e-6)
+    assert run["fit_losses"][-1] < run["fit_losses"][0]
+    assert run["restored_head"] == "LinearSoftmaxFocalLoss"
+    assert run["evaluate_restored"] == pytest.approx(run["evaluate"], rel=1e-5)

@@ -178,6 +178,16 @@ def matrix_transpose(x: Array, /) -> Array:
     return tf.linalg.matrix_transpose(x)
 
 
+def matmul_nt(x1: Array, x2: Array, /) -> Array:
+    """``x1 @ x2.T`` without a transposed copy (focal._linear's logits)."""
+    return tf.linalg.matmul(x1, x2, transpose_b=True)
+
+
+def matmul_add_tn(total: Array, x1: Array, x2: Array, /) -> Array:
+    """``total + x1.T @ x2`` without a transposed copy (focal._linear's ``d weight``)."""
+    return total + tf.cast(tf.linalg.matmul(x1, x2, transpose_a=True), total.dtype)
+
+
 def concat(arrays: Any, /, *, axis: int | None = 0) -> Array:
     return tf.concat(list(arrays), axis=0 if axis is None else axis)
 
@@ -229,7 +239,8 @@ def fold_rows(body: Callable[..., Any], carry: Any, rows: tuple[Array, ...], tot
         return index + 1, [new_leaves[i] for i in present], stacks
 
     _, state, stacks = tf.while_loop(lambda index, *_: index < full, step,
-                                     (tf.constant(1), [leaves[i] for i in present], arrays), parallel_iterations=1)
+                                     (tf.constant(1), [leaves[i] for i in present], arrays), parallel_iterations=1,
+                                     maximum_iterations=full - 1)
     final = rebuild(state)
     looped: list[Any] = [None] * len(first)
     for stack, i in zip(stacks, written):
@@ -239,3 +250,8 @@ def fold_rows(body: Callable[..., Any], carry: Any, rows: tuple[Array, ...], tot
         final, tail = body(final, tuple(r[full * size:] for r in rows))
         outputs.append(tail)
     return final, join_rows(sys.modules[__name__], outputs)
+
+
+# focal._linear's default chunk floor, as JAX's: XLA compiles the chunks (188 MiB in chunks of 128 rows, 204 in 256,
+# 236 in 512; benchmarks/linear.py)
+min_chunk_rows = 128

@@ -89,9 +89,9 @@ def set_along_axis(x: torch.Tensor, indices: torch.Tensor, values: Any, /, *, ax
     return torch.scatter(x, axis, indices, values)
 
 
-def matmul_add(total: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``total + a @ b`` in place (``focal._linear``'s accumulation of ``d weight``): one pass over ``total``, no
+def matmul_add_tn(total: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``total + a.T @ b`` in place (``focal._linear``'s accumulation of ``d weight``): one pass over ``total``, no
     product of its size; operands of another dtype (bfloat16 into a float32 total) multiplied first."""
     if a.dtype != total.dtype:
-        return total.add_(torch.matmul(a, b))
-    return total.addmm_(a, b)
+        return total.add_(torch.matmul(a.T, b))
+    return total.addmm_(a.T, b)

@@ -45,6 +45,27 @@ def _fused_vjp(kernel: Any, wanted: tuple[Any, ...], residuals: tuple[Array, ...
     return grad, tuple(g for g in grads if g is not None)
 
 
+@tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
+def _xla_linear_value(kernel: Any, hidden: Array, weight: Array, bias: Any, aux: tuple[Array, ...]) -> Array:
+    return kernel.value(xp, hidden, weight, bias, aux)
+
+
+@tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
+def _xla_linear_forward(kernel: Any, wanted: tuple[bool, ...], hidden: Array, weight: Array, bias: Any,
+                        aux: tuple[Array, ...]) -> Any:
+    out, residuals = kernel.forward(xp, hidden, weight, bias, aux, wanted)
+    return out, tuple(r for r in residuals if r is not None)
+
+
+@tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
+def _xla_linear_vjp(kernel: Any, wanted: tuple[bool, ...], hidden: Array, weight: Array, bias: Any,
+                    aux: tuple[Array, ...], residuals: tuple[Array, ...], cotangent: Array) -> Any:
+    given = iter(residuals)
+    full = tuple(next(given) if want else None for want in wanted) if kernel.reduce else ()
+    grads = kernel.vjp(xp, (hidden, weight, bias, aux), full, cotangent, wanted)
+    return tuple(g for g in grads if g is not None)
+
+
 def _inside_xla() -> bool:
     """Whether the caller is already being compiled by XLA (``jit_compile=True``, Keras' XLA mode):
     XLA then fuses the plain kernel, and keeping its residual beats recomputing it in the backward."""
@@ -174,8 +195,13 @@ class TensorFlowBackend(Backend):
         primals = (hidden, weight) if bias is None else (hidden, weight, bias)
         floats = tuple(a for a in aux if a.dtype.is_floating)
         if not any(_recorded(x) for x in (*primals, *floats)):
+            if FUSED and not _inside_xla():
+                return _xla_linear_value(_intern(kernel), hidden, weight, bias, aux)
             return kernel.value(xp, hidden, weight, bias, aux)
         wanted = (_recorded(hidden), _recorded(weight), bias is not None and _recorded(bias))
+        # compiled by XLA (as JAX's jit does), unless the caller is: TensorFlow's kernels one by one cost 1.4x
+        xla = FUSED and not _inside_xla()
+        kernel, wanted = _intern(kernel), _intern(wanted)
 
         @tf.custom_gradient
         def fused(*args: Array) -> Any:
@@ -184,11 +210,21 @@ class TensorFlowBackend(Backend):
             b = rest[0] if rest else None
             given = iter(args[len(primals):])
             inputs = tuple(next(given) if a.dtype.is_floating else a for a in aux)
-            out, residuals = kernel.forward(xp, h, w, b, inputs, wanted)
+            if xla:  # inputs cut from the tape: a recorded call would keep the loop's accumulators for a gradient
+                h, w, b = (None if x is None else tf.stop_gradient(x) for x in (h, w, b))
+                out, residuals = _xla_linear_forward(kernel, wanted, h, w, b, inputs)
+            else:
+                out, full = kernel.forward(xp, h, w, b, inputs, wanted)
+                residuals = tuple(r for r in full if r is not None)
 
             def backward(upstream: Array) -> Any:
-                grads = kernel.vjp(xp, (h, w, b, inputs), residuals, upstream, wanted)
-                found = [g if g is not None else tf.zeros_like(p) for g, p in zip(grads, args)]
+                if xla:
+                    grads = iter(_xla_linear_vjp(kernel, wanted, h, w, b, inputs, residuals, upstream))
+                else:
+                    given = iter(residuals)
+                    full = tuple(next(given) if want else None for want in wanted) if kernel.reduce else ()
+                    grads = iter(g for g in kernel.vjp(xp, (h, w, b, inputs), full, upstream, wanted) if g is not None)
+                found = [next(grads) if want else tf.zeros_like(p) for want, p in zip(wanted, args)]
                 return found + [tf.zeros_like(a) for a in args[len(primals):]]
 
             return out, backward

@@ -120,7 +120,7 @@ class _ApplyLinear(torch.autograd.Function):
         residuals = tuple(next(rest) if want else None for want in ctx.wanted) if ctx.kernel.reduce else ()
         # the saved gradients are the forward's own arrays: scaled in place unless autograd keeps them for another
         # backward (retain_graph), records this one (create_graph), or a compiler traces it
-        consume = not (_keeps_graph() or torch.is_grad_enabled() or torch.compiler.is_compiling()
+        consume = not (torch.compiler.is_compiling() or _keeps_graph() or torch.is_grad_enabled()
                        or any(wrapped(r) for r in residuals if r is not None) or grad_out.dtype != hidden.dtype)
         grads = ctx.kernel.vjp(xp, (hidden, weight, bias, aux), residuals, grad_out, ctx.wanted, consume=consume)
         return (None, None, *grads) + (None,) * ctx.num_aux
