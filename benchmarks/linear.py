@@ -27,6 +27,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from focal.commands.bench import _rss  # (resident MiB, peak MiB since the last reset), from /proc/self/status
+
 IMPLS = ("fused", "unfused", "floor")
 
 
@@ -134,16 +136,6 @@ def _tensorflow(data: dict[str, Any], chunk: int | None) -> dict[str, Callable[[
 
 
 FRAMEWORKS = {"torch": _torch, "jax": _jax, "tensorflow": _tensorflow}
-
-
-def _rss() -> tuple[float, float]:
-    values = {}
-    with open("/proc/self/status") as status:
-        for line in status:
-            key, _, rest = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                values[key] = int(rest.split()[0]) / 1024
-    return values["VmRSS"], values["VmHWM"]
 
 
 def _child_times(args: argparse.Namespace) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any
 from . import _checks
 from ._docs import document
 from ._linear import LinearKernel, default_chunk_size, fold_rows
-from ._plan import Call, plans
+from ._plan import Call, denominator, plans
 from ._sigmoid import _plan_sigmoid_focal
 from ._softmax import _plan_softmax_focal
 from .backends._base import Array
@@ -160,15 +160,7 @@ class LinearPlan:
         return None if valid is None else xp.sum(xp.astype(valid, self.call.dtype))
 
     def _denominator(self) -> Any:
-        c, xp = self.call, self.xp
-        if c.normalizer is not None:
-            eps = float(xp.finfo(c.dtype).eps)
-            return max(c.normalizer, eps) if isinstance(c.normalizer, float) else xp.maximum(c.normalizer, eps)
-        if self.reduction == "sum":
-            return 1.0
-        if self.valid is None:
-            return float(max(self.rows * (self.classes if self.per_class else 1), 1))
-        return xp.maximum(self.valid, 1.0)
+        return denominator(self.call, self.rows * (self.classes if self.per_class else 1), self.valid)
 
     def _finish(self, out: Array) -> Array:
         if self.reduction == "none":

@@ -347,15 +347,22 @@ class LossPlan:
         return c.xp.sum(elements) / self._denominator()
 
     def _denominator(self) -> Any:
-        c, xp = self.call, self.call.xp
-        if c.normalizer is not None:
-            eps = float(xp.finfo(c.dtype).eps)
-            return max(c.normalizer, eps) if isinstance(c.normalizer, float) else xp.maximum(c.normalizer, eps)
-        if c.reduction == "sum":
-            return 1.0
-        if self.valid is None:
-            return float(max(math.prod(self.loss_shape), 1))
-        return xp.maximum(xp.sum(xp.astype(self.valid, c.dtype)), 1.0)
+        count = None if self.valid is None else self.call.xp.sum(self.call.xp.astype(self.valid, self.call.dtype))
+        return denominator(self.call, math.prod(self.loss_shape), count)
+
+
+def denominator(call: Call, elements: int, count: Array | None) -> Any:
+    """What the summed loss is divided by: ``max(normalizer, eps)``; 1 for ``"sum"``; for ``"mean"`` the ``count`` of
+    the elements that are not ignored (an array, at least 1), or all ``elements`` where none is (None)."""
+    xp = call.xp
+    if call.normalizer is not None:
+        eps = float(xp.finfo(call.dtype).eps)
+        return max(call.normalizer, eps) if isinstance(call.normalizer, float) else xp.maximum(call.normalizer, eps)
+    if call.reduction == "sum":
+        return 1.0
+    if count is None:
+        return float(max(elements, 1))
+    return xp.maximum(count, 1.0)
 
 
 _PLANNERS: dict[Callable[..., Any], Callable[..., Any]] = {}
