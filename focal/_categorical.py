@@ -189,6 +189,7 @@ class TargetKernel:
 
     terms: TermsFn
     spec: SoftmaxSpec
+    broadcasts_cotangent = True  # its VJP is broadcast_vjp (not a field)
 
     def parts(self, xp: Any, z: Array, aux: tuple[Array, ...], spec: SoftmaxSpec) -> TargetParts:
         labels, kept = aux[0], (aux[1] if len(aux) > 1 else None)
@@ -382,6 +383,7 @@ class ClassKernel:
     terms: TermsFn
     spec: SoftmaxSpec
     targets: Slot | None
+    broadcasts_cotangent = True  # its VJP is broadcast_vjp (not a field)
 
     def _terms(self, xp: Any, z: Array, aux: tuple[Array, ...], params: tuple[Array, ...], *, grad: bool = True
                ) -> ClassParts:

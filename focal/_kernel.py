@@ -64,6 +64,7 @@ class Elementwise:
     fn: Callable[..., tuple[Array, Array, Any]]
     spec: Any
     axis: int | None = None
+    broadcasts_cotangent = True  # its VJP is broadcast_vjp (not a field)
     masked: bool = False
     targets: Slot | None = None
 
@@ -183,6 +184,14 @@ class Summed:
     def vjp(self, xp: Any, residuals: tuple[Array, ...], cotangent: Array, wanted: Wanted, *,
             consume: bool = False) -> Grads:
         return self.kernel.vjp(xp, residuals, cotangent, wanted, consume=consume)
+
+
+def takes_number_cotangent(kernel: Any) -> bool:
+    """Whether the kernel's VJP takes a cotangent given as a number (the number 1: nothing multiplied), as
+    :func:`broadcast_vjp` does; a kernel says so with ``broadcasts_cotangent``."""
+    if isinstance(kernel, FromProbabilities):
+        return takes_number_cotangent(kernel.kernel)
+    return bool(getattr(kernel, "broadcasts_cotangent", False))
 
 
 def summable(kernel: Any) -> bool:

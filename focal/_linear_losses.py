@@ -160,7 +160,9 @@ class LinearPlan:
         return None if valid is None else xp.sum(xp.astype(valid, self.call.dtype))
 
     def _denominator(self) -> Any:
-        return denominator(self.call, self.rows * (self.classes if self.per_class else 1), self.valid)
+        valid = self.valid
+        return denominator(self.call, self.rows * (self.classes if self.per_class else 1),
+                           None if valid is None else (lambda: valid))
 
     def _finish(self, out: Array) -> Array:
         if self.reduction == "none":

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from . import _checks
 from ._hyper import TARGETS, Slot, no_grads
-from ._kernel import FromProbabilities, Kernel, Summed, summable, value_of
+from ._kernel import FromProbabilities, Kernel, Summed, summable, takes_number_cotangent, value_of
 from .backends import Backend, backend_for
 from .backends._base import Array
 
@@ -324,7 +324,8 @@ class LossPlan:
         # no reference kept here: a kernel that lets go of the logits frees them (with release)
         elements, residuals = self.kernel.forward(xp, self._logits(release), aux, params, wanted)
         denominator = 1.0 if c.reduction == "none" else self._denominator()
-        cotangent: Any = 1.0  # the number 1: the kernel's gradient as it is, nothing multiplied
+        # the number 1 where the kernel takes one: its gradient as it is, nothing multiplied
+        cotangent: Any = 1.0 if takes_number_cotangent(self.kernel) else xp.ones_like(elements)
         if c.weight is not None:
             cotangent = xp.ones_like(elements) * c.weight
         if not (isinstance(denominator, float) and denominator == 1.0):
@@ -347,13 +348,15 @@ class LossPlan:
         return c.xp.sum(elements) / self._denominator()
 
     def _denominator(self) -> Any:
-        count = None if self.valid is None else self.call.xp.sum(self.call.xp.astype(self.valid, self.call.dtype))
+        valid, xp = self.valid, self.call.xp
+        count = None if valid is None else (lambda: xp.sum(xp.astype(valid, self.call.dtype)))
         return denominator(self.call, math.prod(self.loss_shape), count)
 
 
-def denominator(call: Call, elements: int, count: Array | None) -> Any:
-    """What the summed loss is divided by: ``max(normalizer, eps)``; 1 for ``"sum"``; for ``"mean"`` the ``count`` of
-    the elements that are not ignored (an array, at least 1), or all ``elements`` where none is (None)."""
+def denominator(call: Call, elements: int, count: Callable[[], Array] | None) -> Any:
+    """What the summed loss is divided by: ``max(normalizer, eps)``; 1 for ``"sum"``; for ``"mean"`` the ``count()``
+    of the elements that are not ignored (an array, at least 1; computed only here), or all ``elements`` where none
+    is (None)."""
     xp = call.xp
     if call.normalizer is not None:
         eps = float(xp.finfo(call.dtype).eps)
@@ -362,7 +365,7 @@ def denominator(call: Call, elements: int, count: Array | None) -> Any:
         return 1.0
     if count is None:
         return float(max(elements, 1))
-    return xp.maximum(count, 1.0)
+    return xp.maximum(count(), 1.0)
 
 
 _PLANNERS: dict[Callable[..., Any], Callable[..., Any]] = {}

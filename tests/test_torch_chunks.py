@@ -48,9 +48,11 @@ def test_sliced_equals_whole(monkeypatch, name, targets, params, reduction):
     assert not sliced
     value, grad, sliced = _run(targets, params, reduction, 40, monkeypatch)
     assert sliced, "the large input was not sliced"
-    np.testing.assert_array_equal(grad, whole_grad)
+    # to the last bits but for torch's own kernels: their vectorised body and scalar tail round exp an ulp apart on
+    # some CPUs (an AMD EPYC with AVX2: 1 element of 407 in the last slice), so within a few ulps
+    assert_close(grad, whole_grad, 2e-15, f"{name} {reduction} gradient")
     if reduction == "none":
-        np.testing.assert_array_equal(value, whole_value)
+        assert_close(value, whole_value, 2e-15, f"{name} {reduction}")
     else:  # the slices' sums, added: another order of summation
         assert_close(value, whole_value, 1e-13, f"{name} {reduction}")
     expected, expected_grad = focal.value_and_grad(focal.sigmoid_focal_loss)(LOGITS, targets, reduction=reduction,
