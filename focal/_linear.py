@@ -50,6 +50,12 @@ def fold_rows(xp: Any, body: Body, carry: Any, rows: tuple[Array, ...], total: i
     fold = getattr(xp, "fold_rows", None)
     if fold is not None:
         return fold(body, carry, rows, total, size)
+    return loop_rows(xp, body, carry, rows, total, size)
+
+
+def loop_rows(xp: Any, body: Body, carry: Any, rows: tuple[Array, ...], total: int, size: int
+              ) -> tuple[Any, tuple[Array | None, ...]]:
+    """:func:`fold_rows` as a Python loop (a namespace's own ``fold_rows`` falls back on it eagerly)."""
     outputs = []
     for start in range(0, total, size):
         carry, out = body(carry, tuple(r[start:min(start + size, total), ...] for r in rows))

@@ -91,7 +91,6 @@ class LinearPlan:
                                    chunk=max(1, min(size, rows)), rows=rows, per_class=per_class,
                                    reduce=self.reduction != "none")
         self.aux = (*row_arrays.values(), *shared.values())
-        self.ignore = options.get("ignore_index")
 
     def _primal(self, name: str, x: Any, hidden: Array) -> Array:
         """``weight`` or ``bias``: an array of hidden's library and device (a gradient flows to it), of its dtype."""

@@ -179,13 +179,9 @@ def test_value_and_grad_equal_the_unfused_loss(lib, dtype, case):
     _check(lib, dtype, value, grads, expected_value, expected, case.id)
 
 
-@pytest.mark.x64
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-@pytest.mark.parametrize("precision", ["float32", "float64"])
-def test_framework_gradients_equal_the_unfused_loss(autodiff_lib, precision, case):
-    """Through ``torch.autograd``, ``jax.grad`` and ``tf.GradientTape``: a reduced loss's gradients, and with
-    ``reduction="none"`` those of ``Σ g · loss`` for a cotangent g per row."""
-    lib, dtype = autodiff_lib, precision
+def _differentiated(case: Case, lib, dtype: str):
+    """The fused loss as a function of (hidden, weight, bias) to differentiate (``Σ g · loss`` with ``"none"``), its
+    primals, and the reference value and gradients."""
     data = _data(case)
     arrays = _arrays(lib, case, data, dtype)
     g = _cotangent(case)
@@ -196,9 +192,20 @@ def test_framework_gradients_equal_the_unfused_loss(autodiff_lib, precision, cas
         out = _fused(case, lib, arrays, hidden, weight, bias)
         return out if g_lib is None else lib.sum(out * g_lib)
 
-    value, grads = _autodiff(lib, fn, [arrays["hidden"], arrays["weight"], arrays["bias"]])
     if g is not None:
         expected_value = np.sum(expected_value * g)
+    return fn, [arrays["hidden"], arrays["weight"], arrays["bias"]], expected_value, expected
+
+
+@pytest.mark.x64
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+@pytest.mark.parametrize("precision", ["float32", "float64"])
+def test_framework_gradients_equal_the_unfused_loss(autodiff_lib, precision, case):
+    """Through ``torch.autograd``, ``jax.grad`` and ``tf.GradientTape``: a reduced loss's gradients, and with
+    ``reduction="none"`` those of ``Σ g · loss`` for a cotangent g per row."""
+    lib, dtype = autodiff_lib, precision
+    fn, primals, expected_value, expected = _differentiated(case, lib, dtype)
+    value, grads = _autodiff(lib, fn, primals)
     if not case.bias:
         assert grads[2] is None or not np.any(lib.numpy(grads[2])), "a bias that is not used has no gradient"
     _check(lib, dtype, value, grads if case.bias else grads[:2], expected_value, expected, case.id)
@@ -211,17 +218,7 @@ COMPILED = ["sm-mean-ignore", "sm-none", "sig-mean", "sm-smoothing-ignore"]
 def test_compiled_equal_the_unfused_loss(autodiff_lib, case):
     """Under ``jax.jit``, ``tf.function(jit_compile=True)`` and ``torch.compile(fullgraph=True)`` (float32)."""
     lib, dtype = autodiff_lib, "float32"
-    data = _data(case)
-    arrays = _arrays(lib, case, data, dtype)
-    g = _cotangent(case)
-    expected_value, expected = _reference(case, data, g)
-    g_lib = None if g is None else lib.array(g, dtype)
-
-    def fn(hidden, weight, bias):
-        out = _fused(case, lib, arrays, hidden, weight, bias)
-        return out if g_lib is None else lib.sum(out * g_lib)
-
-    primals = [arrays["hidden"], arrays["weight"], arrays["bias"]]
+    fn, primals, expected_value, expected = _differentiated(case, lib, dtype)
     if lib.name == "torch":
         lib.xp._dynamo.reset()
         compiled = lib.xp.compile(fn, fullgraph=True)
@@ -230,8 +227,6 @@ def test_compiled_equal_the_unfused_loss(autodiff_lib, case):
         value, grads = lib.jax.jit(lib.jax.value_and_grad(fn, argnums=(0, 1, 2)))(*primals)
     else:
         value, grads = lib.xp.function(lambda *xs: _autodiff(lib, fn, list(xs)), jit_compile=True)(*primals)
-    if g is not None:
-        expected_value = np.sum(expected_value * g)
     _check(lib, dtype, value, grads if case.bias else grads[:2], expected_value, expected, f"{case.id} compiled")
 
 

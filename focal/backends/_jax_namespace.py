@@ -98,15 +98,11 @@ def fold_rows(body: Any, carry: Any, rows: tuple[Any, ...], total: int, size: in
     """``focal._linear.fold_rows`` as ``lax.scan`` over the whole chunks and one more call for a ragged last one,
     so that a compile does not grow with the number of rows. Concrete arrays (eager JAX) run a Python loop
     instead: the chunks' checks can then read their values and raise, where a scan would trace them."""
-    from .._linear import join_rows
+    from .._linear import join_rows, loop_rows
 
     full = total // size
     if not builtins.any(isinstance(r, jax.core.Tracer) for r in rows) or full <= 1:
-        outputs = []
-        for start in range(0, total, size):
-            carry, out = body(carry, tuple(r[start:builtins.min(start + size, total), ...] for r in rows))
-            outputs.append(out)
-        return carry, join_rows(jnp, outputs)
+        return loop_rows(jnp, body, carry, rows, total, size)
     stacked = tuple(jnp.reshape(r[:full * size], (full, size, *r.shape[1:])) for r in rows)
     carry, ys = jax.lax.scan(body, carry, stacked)
     outputs = [tuple(None if y is None else jnp.reshape(y, (full * size, *y.shape[2:])) for y in ys)]

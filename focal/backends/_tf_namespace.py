@@ -202,7 +202,7 @@ def fold_rows(body: Callable[..., Any], carry: Any, rows: tuple[Array, ...], tot
     chunk, and TensorFlow's executor runs independent chunks at once, each chunk's logits alive together: 652 MiB
     against 117 for the loop eagerly (benchmarks/linear.py, 4096 rows x 32000 classes). The first chunk runs before
     the loop (its outputs give the shapes the loop writes), a ragged last one after it."""
-    from .._linear import join_rows
+    from .._linear import join_rows, loop_rows
 
     full = total // size
 
@@ -215,11 +215,7 @@ def fold_rows(body: Callable[..., Any], carry: Any, rows: tuple[Array, ...], tot
         return tuple(out)
 
     if tf.executing_eagerly() or full <= 2:
-        outputs = []
-        for start in range(0, total, size):
-            carry, out = body(carry, tuple(r[start:builtins.min(start + size, total)] for r in rows))
-            outputs.append(out)
-        return carry, join_rows(sys.modules[__name__], outputs)
+        return loop_rows(sys.modules[__name__], body, carry, rows, total, size)
     carry, first = body(carry, chunk(0))
     leaves = tf.nest.flatten(carry)  # a carry may be a tensor or a tuple holding None
     present = [i for i, c in enumerate(leaves) if c is not None]
