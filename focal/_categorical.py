@@ -313,8 +313,7 @@ def _others(xp: Any, shifted: Array, dominant: Array, axis: int) -> Others:
     below the smallest normal, and ``p_j/(1 − p_d) = exps_j/total`` for every other class stays exact there too. A
     row without a dominant class gives ``log(1 + s)``."""
     others = xp.where(dominant, -math.inf, shifted)
-    top = xp.max(others, axis=axis, keepdims=True)
-    top = xp.where(xp.isfinite(top), top, 0.0)
+    top = finite_max(xp, others, axis)
     exps = xp.exp(others - top)
     # a row of one class has no others: 0 over the floor, not 0/0, where the kernel divides by it
     total = xp.maximum(xp.sum(exps, axis=axis, keepdims=True), tiny(xp, shifted))
@@ -604,6 +603,9 @@ def prepare_softmax(
         _checks.check_shape("targets", targets.shape, row_shape,
                             f"integer class indices have the logits' shape without axis={axis}; one-hot or "
                             f"multi-hot targets have the logits' shape {shape}")
+        if not classes:
+            raise ValueError(f"logits have 0 classes along axis={axis} (shape {shape}): integer class indices need at "
+                             "least one class; class probabilities of the logits' shape give a loss of 0 there")
         if labels_only and included is not None:
             raise ValueError("where takes dense targets or integer labels without normalized=True")
         if ignore is not None:
@@ -629,7 +631,7 @@ def prepare_softmax(
             dense = call.within("targets", dense, 0.0, 1.0, "0 or 1 (integer targets of the logits' shape are one-hot "
                                 f"or multi-hot; class indices have shape {row_shape})")
         if not is_zero(smoothing):
-            dense = dense * (1.0 - smoothing) + smoothing / classes
+            dense = dense * (1.0 - smoothing) + smoothing / max(classes, 1)  # no classes: nothing reads it
     else:
         raise TypeError(f"targets must be integer class indices or floating class probabilities, got {targets.dtype}")
     if included is not None:

@@ -37,6 +37,8 @@ def log_sigmoid_pair(xp: Any, x: Array) -> tuple[Array, Array]:
 def finite_max(xp: Any, z: Array, axis: int) -> Array:
     """The rows' maximum along ``axis`` (keepdims), 0 where it is not finite (a row of ``-inf``, or with a NaN): a
     row shifted by it is not ``inf − inf`` throughout."""
+    if z.shape[axis] == 0:  # no classes: a maximum has no identity, and every sum over the row is empty (0)
+        return xp.sum(z, axis=axis, keepdims=True)
     m = xp.max(z, axis=axis, keepdims=True)
     return xp.where(xp.isfinite(m), m, 0.0)
 
