@@ -130,7 +130,9 @@ def _tensorflow(data: dict[str, Any], chunk: int | None) -> dict[str, Callable[[
                 value = loss(h)
             return value, tape.gradient(value, [h, w])
 
-        return lambda: [x.numpy() if hasattr(x, "numpy") else [g.numpy() for g in x] for x in run(h)]
+        # the loss read back (the step done); the gradients stay tensors, as a training step leaves them (a NumPy
+        # copy of them would add to the peak measured)
+        return lambda: run(h)[0].numpy()
 
     return {name: step(loss) for name, loss in losses.items()}
 

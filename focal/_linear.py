@@ -98,7 +98,10 @@ class LinearKernel:
     then per-row weights or masks) and are cut into chunks with ``hidden``; the rest (``shared_names``) are passed
     whole. ``options`` are the planner's other arguments (numbers, strings, None). ``per_class``: the planner's loss
     has an element per class (sigmoid), a row's loss is their sum. ``reduce``: the output is the rows' sum (then the
-    forward computes the gradients), else one loss per row. Hashable, so JAX takes it as a static argument.
+    forward computes the gradients), else one loss per row. ``normalized``: the last of ``aux`` is a 0-d
+    denominator (the mean's, or the normalizer) the sum and its gradients are divided by in the forward, so that
+    the backward of the usual cotangent 1 has nothing to multiply (TensorFlow then hands the forward's ``d weight``
+    on instead of writing a copy). Hashable, so JAX takes it as a static argument.
     """
 
     planner: Callable[..., Any]
@@ -109,6 +112,7 @@ class LinearKernel:
     rows: int
     per_class: bool
     reduce: bool
+    normalized: bool = False
 
     def _chunk(self, xp: Any, hidden: Array, weight: Array, bias: Array | None, rows: tuple[Array, ...],
                shared: tuple[Array, ...], scale: Array | None, *, grad: bool) -> tuple[Array, Array | None]:
@@ -132,7 +136,7 @@ class LinearKernel:
 
     def _split(self, aux: tuple[Array, ...]) -> tuple[tuple[Array, ...], tuple[Array, ...]]:
         n = len(self.row_names)
-        return aux[:n], aux[n:]
+        return aux[:n], aux[n:len(aux) - self.normalized]
 
     def value(self, xp: Any, hidden: Array, weight: Array, bias: Array | None, aux: tuple[Array, ...]) -> Array:
         """The loss alone: the rows' sum (``reduce``) or one per row, in the compute dtype."""
@@ -147,7 +151,9 @@ class LinearKernel:
         if self.rows == 0:
             return total if self.reduce else xp.zeros_like(hidden[:, 0], dtype=dtype)
         total, (per_row,) = fold_rows(xp, body, total, (hidden, *row_aux), self.rows, self.chunk)
-        return total if self.reduce else per_row
+        if not self.reduce:
+            return per_row
+        return total / aux[-1] if self.normalized else total
 
     def forward(self, xp: Any, hidden: Array, weight: Array, bias: Array | None, aux: tuple[Array, ...],
                 wanted: tuple[bool, bool, bool]) -> tuple[Array, tuple[Array | None, ...]]:
@@ -189,6 +195,10 @@ class LinearKernel:
         rows = (hidden, *row_aux) if scale is None else (hidden, *row_aux, scale)
         (total, dweight, dbias), (dhidden,) = fold_rows(xp, body, (zero, dweight, dbias), rows, self.rows,
                                                          self.chunk)
+        if self.normalized:  # once, in place where the library can: no copy of d weight
+            inverse = 1.0 / aux[-1]
+            dhidden, dweight, dbias = (_scaled(xp, g, inverse) for g in (dhidden, dweight, dbias))
+            total = total / aux[-1]
         return total, (dhidden, _cast(xp, dweight, weight), _cast(xp, dbias, bias))
 
     def vjp(self, xp: Any, inputs: tuple[Any, ...], residuals: tuple[Array | None, ...], cotangent: Array,
@@ -199,16 +209,22 @@ class LinearKernel:
         ``d weight`` more."""
         hidden, weight, bias, aux = inputs
         if self.reduce:
+            if isinstance(cotangent, float) and cotangent == 1.0:
+                return tuple(residuals)  # the number 1 (value_and_grad, TensorFlow's static 1): nothing to multiply
             if consume:
-                scaled = []
-                for g in residuals:
-                    if g is not None:
-                        g *= _cast(xp, cotangent, g)
-                    scaled.append(g)
-                return tuple(scaled)
+                return tuple(_scaled(xp, g, cotangent) for g in residuals)
             return tuple(None if g is None else g * _cast(xp, cotangent, g) for g in residuals)
         scale = _cast(xp, cotangent, _scalar_zero(xp, weight, _compute_dtype(xp, hidden)))
         return self._gradients(xp, hidden, weight, bias, aux, wanted, scale)[1]
+
+
+def _scaled(xp: Any, g: Array | None, scale: Array) -> Array | None:
+    """``g * scale``, in ``g`` itself where the library writes in place (NumPy, PyTorch), else a new array (JAX and
+    TensorFlow, whose compilers reuse ``g``'s buffer when nothing reads it after)."""
+    if g is None:
+        return None
+    g *= _cast(xp, scale, g)
+    return g
 
 
 def _compute_dtype(xp: Any, x: Array) -> Any:

@@ -86,11 +86,18 @@ class LinearPlan:
             else:
                 options[name] = tuple(value) if isinstance(value, list) else value
         self.valid = self._valid(row_arrays, shared, options)
+        denominator = None if self.reduction == "none" else self._denominator()
+        if isinstance(denominator, float) and denominator == 1.0:
+            denominator = None  # a sum: nothing to divide
+        elif isinstance(denominator, float):
+            denominator = xp.asarray(denominator, dtype=call.dtype, device=call.device)
+        elif denominator is not None and call.normalizer is not None:
+            denominator = self.backend.no_gradient("normalizer", denominator)
         size = default_chunk_size(rows, features, classes, xp) if chunk_size is None else _check_chunk(chunk_size)
         self.kernel = LinearKernel(planner, tuple(sorted(options.items())), tuple(row_arrays), tuple(shared),
                                    chunk=max(1, min(size, rows)), rows=rows, per_class=per_class,
-                                   reduce=self.reduction != "none")
-        self.aux = (*row_arrays.values(), *shared.values())
+                                   reduce=self.reduction != "none", normalized=denominator is not None)
+        self.aux = (*row_arrays.values(), *shared.values(), *(() if denominator is None else (denominator,)))
 
     def _primal(self, name: str, x: Any, hidden: Array) -> Array:
         """``weight`` or ``bias``: an array of hidden's library and device (a gradient flows to it), of its dtype."""
@@ -166,9 +173,7 @@ class LinearPlan:
     def _finish(self, out: Array) -> Array:
         if self.reduction == "none":
             out = self.xp.reshape(out, self.row_shape)
-        else:
-            out = out / self._denominator()
-        return self.call.out(out)
+        return self.call.out(out)  # a reduced loss: already divided by its denominator (the kernel's normalized)
 
     def loss(self) -> Array:
         quiet = self.backend.quiet()
@@ -192,11 +197,7 @@ class LinearPlan:
         aux = tuple(stop(a) for a in self.aux)
         wanted = (True, True, bias is not None)
         out, residuals = self.kernel.forward(xp, hidden, weight, bias, aux, wanted)
-        if self.reduction == "none":
-            cotangent = xp.ones_like(out)
-        else:
-            denominator = self._denominator()
-            cotangent = xp.ones_like(out) / (denominator if isinstance(denominator, float) else stop(denominator))
+        cotangent = xp.ones_like(out) if self.reduction == "none" else 1.0
         dhidden, dweight, dbias = self.kernel.vjp(xp, (hidden, weight, bias, aux), residuals, cotangent, wanted)
         dhidden = xp.reshape(dhidden, self.hidden_shape)
         return self._finish(out), (dhidden, dweight, dbias)

@@ -41,6 +41,8 @@ CASES = [
     Case("sm-where-shared", kwargs={"where": "shared", "reduction": "sum"}),
     Case("sm-soft", targets="soft", kwargs={"gamma": 2.0}),
     Case("sm-sample-weight-normalizer", kwargs={"sample_weight": "rows", "normalizer": 7.5}),
+    # an array beside hidden and weight but no bias (TensorFlow's tape once got one gradient too many there)
+    Case("sm-sample-weight-no-bias", kwargs={"sample_weight": "rows", "gamma": 1.0}, bias=False),
     Case("sm-default-chunk", chunk=None, kwargs={"gamma": 3.0, "reduced_threshold": 0.5}),
     Case("sm-one-chunk", chunk=64),
     Case("sig-mean", sigmoid=True, targets="multihot"),
@@ -416,3 +418,43 @@ def test_no_gradient_for_hyperparameters_is_an_error():
         focal.linear_softmax_focal_loss(h, w, labels, sample_weight=torch.ones(6, requires_grad=True))
     with pytest.raises(TypeError, match="targets has no gradient"):
         focal.linear_sigmoid_focal_loss(h, w, torch.rand(6, 5, requires_grad=True))
+    with pytest.raises(TypeError, match="normalizer has no gradient"):  # the forward divides by it
+        focal.linear_softmax_focal_loss(h, w, labels, normalizer=torch.tensor(3.0, requires_grad=True))
+
+
+@pytest.mark.parametrize("name", ["jax", "tensorflow"])
+def test_many_classes_under_xla_equal_the_unfused_loss(name):
+    """Under XLA (``jax.jit``; TensorFlow's compiled chunks, in ``tf.function`` and eagerly) ``d weight`` is
+    accumulated in blocks of its rows once there are 2048 classes and more: 2051 classes leave a row over the
+    blocks. The loss, its three gradients and those of ``2.5 · loss`` (a cotangent other than 1: the backward
+    multiplies) against the float64 NumPy reference."""
+    rng = np.random.default_rng(5)
+    rows, hidden, classes = 21, 3, 2051
+    h, w, b = rng.normal(size=(rows, hidden)), rng.normal(size=(classes, hidden)), rng.normal(size=classes) * 0.3
+    labels = rng.integers(0, classes, size=rows)
+    labels[[2, 9]] = -100
+    kwargs = {"ignore_index": -100, "gamma": 1.5}
+    z = h @ w.T + b
+    expected_value = focal.softmax_focal_loss(z, labels, **kwargs)
+    _, dz = focal.value_and_grad(focal.softmax_focal_loss)(z, labels, **kwargs)
+    expected = (dz @ w, dz.T @ h, dz.sum(axis=0))
+    lib = next(lib for lib in AUTODIFF_LIBS if lib.name == name)
+    primals = [lib.array(a, "float32") for a in (h, w, b)]
+    targets = lib.array(labels)
+
+    def loss(h, w, b):
+        return focal.linear_softmax_focal_loss(h, w, targets, b, chunk_size=8, **kwargs)
+
+    for factor in (1.0, 2.5):
+        def scaled(h, w, b, factor=factor):
+            return loss(h, w, b) * factor
+
+        if name == "jax":
+            runs = {"jit": lambda: lib.jax.jit(lib.jax.value_and_grad(scaled, argnums=(0, 1, 2)))(*primals)}
+        else:
+            runs = {"eager": lambda: _autodiff(lib, scaled, primals),
+                    "tf.function": lambda: lib.xp.function(lambda *xs: _autodiff(lib, scaled, list(xs)))(*primals)}
+        for mode, run in runs.items():
+            value, grads = run()
+            _check(lib, "float32", value, grads, expected_value * factor, [g * factor for g in expected],
+                   f"{name} {mode} x{factor}")

@@ -117,20 +117,30 @@ def __getattr__(name: str) -> Any:
 
 
 def matmul_add_tn(total: Any, a: Any, b: Any) -> Any:
-    """``total + a.T @ b`` in blocks of ``total``'s rows, each added in place (XLA updates a slice of a dead buffer in
-    place): on the CPU XLA does not fuse the add into the product, so one product the size of ``total`` would be a
-    temporary as large as ``d weight`` itself (the fused linear loss's peak, 4096 rows x 32000 classes x 512: 172
-    MiB against 136 in blocks, XLA's count)."""
+    """``total + a.T @ b``. Traced: in blocks of ``total``'s rows, a ``fori_loop`` adding each block's product in
+    place, so that one block's product is alive at a time: on the CPU XLA does not fuse the add into the product (one
+    product would be a temporary the size of ``d weight``: 172 MiB at 4096 rows x 32000 classes x 512, XLA's count),
+    and the blocks of a Python loop are independent of each other, which XLA's scheduler then runs side by side
+    (136 MiB; the loop: 110). Eagerly one product and one sum (an eager ``.at[].add`` copies the whole array)."""
+    if not isinstance(total, jax.core.Tracer) and not isinstance(a, jax.core.Tracer):
+        return total + jnp.matmul(a.T, b).astype(total.dtype)
     rows = total.shape[0]
     blocks = builtins.max(1, builtins.min(8, rows // 1024))
-    step = -(-rows // blocks)
-    for start in range(0, rows, step):
-        stop = builtins.min(start + step, rows)
-        product = jnp.matmul(a[:, start:stop].T, b)
-        total = total.at[start:stop].add(product.astype(total.dtype))
+    step = rows // blocks
+
+    def add_block(i: Any, t: Any) -> Any:
+        start = i * step
+        product = jnp.matmul(jax.lax.dynamic_slice_in_dim(a, start, step, axis=1).T, b)
+        block = jax.lax.dynamic_slice_in_dim(t, start, step, axis=0) + product.astype(t.dtype)
+        return jax.lax.dynamic_update_slice_in_dim(t, block, start, axis=0)
+
+    total = jax.lax.fori_loop(0, blocks, add_block, total)
+    if blocks * step < rows:  # the rows left over: fewer than the blocks
+        total = total.at[blocks * step:].add(jnp.matmul(a[:, blocks * step:].T, b).astype(total.dtype))
     return total
 
 
-# focal._linear's default chunk floor: XLA keeps about three chunk-sized arrays alive (4096 x 512 -> 32000, XLA's
-# count: 136 MiB in chunks of 128 rows, 169 in 256)
+# focal._linear's default chunk floor: XLA keeps about two chunk-sized arrays alive beside d weight and d hidden
+# (4096 x 512 -> 32000, XLA's count: 88 MiB in chunks of 64 rows, 110 in 128, 142 in 256; 128 is the largest
+# under 1/8 of the unfused loss's 1071; smaller chunks make smaller, slower products)
 min_chunk_rows = 128

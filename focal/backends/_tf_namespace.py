@@ -184,8 +184,39 @@ def matmul_nt(x1: Array, x2: Array, /) -> Array:
 
 
 def matmul_add_tn(total: Array, x1: Array, x2: Array, /) -> Array:
-    """``total + x1.T @ x2`` without a transposed copy (focal._linear's ``d weight``)."""
-    return total + tf.cast(tf.linalg.matmul(x1, x2, transpose_a=True), total.dtype)
+    """``total + x1.T @ x2`` without a transposed copy (focal._linear's ``d weight``). Compiled by XLA: in blocks of
+    ``total``'s rows, one block's product alive at a time, each added in place by a scatter (XLA on the CPU does not
+    fuse the add into the product: one product would be a temporary the size of ``d weight``, 4096 rows x 32000
+    classes x 512: 157 MiB at the peak against 114 in blocks, benchmarks/linear.py). Op by op (TensorFlow's kernels
+    copy what they scatter into) and eagerly: one product and one sum."""
+    rows = total.shape[0]
+    blocks = builtins.min(8, (rows or 0) // 1024)
+    if blocks < 2 or not inside_xla():
+        return total + tf.cast(tf.linalg.matmul(x1, x2, transpose_a=True), total.dtype)
+    step = rows // blocks
+
+    def add_block(i: Array, t: Array) -> tuple[Array, Array]:
+        start = i * step
+        product = tf.linalg.matmul(tf.slice(x1, [0, start], [x1.shape[0], step]), x2, transpose_a=True)
+        return i + 1, tf.tensor_scatter_nd_add(t, tf.expand_dims(start + tf.range(step), 1), tf.cast(product, t.dtype))
+
+    _, total = tf.while_loop(lambda i, _: i < blocks, add_block, (tf.constant(0), total), parallel_iterations=1)
+    if blocks * step < rows:  # the rows left over: fewer than the blocks
+        rest = tf.linalg.matmul(x1[:, blocks * step:], x2, transpose_a=True)
+        total = tf.tensor_scatter_nd_add(total, tf.expand_dims(tf.range(blocks * step, rows), 1),
+                                         tf.cast(rest, total.dtype))
+    return total
+
+
+def inside_xla() -> builtins.bool:
+    """Whether the caller is being compiled by XLA (our compiled chunks, ``jit_compile=True``, Keras' XLA mode)."""
+    try:
+        from tensorflow.python.framework import ops
+        from tensorflow.python.ops import control_flow_util
+
+        return builtins.bool(control_flow_util.GraphOrParentsInXlaContext(ops.get_default_graph()))
+    except Exception:  # a private API: where it moves, take the plain path (correct, a little more memory)
+        return False
 
 
 def concat(arrays: Any, /, *, axis: int | None = 0) -> Array:
@@ -210,7 +241,9 @@ def fold_rows(body: Callable[..., Any], carry: Any, rows: tuple[Array, ...], tot
         out = []
         for r in rows:
             rest = r.shape[1:]
-            part = tf.slice(r, [start] + [0] * len(rest), [size] + [-1] * len(rest))
+            # sizes given, not -1: compiled, a slice of unknown size at a traced start is a padded copy of the whole
+            # array (hidden: 32 MiB at 4096 x 512)
+            part = tf.slice(r, [start] + [0] * len(rest), [size] + [-1 if d is None else d for d in rest])
             out.append(tf.ensure_shape(part, [size, *rest]))
         return tuple(out)
 

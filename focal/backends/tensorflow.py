@@ -66,16 +66,17 @@ def _xla_linear_vjp(kernel: Any, wanted: tuple[bool, ...], hidden: Array, weight
     return tuple(g for g in grads if g is not None)
 
 
+def _is_one(x: Array) -> bool:
+    """Whether ``x`` is known to be 1 where the graph is built: a ``GradientTape``'s seed of a scalar loss is a
+    constant ``ones_like``, eagerly and in a ``tf.function``."""
+    value = tf.get_static_value(x)
+    return value is not None and getattr(value, "shape", None) == () and float(value) == 1.0
+
+
 def _inside_xla() -> bool:
     """Whether the caller is already being compiled by XLA (``jit_compile=True``, Keras' XLA mode):
     XLA then fuses the plain kernel, and keeping its residual beats recomputing it in the backward."""
-    try:
-        from tensorflow.python.framework import ops
-        from tensorflow.python.ops import control_flow_util
-
-        return bool(control_flow_util.GraphOrParentsInXlaContext(ops.get_default_graph()))
-    except Exception:  # a private API: where it moves, take the fused path (correct, a little slower)
-        return False
+    return xp.inside_xla()
 
 
 _interned: dict[Any, Any] = {}
@@ -218,13 +219,15 @@ class TensorFlowBackend(Backend):
                 residuals = tuple(r for r in full if r is not None)
 
             def backward(upstream: Array) -> Any:
-                if xla:
+                if kernel.reduce and _is_one(upstream):  # a tape's own seed: the forward's gradients as they are
+                    grads = iter(residuals)
+                elif xla:
                     grads = iter(_xla_linear_vjp(kernel, wanted, h, w, b, inputs, residuals, upstream))
                 else:
                     given = iter(residuals)
                     full = tuple(next(given) if want else None for want in wanted) if kernel.reduce else ()
                     grads = iter(g for g in kernel.vjp(xp, (h, w, b, inputs), full, upstream, wanted) if g is not None)
-                found = [next(grads) if want else tf.zeros_like(p) for want, p in zip(wanted, args)]
+                found = [next(grads) if want else tf.zeros_like(p) for want, p in zip(wanted, args[:len(primals)])]
                 return found + [tf.zeros_like(a) for a in args[len(primals):]]
 
             return out, backward
