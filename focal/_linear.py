@@ -83,6 +83,13 @@ def matmul_add_tn(xp: Any, total: Array, a: Array, b: Array) -> Array:
     return total
 
 
+def weight_blocks(rows: int) -> tuple[int, int]:
+    """How a compiled ``matmul_add_tn`` cuts ``d weight``'s rows (JAX's and TensorFlow's under XLA): up to 8 blocks
+    of at least 1024 rows, as ``(blocks, rows per block)``; fewer than 2 blocks means one product."""
+    blocks = max(1, min(8, rows // 1024))
+    return blocks, rows // blocks
+
+
 def join_rows(xp: Any, outputs: Sequence[tuple[Array | None, ...]]) -> tuple[Array | None, ...]:
     """The chunks' per-row outputs joined along the rows (one chunk's as they are)."""
     if len(outputs) == 1:

@@ -122,11 +122,12 @@ def matmul_add_tn(total: Any, a: Any, b: Any) -> Any:
     product would be a temporary the size of ``d weight``: 172 MiB at 4096 rows x 32000 classes x 512, XLA's count),
     and the blocks of a Python loop are independent of each other, which XLA's scheduler then runs side by side
     (136 MiB; the loop: 110). Eagerly one product and one sum (an eager ``.at[].add`` copies the whole array)."""
-    if not isinstance(total, jax.core.Tracer) and not isinstance(a, jax.core.Tracer):
-        return total + jnp.matmul(a.T, b).astype(total.dtype)
+    from .._linear import weight_blocks
+
     rows = total.shape[0]
-    blocks = builtins.max(1, builtins.min(8, rows // 1024))
-    step = rows // blocks
+    blocks, step = weight_blocks(rows)
+    if blocks < 2 or not (isinstance(total, jax.core.Tracer) or isinstance(a, jax.core.Tracer)):
+        return total + jnp.matmul(a.T, b).astype(total.dtype)
 
     def add_block(i: Any, t: Any) -> Any:
         start = i * step

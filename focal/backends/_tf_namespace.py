@@ -189,11 +189,12 @@ def matmul_add_tn(total: Array, x1: Array, x2: Array, /) -> Array:
     fuse the add into the product: one product would be a temporary the size of ``d weight``, 4096 rows x 32000
     classes x 512: 157 MiB at the peak against 114 in blocks, benchmarks/linear.py). Op by op (TensorFlow's kernels
     copy what they scatter into) and eagerly: one product and one sum."""
+    from .._linear import weight_blocks
+
     rows = total.shape[0]
-    blocks = builtins.min(8, (rows or 0) // 1024)
+    blocks, step = weight_blocks(rows or 0)
     if blocks < 2 or not inside_xla():
         return total + tf.cast(tf.linalg.matmul(x1, x2, transpose_a=True), total.dtype)
-    step = rows // blocks
 
     def add_block(i: Array, t: Array) -> tuple[Array, Array]:
         start = i * step
