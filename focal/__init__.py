@@ -19,6 +19,7 @@ from ._seed import focal_loss_star, focal_loss_with_negatives, hard_truncated_lo
 from ._sigmoid import sigmoid_focal_loss
 from ._softmax import softmax_focal_loss
 from ._tversky import focal_tversky_loss
+from ._value_checks import get_value_checks, set_value_checks
 from ._weights import class_balanced_alpha
 
 __all__ = [
@@ -29,12 +30,14 @@ __all__ = [
     "focal_loss_star",
     "focal_loss_with_negatives",
     "focal_tversky_loss",
+    "get_value_checks",
     "hard_truncated_loss",
     "linear_sigmoid_focal_loss",
     "linear_softmax_focal_loss",
     "poly1_cross_entropy",
     "poly1_focal_loss",
     "quality_focal_loss",
+    "set_value_checks",
     "sigmoid_focal_loss",
     "soft_truncated_loss",
     "softmax_focal_loss",

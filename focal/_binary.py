@@ -521,7 +521,7 @@ def binary_pos_weight(call: Call, pos_weight: Any) -> Any:
     if isinstance(pos_weight, (list, tuple)):
         numbers_ = [_checks.check_number(f"pos_weight[{i}]", v, low=0.0, high=math.inf, high_open=True)
                     for i, v in enumerate(pos_weight)]
-        pos_weight = call.xp.asarray(numbers_, dtype=call.dtype, device=call.device)
+        pos_weight = call.from_host(numbers_, call.dtype)
     elif not hasattr(pos_weight, "shape") or len(pos_weight.shape) == 0:
         return call.hyper("pos_weight", pos_weight, low=0.0, high=math.inf, high_open=True, differentiable=True)
     return call.broadcast_param("pos_weight", pos_weight, differentiable=True)

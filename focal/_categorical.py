@@ -30,7 +30,7 @@ from . import _checks
 from ._gamma import check_gamma
 from ._hyper import Partials, Slot, bind, given_as_vector, is_vector, is_zero
 from ._kernel import FromProbabilities, Grads, Wanted, broadcast_vjp, expand
-from ._numerics import finite_max, softmax, softmax_parts, tiny
+from ._numerics import device_of, finite_max, softmax, softmax_parts, tiny
 from ._plan import Call, LossPlan
 from .backends._base import Array
 
@@ -114,7 +114,8 @@ def _along(xp: Any, v: Array, axis: int, ndim: int) -> Array:
 
 def _onehot(xp: Any, labels: Array, axis: int, classes: int, ndim: int) -> Array:
     """The labels as a boolean one-hot along ``axis`` of an ``ndim``-dimensional array (one comparison)."""
-    return xp.expand_dims(labels, axis=axis) == _along(xp, xp.arange(classes, dtype=labels.dtype), axis, ndim)
+    index = xp.arange(classes, dtype=labels.dtype, device=device_of(labels))
+    return xp.expand_dims(labels, axis=axis) == _along(xp, index, axis, ndim)
 
 
 def _gather(xp: Any, vector: Array, labels: Array) -> Array:
@@ -655,7 +656,7 @@ def _class_mask(call: Call, where: Any, axis: int) -> Array:
     a class mask stays one row's worth)."""
     xp, shape = call.xp, call.shape
     if isinstance(where, (list, tuple)):
-        where = xp.asarray(where, dtype=xp.bool, device=call.device)
+        where = call.from_host(where, xp.bool)
     if not hasattr(where, "dtype"):
         raise TypeError(f"where must be None or a boolean array, got {type(where).__name__} {where!r}")
     where = call.adopt("where", where)
@@ -720,8 +721,8 @@ def _smoothed_onehot(call: Call, labels: Array, valid: Array | None, axis: int, 
     low: Any = smoothing / classes
     high: Any = (1.0 - smoothing) + low
     if valid is None and checked and isinstance(smoothing, float):
-        return xp.astype(onehot, call.dtype) if smoothing == 0.0 else xp.where(onehot, high, xp.asarray(
-            low, dtype=call.dtype, device=call.device))
+        return xp.astype(onehot, call.dtype) if smoothing == 0.0 else xp.where(onehot, high, xp.full(
+            (), low, dtype=call.dtype, device=call.device))
     # the rows' two values first (row-sized arrays), then one where over the logits' shape
     zeros = xp.zeros_like(labels, dtype=call.dtype)
     high, low = zeros + high, zeros + low

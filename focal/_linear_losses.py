@@ -90,7 +90,7 @@ class LinearPlan:
         if isinstance(denominator, float) and denominator == 1.0:
             denominator = None  # a sum: nothing to divide
         elif isinstance(denominator, float):
-            denominator = xp.asarray(denominator, dtype=call.dtype, device=call.device)
+            denominator = xp.full((), denominator, dtype=call.dtype, device=call.device)
         elif denominator is not None and call.normalizer is not None:
             denominator = self.backend.no_gradient("normalizer", denominator)
         size = default_chunk_size(rows, features, classes, xp) if chunk_size is None else _check_chunk(chunk_size)

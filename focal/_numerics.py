@@ -20,6 +20,15 @@ def tiny(xp: Any, x: Array) -> float:
     return float(xp.finfo(x.dtype).smallest_normal)
 
 
+def device_of(x: Array) -> Any:
+    """``x``'s device (the standard's ``x.device``), for an array made to meet ``x``; None where ``x`` gives none (a
+    JAX tracer, whose compile places what it makes; an array sharded over several devices; NumPy 1)."""
+    try:
+        return x.device
+    except Exception:  # noqa: BLE001 - JAX raises AttributeError for a tracer, ValueError for a sharded array
+        return None
+
+
 def log_sigmoid_pair(xp: Any, x: Array) -> tuple[Array, Array]:
     """``(log σ(x), log σ(−x))``, sharing one ``log1p(exp(−|x|))``.
 

@@ -63,6 +63,9 @@ class Call:
         logits = self.backend.array(logits)
         if not xp.isdtype(logits.dtype, "real floating"):
             raise TypeError(f"logits must have a real floating dtype, got {logits.dtype}")
+        # values are read back (eager checks that raise) only where that costs no device synchronisation
+        # (focal._value_checks): one answer for the whole call
+        self.reads = self.backend.reads_values(logits)
         self.logits_dtype = logits.dtype
         self.out_dtype = self.backend.result_dtype(logits)
         self.dtype = xp.float32 if xp.finfo(logits.dtype).bits < 32 else logits.dtype
@@ -113,7 +116,7 @@ class Call:
         if isinstance(value, (list, tuple)):
             numbers_ = [_checks.check_number(f"{name}[{i}]", v, low=0.0, high=math.inf, high_open=True)
                         for i, v in enumerate(value)]
-            array = self.xp.asarray(numbers_, dtype=self.dtype, device=self.device)
+            array = self.from_host(numbers_, self.dtype)
         else:
             array = self._param_array(name, value, "a number, a sequence or an array of one value per class")
             array = self.within(name, array, 0.0, float(self.xp.finfo(self.dtype).max),
@@ -160,9 +163,14 @@ class Call:
         (a TensorFlow variable read as a tensor), a NumPy array as a constant moved there (no gradient, as a list
         would be); an array of another library is a ``TypeError``."""
         if not self.backend.owns(value) and type(value).__module__ == "numpy":
-            return self.xp.asarray(value, device=self.device)
+            return self.from_host(value)
         self.own(name, value)
         return self.backend.array(value)
+
+    def from_host(self, value: Any, dtype: Any = None) -> Array:
+        """Host data (a sequence of numbers, a NumPy array) as an array on the logits' device, copied without
+        waiting for the device."""
+        return self.backend.from_host(value, dtype, self.device)
 
     def own(self, name: str, value: Array) -> None:
         """``value`` must be an array of the logits' library on the logits' device."""
@@ -181,8 +189,9 @@ class Call:
         """``x``, whose values must lie in ``[low, high]`` (either end excluded with ``low_open``,
         ``high_open``; NaN passes: it propagates like a NaN logit).
 
-        Eagerly an element outside is a ``ValueError`` naming ``name``; while tracing, where values
-        cannot be read, those elements become NaN, so the loss and gradient they touch show it.
+        Where values are read (:meth:`readable`) an element outside is a ``ValueError`` naming ``name``; where
+        they are not (traced, or on an accelerator), those elements become NaN, so the loss and gradient they touch
+        show it.
         """
         xp = self.xp
 
@@ -195,7 +204,7 @@ class Call:
         def outside_of(v: Array) -> Array:
             return below(v) | above(v)
 
-        if not self.backend.is_concrete(x):
+        if not self.readable(x):
             return xp.where(outside_of(x), math.nan, x)
         if math.prod(x.shape) == 0:
             return x
@@ -217,10 +226,16 @@ class Call:
         dtype = self.logits_dtype if gradient else self.out_dtype
         return x if dtype == self.dtype else self.xp.astype(x, dtype)
 
+    def readable(self, x: Array) -> bool:
+        """Whether this call reads ``x``'s values back to check them: ``x`` is concrete, and the logits' device is
+        read (by default the CPU's alone: ``focal.set_value_checks``)."""
+        return self.reads and self.backend.is_concrete(x)
+
     def known(self, check: Array) -> Any:
-        """The Python value of a 0-d check result, or None while tracing (``jit``, ``tf.function``,
-        ``torch.compile``), where values cannot be read and the kernels mark bad elements NaN."""
-        if not self.backend.is_concrete(check):
+        """The Python value of a 0-d check result, or None where it is not read (:meth:`readable`: traced by
+        ``jit``, ``tf.function`` or ``torch.compile``, or on an accelerator), and the kernels mark bad elements
+        NaN."""
+        if not self.readable(check):
             return None
         return bool(check) if self.xp.isdtype(check.dtype, "bool") else float(check)
 
@@ -281,7 +296,7 @@ class LossPlan:
             _checks.broadcast_shape("weight", tuple(c.weight.shape), self.loss_shape)
         if isinstance(self.kernel, FromProbabilities):  # traced, the kernel itself marks them NaN
             c.within("logits", c.logits, 0.0, 1.0, "probabilities in [0, 1] with from_logits=False")
-            if c.backend.is_concrete(c.logits):  # read and in range: the kernel need not look again
+            if c.readable(c.logits):  # read and in range: the kernel need not look again
                 self.kernel = dataclasses.replace(self.kernel, checked=True)
 
     def loss(self) -> Array:

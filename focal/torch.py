@@ -26,7 +26,7 @@ from torch import nn
 import focal as _focal
 
 from ._signatures import check_known, keyword_defaults, keyword_signature
-from .backends import torch as _torch_backend  # noqa: F401 - loaded now, so torch.compile never imports it
+from .backends import torch as _torch_backend  # loaded now, so torch.compile never imports it
 
 _PER_CALL = ("weight", "normalizer")
 _VECTORS = ("alpha", "gamma", "pos_weight")  # a sequence given for these is a per-class buffer
@@ -156,7 +156,7 @@ class _LinearCriterion(FocalCriterion):
     def forward(self, linear: nn.Module, hidden: torch.Tensor, target: torch.Tensor, *,  # type: ignore[override]
                 sample_weight: Any = None, normalizer: Any = None) -> torch.Tensor:
         weight, bias = linear.weight, getattr(linear, "bias", None)
-        if torch.is_autocast_enabled(hidden.device.type):
+        if _torch_backend.autocasting(hidden.device.type):
             # as F.linear under autocast: the layer in the autocast dtype, its gradient back to the float32 weight
             dtype = torch.get_autocast_dtype(hidden.device.type)
             hidden, weight = hidden.to(dtype), weight.to(dtype)

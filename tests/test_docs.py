@@ -13,7 +13,7 @@ from helpers import ROOT, require_installed, run_command
 
 import focal
 
-HELPERS = {"value_and_grad", "class_balanced_alpha", "flsd53"}
+HELPERS = {"value_and_grad", "class_balanced_alpha", "flsd53", "set_value_checks", "get_value_checks"}
 VARIANT_PAGES = sorted((ROOT / "docs" / "variants").glob("*.md"))
 
 

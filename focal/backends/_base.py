@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .._kernel import value_of
+from .._value_checks import reads_device
 
 if sys.version_info >= (3, 12):
     from typing import TypeAliasType
@@ -56,6 +57,11 @@ class Backend:
         """The dtype of the loss of ``logits`` (theirs, unless a framework's mixed-precision policy says)."""
         return logits.dtype
 
+    def from_host(self, value: Any, dtype: Any, device: Any) -> Array:
+        """Host data (Python numbers, a NumPy array) as an array on ``device``, of ``dtype`` (None: the value's own).
+        No copy to an accelerator may wait for it (a framework overrides where its plain copy does)."""
+        return self.xp.asarray(value, dtype=dtype, device=device)
+
     def extrema(self, x: Array) -> tuple[Array, Array]:
         """``(min(x), max(x))`` of a non-empty array, as 0-d arrays (NaN if ``x`` holds one)."""
         return self.xp.min(x), self.xp.max(x)
@@ -63,6 +69,17 @@ class Backend:
     def is_concrete(self, x: Array) -> bool:
         """Whether the values of ``x`` can be read now (False while a function is being traced)."""
         return True
+
+    def on_host(self, x: Array) -> bool:
+        """Whether ``x`` lives in the host's memory, where reading it back synchronises with no device (a device
+        this backend cannot name counts as the host's: NumPy-like libraries)."""
+        device = self.device(x)
+        return device is None or "cpu" in str(device).lower()
+
+    def reads_values(self, logits: Array) -> bool:
+        """Whether a call on ``logits`` reads values back to check them: concrete, and on a device the
+        value-checks mode reads (by default the host's alone: ``focal.set_value_checks``)."""
+        return self.is_concrete(logits) and reads_device(self.on_host(logits))
 
     def quiet(self) -> Any:
         """A context in which the library's floating-point warnings are off (NumPy's ``RuntimeWarning: invalid

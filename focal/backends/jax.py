@@ -94,6 +94,16 @@ class JaxBackend(Backend):
     def is_concrete(self, x: Array) -> bool:
         return not isinstance(x, jax.core.Tracer)
 
+    def device(self, x: Array) -> Any:
+        # eager autodiff (jax.grad, jax.jvp outside jit) wraps the concrete array it differentiates: the arrays a call
+        # makes go where that one lives (a jit's tracer has none: the compile places them)
+        while isinstance(x, jax.core.Tracer):
+            x = getattr(x, "primal", None)
+        return None if x is None else super().device(x)
+
+    def on_host(self, x: Array) -> bool:
+        return all(device.platform == "cpu" for device in x.devices())
+
     def no_gradient(self, name: str, x: Array) -> Array:
         return _no_gradient(name, x)
 

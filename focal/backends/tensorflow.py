@@ -12,6 +12,7 @@ which it is used.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Sequence
@@ -68,9 +69,19 @@ def _xla_linear_vjp(kernel: Any, wanted: tuple[bool, ...], hidden: Array, weight
 
 def _is_one(x: Array) -> bool:
     """Whether ``x`` is known to be 1 where the graph is built: a ``GradientTape``'s seed of a scalar loss is a
-    constant ``ones_like``, eagerly and in a ``tf.function``."""
+    constant ``ones_like``, eagerly and in a ``tf.function``. Never read back from an accelerator (eagerly that is a
+    device-to-host synchronisation: the product is cheaper)."""
+    if tf.executing_eagerly() and not _host_device(x.device):
+        return False
     value = tf.get_static_value(x)
     return value is not None and getattr(value, "shape", None) == () and float(value) == 1.0
+
+
+@functools.lru_cache(maxsize=64)
+def _host_device(name: str) -> bool:
+    """Whether a tensor's device name (``/job:localhost/replica:0/task:0/device:GPU:0``) is a CPU's; an
+    unplaced tensor's empty name counts as the CPU's."""
+    return tf.DeviceSpec.from_string(name).device_type in (None, "CPU")
 
 
 def _inside_xla() -> bool:
@@ -123,6 +134,9 @@ class TensorFlowBackend(Backend):
 
     def is_concrete(self, x: Array) -> bool:
         return tf.executing_eagerly() and hasattr(x, "numpy")
+
+    def on_host(self, x: Array) -> bool:
+        return _host_device(getattr(x, "device", ""))
 
     def compiles_kernel(self, logits: Array) -> bool:
         return _fused_wanted(logits)

@@ -8,6 +8,7 @@ require a gradient, and backward returns their gradients beside the logits' one.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,8 +36,10 @@ class _Apply(torch.autograd.Function):
         ctx.kernel, ctx.wanted, ctx.num_aux = inputs[0], inputs[1], inputs[2]
         arrays = [t for t in inputs[3:] if isinstance(t, torch.Tensor)]
         ctx.logits_shape = inputs[3].shape
-        # not under a compiler (fake tensors have no memory) nor a torch.func transform: then never consumed
-        ctx.input_memory = None if torch.compiler.is_compiling() or any(wrapped(t) for t in arrays) else {
+        # not under a compiler nor where tensors have no memory (fake, meta), nor a torch.func transform: then never
+        # consumed
+        ctx.input_memory = None if torch.compiler.is_compiling() or any(wrapped(t) or _memoryless(t) for t in arrays
+                                                                        ) else {
             t.untyped_storage().data_ptr() for t in arrays}
         ctx.mark_non_differentiable(*output[1:])
         ctx.save_for_backward(*output[1:])
@@ -50,6 +53,22 @@ class _Apply(torch.autograd.Function):
         saved = tuple(ctx.saved_tensors)
         grad, grads = ctx.kernel.vjp(xp, saved, grad_out, ctx.wanted, consume=_consumable(saved[0], grad_out, ctx))
         return (None, None, None, grad) + (None,) * ctx.num_aux + grads
+
+
+def autocasting(device_type: str) -> bool:
+    """Whether ``torch.autocast`` is on for the device type (asking for one it has no autocast for, ``meta``,
+    raises)."""
+    return torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type)
+
+
+def _fake(x: torch.Tensor) -> bool:
+    """Whether ``x`` is a fake tensor (``FakeTensorMode``, a compiler's tracing): metadata without memory."""
+    fake = sys.modules.get("torch._subclasses.fake_tensor")  # loaded wherever a fake tensor can exist
+    return fake is not None and fake.is_fake(x)
+
+
+def _memoryless(x: torch.Tensor) -> bool:
+    return x.device.type == "meta" or _fake(x)
 
 
 def _plain_forward(kernel: Any, logits: Array, aux: tuple[Array, ...], params: tuple[Array, ...],
@@ -138,9 +157,18 @@ class TorchBackend(Backend):
     def result_dtype(self, logits: Array) -> Any:
         # torch.autocast runs losses in float32 and returns float32 (its own losses are on that list);
         # the gradient still reaches the half logits in their dtype
-        if logits.dtype in (torch.float16, torch.bfloat16) and torch.is_autocast_enabled(logits.device.type):
+        if logits.dtype in (torch.float16, torch.bfloat16) and autocasting(logits.device.type):
             return torch.float32
         return logits.dtype
+
+    def from_host(self, value: Any, dtype: Any, device: Any) -> Array:
+        host = torch.as_tensor(value, dtype=dtype)
+        if device is None or device.type == "cpu":
+            return host
+        # a blocking copy from the host's memory synchronises with the device (torch.cuda.set_sync_debug_mode
+        # reports it); an asynchronous one from pageable memory is staged before it returns, so the host's array
+        # may go at once
+        return host.to(device, non_blocking=True)
 
     def extrema(self, x: Array) -> tuple[Array, Array]:
         return torch.aminmax(x)  # one pass over x, not two
@@ -148,7 +176,10 @@ class TorchBackend(Backend):
     def is_concrete(self, x: Array) -> bool:
         if torch.compiler.is_compiling():
             return False
-        return not torch._C._functorch.is_batchedtensor(x)
+        return not (torch._C._functorch.is_batchedtensor(x) or _memoryless(x))
+
+    def on_host(self, x: Array) -> bool:
+        return x.device.type == "cpu"
 
     def compiles_kernel(self, logits: Array) -> bool:
         return fused.wanted(logits)
