@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# The GPU check, in one command: the conformance suite's GPU cases (PyTorch, JAX, CuPy), then the GPU bench (large
-# anchors and segmentation shapes, with the device's copy bandwidth and GB/s), then the matrix's GPU cells (every loss
-# and option: PyTorch, JAX and CuPy, whose floor is the cross entropy written by hand in CuPy), into one markdown report.
+# The GPU check, in one command, within ten minutes on one GPU: what GPU users run (tests/test_gpu.py: every matrix
+# case under torch.cuda.set_sync_debug_mode("error") and equal to the CPU, a training step captured by a CUDA graph,
+# autocast, the compiled path, JAX reading nothing back) with the CPU's stand-ins for it (tests/test_devices.py), the
+# conformance suite's GPU cases (PyTorch, JAX, CuPy), the GPU bench (large anchors and segmentation shapes, with the
+# device's copy bandwidth and GB/s), the matrix's GPU cells (every loss and option: PyTorch, JAX and CuPy, whose floor
+# is the cross entropy written by hand in CuPy) and the fused linear benchmark, into one markdown report.
 #
 #   bash benchmarks/gpu_check.sh [--dry-run] [REPORT.md]      (default report: benchmarks/gpu-report.md)
 #   bash benchmarks/gpu_check.sh --wheels                      (here, before: the wheels the GPU machine lacks)
@@ -29,29 +32,39 @@ dry=0
 if [[ "${1:-}" == "--dry-run" ]]; then dry=1; shift; fi
 report=${1:-benchmarks/gpu-report.md}
 
-# the GPU cases: every test whose library runs on a GPU (ids torch-cuda, jax-gpu, cupy-cuda, tensorflow-gpu)
+# what GPU users run, and the stand-ins; then every test whose library runs on a GPU (ids torch-cuda, jax-gpu,
+# cupy-cuda, tensorflow-gpu)
+gpu=(-m pytest -q -p no:cacheprovider tests/test_gpu.py tests/test_devices.py)
 tests=(-m pytest -q -p no:cacheprovider tests -k "torch-cuda or jax-gpu or cupy-cuda or tensorflow-gpu")
 bench=(-m focal bench --device cuda --framework torch --framework jax --shape anchors-large
        --shape segmentation-large --warmup 2 --repeats 5)
 # every loss and option of the matrix on the GPU: PyTorch without a compiler, JAX's jit (a compile per case and
 # implementation; torch.compile's would not fit the check's minutes) and CuPy, with the copy bandwidth
 matrix=(-m focal bench --matrix --device cuda --mode "torch eager" --mode jax.jit --mode cupy --warmup 2 --repeats 5)
+# the fused linear + focal loss against the unfused one and the framework's cross entropy (PyTorch and JAX)
+linear=(benchmarks/linear.py --device cuda --framework torch --framework jax --repeats 3)
 
 if (( dry )); then
     echo "would install: $wheels/*.whl (pip --no-index --no-deps)"
+    echo "would run: $python ${gpu[*]}"
     echo "would run: $python ${tests[*]}"
     echo "would run: $python ${bench[*]}"
     echo "would run: $python ${matrix[*]}"
+    echo "would run: $python ${linear[*]}"
     echo "would write: $report"
     set +e
     listing=$($python "${tests[@]}" --collect-only 2>&1)
     rc=$?
+    gpu_listing=$($python "${gpu[@]}" --collect-only 2>&1)
+    gpu_rc=$?
     set -e
-    if (( rc != 0 && rc != 5 )); then  # 5: nothing collected, as on a machine without a GPU
+    if (( (rc != 0 && rc != 5) || gpu_rc != 0 )); then  # 5: nothing collected, as on a machine without a GPU
         echo "$listing" | tail -n 20
-        echo "collecting the tests failed (exit $rc)"
+        echo "$gpu_listing" | tail -n 20
+        echo "collecting the tests failed (exit $rc, $gpu_rc)"
         exit 1
     fi
+    echo "test cases of what GPU users run, and their stand-ins: $(grep -c '::' <<<"$gpu_listing" || true)"
     echo "GPU test cases on this machine: $(grep -c '::' <<<"$listing" || true)"
     exit 0
 fi
@@ -64,14 +77,20 @@ fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" TF_CPP_MIN_LOG_LEVEL=3
 
 start=$(date +%s)
+gpu_out=$(mktemp)
 tests_out=$(mktemp)
 set +e
-timeout 300 $python "${tests[@]}" -rfE >"$tests_out" 2>&1
+# each step's limit keeps the whole under ten minutes (the slowest step, the matrix, compiles JAX's cells)
+timeout 150 $python "${gpu[@]}" -rfEs >"$gpu_out" 2>&1
+gpu_rc=$?
+timeout 150 $python "${tests[@]}" -rfE >"$tests_out" 2>&1
 tests_rc=$?
-bench_out=$(timeout 240 $python "${bench[@]}" 2>&1)
+bench_out=$(timeout 60 $python "${bench[@]}" 2>&1)
 bench_rc=$?
-matrix_out=$(timeout 240 $python "${matrix[@]}" 2>&1)
+matrix_out=$(timeout 150 $python "${matrix[@]}" 2>&1)
 matrix_rc=$?
+linear_out=$(timeout 60 $python "${linear[@]}" 2>&1)
+linear_rc=$?
 set -e
 {
     echo "# GPU check"
@@ -81,6 +100,12 @@ set -e
     echo '```'
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 || true
     $python -c "import importlib; [print(m, getattr(importlib.import_module(m), '__version__', '?')) for m in ('torch', 'jax', 'cupy', 'array_api_compat', 'array_api_strict')]" 2>&1 || true
+    echo '```'
+    echo
+    echo "## What GPU users run: tests/test_gpu.py, tests/test_devices.py (exit $gpu_rc)"
+    echo
+    echo '```'
+    tail -n 60 "$gpu_out"
     echo '```'
     echo
     echo "## Conformance suite, GPU cases (exit $tests_rc)"
@@ -97,8 +122,13 @@ set -e
     echo
     echo "$matrix_out"
     echo
+    echo "## Fused linear + focal loss (exit $linear_rc)"
+    echo
+    echo "$linear_out"
+    echo
     echo "Took $(( $(date +%s) - start )) s."
 } >"$report"
-rm -f "$tests_out"
-echo "report: $report (tests exit $tests_rc, bench exit $bench_rc, matrix exit $matrix_rc)"
-(( tests_rc == 0 && bench_rc == 0 && matrix_rc == 0 ))
+rm -f "$gpu_out" "$tests_out"
+echo "report: $report (GPU tests exit $gpu_rc, conformance exit $tests_rc, bench exit $bench_rc, matrix exit" \
+     "$matrix_rc, linear exit $linear_rc)"
+(( gpu_rc == 0 && tests_rc == 0 && bench_rc == 0 && matrix_rc == 0 && linear_rc == 0 ))

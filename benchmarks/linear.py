@@ -2,6 +2,7 @@
 
     python benchmarks/linear.py                                   # torch, jax, tensorflow at N=4096, H=512, C=32000
     python benchmarks/linear.py --framework torch --classes 8000 --classes 32000 --classes 128000 --plot mem.png
+    python benchmarks/linear.py --device cuda --framework torch --framework jax      # on a GPU
 
 Per framework, value+grad (w.r.t. hidden and weight) of: ``fused`` (``focal.linear_softmax_focal_loss``), ``unfused``
 (``focal.softmax_focal_loss(hidden @ weight.T, labels)``) and ``floor`` (the framework's own cross entropy of the
@@ -12,7 +13,9 @@ order than the last; a ratio is the median of the rounds' ratios. Memory: the gr
 set during one value+grad after a warm-up (``VmHWM``, reset through ``/proc/self/clear_refs``; glibc told to map
 every block of 64 KiB and more on its own, so that a freed block leaves the resident set), each implementation in a
 process of its own; for JAX, XLA's own count of the compiled program's temporaries and outputs (its buffers
-outlive a call, so the resident set misses them). float32, 10% of the labels -100 (ignored). Run it on a quiet machine.
+outlive a call, so the resident set misses them); on a GPU (``--device cuda``: PyTorch and JAX), PyTorch's peak of
+allocated device memory during the value+grad over what was allocated before it. float32, 10% of the labels -100
+(ignored). Run it on a quiet machine.
 """
 
 from __future__ import annotations
@@ -42,21 +45,21 @@ def _inputs(rows: int, hidden: int, classes: int, seed: int = 0) -> dict[str, An
             "weight": (rng.normal(size=(classes, hidden)) / hidden ** 0.5).astype(np.float32), "labels": labels}
 
 
-def _torch(data: dict[str, Any], chunk: int | None) -> dict[str, Callable[[], Any]]:
+def _torch(data: dict[str, Any], chunk: int | None, device: str) -> dict[str, Callable[[], Any]]:
     import torch
 
     import focal
 
-    h = torch.tensor(data["hidden"], requires_grad=True)
-    w = torch.tensor(data["weight"], requires_grad=True)
-    labels = torch.tensor(data["labels"])
+    h = torch.tensor(data["hidden"], requires_grad=True, device=device)
+    w = torch.tensor(data["weight"], requires_grad=True, device=device)
+    labels = torch.tensor(data["labels"], device=device)
 
     def step(loss: Callable[[], Any]) -> Callable[[], Any]:
         def run() -> Any:
             h.grad = w.grad = None
             value = loss()
             value.backward()
-            return value.item()
+            return value.item()  # the step done (on a GPU: waited for)
         return run
 
     return {
@@ -66,14 +69,15 @@ def _torch(data: dict[str, Any], chunk: int | None) -> dict[str, Callable[[], An
     }
 
 
-def _jax(data: dict[str, Any], chunk: int | None) -> dict[str, Callable[[], Any]]:
+def _jax(data: dict[str, Any], chunk: int | None, device: str) -> dict[str, Callable[[], Any]]:
     import jax
     import jax.numpy as jnp
     import optax
 
     import focal
 
-    h, w, labels = jnp.asarray(data["hidden"]), jnp.asarray(data["weight"]), jnp.asarray(data["labels"])
+    where = jax.devices("gpu" if device.startswith("cuda") else "cpu")[0]
+    h, w, labels = (jax.device_put(data[k], where) for k in ("hidden", "weight", "labels"))
     valid = labels != -100
 
     def floor(h: Any, w: Any) -> Any:
@@ -102,8 +106,11 @@ def _jax(data: dict[str, Any], chunk: int | None) -> dict[str, Callable[[], Any]
     return {name: step(loss) for name, loss in losses.items()}
 
 
-def _tensorflow(data: dict[str, Any], chunk: int | None) -> dict[str, Callable[[], Any]]:
+def _tensorflow(data: dict[str, Any], chunk: int | None, device: str) -> dict[str, Callable[[], Any]]:
     import tensorflow as tf
+
+    if device != "cpu":
+        raise ValueError("benchmarks/linear.py runs TensorFlow on the CPU only (tensorflow-cpu): leave out --device")
 
     import focal
 
@@ -141,7 +148,7 @@ FRAMEWORKS = {"torch": _torch, "jax": _jax, "tensorflow": _tensorflow}
 
 
 def _child_times(args: argparse.Namespace) -> dict[str, Any]:
-    steps = FRAMEWORKS[args.framework](_inputs(args.rows, args.hidden, args.classes[0]), args.chunk)
+    steps = FRAMEWORKS[args.framework](_inputs(args.rows, args.hidden, args.classes[0]), args.chunk, args.device)
     for run in steps.values():  # compile / warm up
         run()
     times: dict[str, list[float]] = {name: [] for name in IMPLS}
@@ -155,9 +162,19 @@ def _child_times(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _child_memory(args: argparse.Namespace) -> dict[str, Any]:
-    run = FRAMEWORKS[args.framework](_inputs(args.rows, args.hidden, args.classes[0]), args.chunk)[args.impl]
+    run = FRAMEWORKS[args.framework](_inputs(args.rows, args.hidden, args.classes[0]), args.chunk,
+                                     args.device)[args.impl]
     if hasattr(run, "memory_mib"):  # JAX: XLA's buffers outlive a call, the resident set misses them
         return {"peak_mib": run.memory_mib()}
+    if args.device != "cpu":  # PyTorch on a GPU: its allocator's own count
+        import torch
+
+        run()
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        run()
+        return {"peak_mib": (torch.cuda.max_memory_allocated() - base) / 2**20}
     run()  # compile and warm up; then the peak of one more
     with open("/proc/self/clear_refs", "w") as refs:
         refs.write("5")
@@ -168,7 +185,8 @@ def _child_memory(args: argparse.Namespace) -> dict[str, Any]:
 
 def _spawn(args: argparse.Namespace, *extra: str, classes: int) -> dict[str, Any]:
     command = [sys.executable, __file__, "--framework", args.framework, "--rows", str(args.rows), "--hidden",
-               str(args.hidden), "--classes", str(classes), "--repeats", str(args.repeats), *extra]
+               str(args.hidden), "--classes", str(classes), "--repeats", str(args.repeats), "--device", args.device,
+               *extra]
     if args.chunk is not None:
         command += ["--chunk", str(args.chunk)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -189,6 +207,7 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--classes", type=int, action="append")
     parser.add_argument("--chunk", type=int, default=None)
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda: PyTorch and JAX on the GPU")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-times", action="store_true", help="memory only (the plot's sweep)")
     parser.add_argument("--plot", help="a PNG of peak memory against the classes")
@@ -203,10 +222,11 @@ def main() -> None:
         return
     results = []
     print(f"rows {args.rows}, hidden {args.hidden}, float32, value+grad w.r.t. hidden and weight, "
-          f"{args.repeats} rounds\n")
+          f"{args.repeats} rounds, device {args.device}\n")
     print("| framework | classes | impl | ms | fused time / this | peak MiB | fused memory / this |")
     print("|---|---|---|---|---|---|---|")
-    for framework in args.framework or list(FRAMEWORKS):
+    default = list(FRAMEWORKS) if args.device == "cpu" else ["torch", "jax"]
+    for framework in args.framework or default:
         one = argparse.Namespace(**{**vars(args), "framework": framework})
         for classes in args.classes:
             times = None if args.no_times else _spawn(one, "--child", "times", classes=classes)

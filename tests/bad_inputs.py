@@ -308,7 +308,8 @@ def _who(case: Case) -> str:
 
 def table() -> str:
     """The markdown table of docs/bad-input.md."""
-    lines = ["| bad input | example | entry points | eagerly | traced (`jax.jit`, `tf.function`, `torch.compile`) |",
+    lines = ["| bad input | example | entry points | eagerly, on the CPU | traced (`jax.jit`, `tf.function`, "
+             "`torch.compile`), or on an accelerator |",
              "|---|---|---|---|---|"]
     for case in CASES:
         traced = "the same error" if case.traced == "error" else (

@@ -44,14 +44,14 @@ for _name in MAKERS:
     setattr(jnp, _name, _watched(_name, getattr(jnp, _name)))
 
 
-def check(name: str, run, *arrays: np.ndarray) -> None:
+def check(name: str, run, *arrays: np.ndarray, jit: bool = False) -> None:
+    """``run`` eagerly, under ``jax.grad`` and (``jit``: a compile each, so a few cases) ``jax.jit``."""
     put = [jax.device_put(a, second) for a in arrays]
     try:
-        value = run(*put)
-        grad = jax.grad(run)(*put)
-        jitted_value, jitted_grad = jax.jit(jax.value_and_grad(run))(*put)
-        both = focal.value_and_grad(focal.sigmoid_focal_loss)(put[0], put[0] > 0)
-        for out in (value, grad, jitted_value, jitted_grad, *both):
+        outs = [run(*put), jax.grad(run)(*put), *focal.value_and_grad(focal.sigmoid_focal_loss)(put[0], put[0] > 0)]
+        if jit:
+            outs += jax.jit(jax.value_and_grad(run))(*put)
+        for out in outs:
             if out.devices() != {second}:
                 failures.append(f"{name}: a result on {out.devices()}")
     except Exception as error:  # noqa: BLE001 - reported, with the case's name
@@ -69,14 +69,15 @@ for case in mc.CASES:
     def run(x, targets, *extras, case=case, names=names):
         return getattr(focal, case.loss)(x, targets, **case.call_kwargs(-1, dict(zip(names, extras))))
 
-    check(case.name, run, data.logits, data.targets, *(data.extras[n] for n in names))
+    check(case.name, run, data.logits, data.targets, *(data.extras[n] for n in names),
+          jit=case.name in ("sigmoid_focal_loss", "softmax label_smoothing=0.1", "softmax where (class mask)"))
     cases += 1
 
 rng = np.random.default_rng(0)
 hidden, weight = rng.normal(size=(10, 4)).astype(np.float32), rng.normal(size=(7, 4)).astype(np.float32)
 labels = rng.integers(0, 7, 10)
 check("linear_softmax_focal_loss", lambda h, w, t: focal.linear_softmax_focal_loss(h, w, t, chunk_size=4),
-      hidden, weight, labels)
+      hidden, weight, labels, jit=True)
 check("softmax alpha list, NumPy weight", lambda x, t: focal.softmax_focal_loss(
     x, t, alpha=[0.5] * 7, weight=np.linspace(0.5, 1.0, 10, dtype=np.float32), label_smoothing=0.1),
       rng.normal(size=(10, 7)).astype(np.float32), labels)

@@ -1,5 +1,7 @@
 """Each bad input of docs/bad-input.md on each entry point it applies to: the documented error eagerly
-on every library, and under ``jax.jit`` / ``tf.function`` the same error or NaN exactly where documented."""
+on every library, and under ``jax.jit`` / ``tf.function`` the same error or NaN exactly where documented; and NaN
+where documented eagerly on every library where nothing is read back (as on an accelerator:
+``focal.set_value_checks("nan")``), in the loss and in the analytic gradient."""
 
 from __future__ import annotations
 
@@ -117,6 +119,36 @@ def test_traced_the_same_error_or_nan_where_documented(case, fn, fixed, lib):
         else:  # a loss summed over the batch: every row's gradient takes part
             nan_rows = np.full(grad.shape[0], expected.any())
         assert np.array_equal(rows, nan_rows), grad
+
+
+def _nan_runs() -> list:
+    """The cases that are NaN where traced; but NumPy's 0-d arrays, which are numbers (read, at no cost)."""
+    def number(case: Case, lib) -> bool:
+        return lib.name == "numpy" and any(isinstance(v, np.ndarray) and v.ndim == 0 for v in case.args.values())
+
+    return [run for run in _runs(traced=False) if run.values[0].traced == "nan" and not number(*run.values[::3])]
+
+
+@pytest.mark.parametrize("case,fn,fixed,lib", _nan_runs())
+def test_where_nothing_is_read_nan_where_documented(case, fn, fixed, lib):
+    """What a GPU call does by default (it reads nothing back), eagerly on every library: the loss NaN exactly in
+    the affected elements, and the gradient (``focal.value_and_grad``, the kernels' own) NaN in their rows."""
+    logits, targets, params = _call_args(case, fn, fixed, lib)
+    if "normalizer" not in params:
+        params.setdefault("reduction", "none")
+    with focal.set_value_checks("nan"):
+        loss = lib.numpy(fn(logits, targets, **params))
+        params = {**params, "reduction": "sum"} if params.get("reduction") == "none" else params
+        _, grad = focal.value_and_grad(fn)(logits, targets, **params)
+    expected = _affected(case, fn, fixed, loss.shape)
+    assert np.array_equal(np.isnan(loss), expected), loss
+    grad = lib.numpy(grad)
+    rows = np.isnan(grad).reshape(grad.shape[0], -1).any(axis=1)
+    if expected.shape[:1] == grad.shape[:1]:
+        nan_rows = expected.reshape(expected.shape[0], -1).any(axis=1)
+    else:  # a loss summed over the batch: every row's gradient takes part
+        nan_rows = np.full(grad.shape[0], expected.any())
+    assert np.array_equal(rows, nan_rows), grad
 
 
 @pytest.mark.parametrize("entry,what,error,says,call", OTHER, ids=[f"{o[0]}-{o[1]}" for o in OTHER])

@@ -207,6 +207,9 @@ def test_the_device_check_dry_run_lists_what_it_would_run():
     assert any("-m pytest" in line and "torch-cuda or jax-gpu or cupy-cuda" in line for line in lines), lines
     assert any("-m focal bench --device cuda" in line and "segmentation-large" in line for line in lines), lines
     assert any("-m focal bench --matrix --device cuda" in line and "--mode cupy" in line for line in lines), lines
+    assert any("-m pytest" in line and "tests/test_gpu.py tests/test_devices.py" in line for line in lines), lines
+    assert any("benchmarks/linear.py --device cuda" in line for line in lines), lines
+    assert int(lines[-2].rsplit(":", 1)[1]) > 300  # test_gpu.py's (skipped without a GPU) and the stand-ins
     cases = int(lines[-1].rsplit(":", 1)[1])
     assert (cases > 0) == any(lib.device != "cpu" for lib in LIBS), lines
 

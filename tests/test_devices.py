@@ -282,6 +282,13 @@ def test_value_and_grad_and_class_balanced_alpha_on_the_device(device):
         assert out is None or out.device.type == device
 
 
+def test_keras_on_the_torch_backend_on_the_device():
+    import_or_skip("keras")
+    out = run_script("keras_devices.py", KERAS_BACKEND="torch")
+    assert out["backend"] == "torch" and out["checked"] == 30, out  # 15 losses and layers x 2 devices
+    assert out["failures"] == [], out["failures"]
+
+
 # --- the watch itself: it sees what it is there to see ---------------------------------------------------------
 
 
@@ -406,17 +413,24 @@ class _Reads:
 
 
 def _framework(name: str):
+    """The array type whose reads are watched, their names, the backend and how to make a CPU array (also on a
+    machine with a GPU: the host's reads are the tests' baseline)."""
     if name == "jax":
         jax = import_or_skip("jax")
         from focal.backends import jax as glue
 
-        return type(jax.numpy.ones(1)), _Reads.JAX, glue.BACKEND, jax.numpy.asarray
+        cpu = jax.devices("cpu")[0]
+        return type(jax.numpy.ones(1)), _Reads.JAX, glue.BACKEND, lambda a: jax.device_put(a, cpu)
     tf = import_or_skip("tensorflow")
     from tensorflow.python.framework import ops
 
     from focal.backends import tensorflow as glue
 
-    return ops._EagerTensorBase, _Reads.TF, glue.BACKEND, tf.constant
+    def constant(a):
+        with tf.device("/CPU:0"):
+            return tf.constant(a)
+
+    return ops._EagerTensorBase, _Reads.TF, glue.BACKEND, constant
 
 
 @pytest.mark.parametrize("framework", ["jax", "tensorflow"])
