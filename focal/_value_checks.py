@@ -27,7 +27,16 @@ def _checked(mode: object, source: str) -> str:
 
 
 def get_value_checks() -> str:
-    """The value-checks mode now: ``"auto"``, ``"raise"`` or ``"nan"`` (see :class:`set_value_checks`)."""
+    """The value-checks mode now: ``"auto"``, ``"raise"`` or ``"nan"`` (see :class:`set_value_checks`); at first
+    the environment variable ``FOCAL_VALUE_CHECKS``'s, else ``"auto"``.
+
+    Returns:
+        The mode's name.
+
+    References:
+        PyTorch, CUDA semantics: asynchronous execution (a read of a device tensor's value synchronises);
+        ``torch.cuda.set_sync_debug_mode``.
+    """
     if _State.mode is None:
         _State.mode = _checked(os.environ.get(ENVIRONMENT, "auto"), f"the environment variable {ENVIRONMENT}")
     return _State.mode
@@ -50,11 +59,19 @@ class set_value_checks:  # noqa: N801 - a function to the user, as torch.set_gra
     environment variable ``FOCAL_VALUE_CHECKS`` (``auto``, ``raise`` or ``nan``) sets the mode of a process
     whose script one does not edit; this function overrides it.
 
+    Args:
+        mode: ``"auto"``, ``"raise"`` or ``"nan"``; another value is a ``ValueError`` naming ``mode``.
+
     Example::
 
         focal.set_value_checks("raise")          # from here on
         with focal.set_value_checks("raise"):    # this block only
             loss = focal.softmax_focal_loss(logits.cuda(), labels.cuda())
+
+    References:
+        PyTorch, CUDA semantics: asynchronous execution, and ``torch.cuda.set_sync_debug_mode``, which reports a
+        synchronisation; JAX's transfer guards (``jax.transfer_guard_device_to_host``), which refuse one. The
+        function-and-context-manager form is ``torch.set_grad_enabled``'s.
     """
 
     def __init__(self, mode: str) -> None:

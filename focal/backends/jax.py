@@ -97,9 +97,10 @@ class JaxBackend(Backend):
     def device(self, x: Array) -> Any:
         # eager autodiff (jax.grad, jax.jvp outside jit) wraps the concrete array it differentiates: the arrays a call
         # makes go where that one lives (a jit's tracer has none: the compile places them)
+        # (which may still be the NumPy array the user passed: then JAX places it)
         while isinstance(x, jax.core.Tracer):
             x = getattr(x, "primal", None)
-        return None if x is None else super().device(x)
+        return super().device(x) if isinstance(x, jax.Array) else None
 
     def on_host(self, x: Array) -> bool:
         return all(device.platform == "cpu" for device in x.devices())
