@@ -75,8 +75,11 @@ class set_value_checks:  # noqa: N801 - a function to the user, as torch.set_gra
     """
 
     def __init__(self, mode: str) -> None:
-        self.previous = get_value_checks()
-        _State.mode = _checked(mode, "mode")
+        self.mode = _checked(mode, "mode")
+        # as it was: None where the environment was not read yet (a bad FOCAL_VALUE_CHECKS is then said at the first
+        # call outside this mode, not here, where the mode overrides it)
+        self.previous = _State.mode
+        _State.mode = self.mode
 
     def __enter__(self) -> set_value_checks:
         return self
@@ -86,7 +89,7 @@ class set_value_checks:  # noqa: N801 - a function to the user, as torch.set_gra
         _State.mode = self.previous
 
     def __repr__(self) -> str:
-        return f"focal.set_value_checks({_State.mode!r})"
+        return f"focal.set_value_checks({self.mode!r})"
 
 
 def reads_device(on_host: bool) -> bool:

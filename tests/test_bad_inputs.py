@@ -113,12 +113,17 @@ def test_traced_the_same_error_or_nan_where_documented(case, fn, fixed, lib):
         jax = lib.jax
         grad = np.asarray(jax.jit(jax.grad(lambda x, t, a: lib.jnp.sum(fn(x, t, **static, **a))))(
             logits, targets, arrays))
-        rows = np.isnan(grad).reshape(grad.shape[0], -1).any(axis=1)
-        if expected.shape[:1] == grad.shape[:1]:
-            nan_rows = expected.reshape(expected.shape[0], -1).any(axis=1)
-        else:  # a loss summed over the batch: every row's gradient takes part
-            nan_rows = np.full(grad.shape[0], expected.any())
-        assert np.array_equal(rows, nan_rows), grad
+        _assert_nan_rows(grad, expected)
+
+
+def _assert_nan_rows(grad: np.ndarray, expected: np.ndarray) -> None:
+    """The gradient's rows NaN where a row of the loss is (every row where the loss is one for the whole batch)."""
+    rows = np.isnan(grad).reshape(grad.shape[0], -1).any(axis=1)
+    if expected.shape[:1] == grad.shape[:1]:
+        nan_rows = expected.reshape(expected.shape[0], -1).any(axis=1)
+    else:  # a loss summed over the batch: every row's gradient takes part
+        nan_rows = np.full(grad.shape[0], expected.any())
+    assert np.array_equal(rows, nan_rows), grad
 
 
 def _nan_runs() -> list:
@@ -142,13 +147,7 @@ def test_where_nothing_is_read_nan_where_documented(case, fn, fixed, lib):
         _, grad = focal.value_and_grad(fn)(logits, targets, **params)
     expected = _affected(case, fn, fixed, loss.shape)
     assert np.array_equal(np.isnan(loss), expected), loss
-    grad = lib.numpy(grad)
-    rows = np.isnan(grad).reshape(grad.shape[0], -1).any(axis=1)
-    if expected.shape[:1] == grad.shape[:1]:
-        nan_rows = expected.reshape(expected.shape[0], -1).any(axis=1)
-    else:  # a loss summed over the batch: every row's gradient takes part
-        nan_rows = np.full(grad.shape[0], expected.any())
-    assert np.array_equal(rows, nan_rows), grad
+    _assert_nan_rows(lib.numpy(grad), expected)
 
 
 @pytest.mark.parametrize("entry,what,error,says,call", OTHER, ids=[f"{o[0]}-{o[1]}" for o in OTHER])

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import math
 import sys
 
@@ -341,7 +342,7 @@ def test_on_the_cpu_bad_values_raise_by_default_and_the_switch_changes_that(monk
         assert focal.get_value_checks() == "nan" and torch.isnan(focal.sigmoid_focal_loss(torch.tensor(X), bad))
     finally:
         focal.set_value_checks("auto")
-    assert previous.previous == "auto"
+    assert previous.previous == "auto" and repr(previous) == "focal.set_value_checks('nan')"
     with pytest.raises(ValueError, match=r"mode must be one of \('auto', 'raise', 'nan'\), got 'on'"):
         focal.set_value_checks("on")
 
@@ -361,21 +362,30 @@ def test_the_raise_mode_reads_on_an_accelerator_and_meta_is_never_read(monkeypat
     watch.assert_clean()
 
 
-@pytest.mark.parametrize("value,error", [("raise", None), ("sometimes", "FOCAL_VALUE_CHECKS")])
+@pytest.mark.parametrize("value,error", [("raise", None), ("nan", None), ("sometimes", "FOCAL_VALUE_CHECKS")])
 def test_the_environment_variable_sets_the_mode(value, error):
-    code = ("import focal, numpy as np\n"
+    """Read at the first call; a bad value is a ValueError naming the variable there, which the function overrides."""
+    code = ("import focal, json, numpy as np\n"
+            "out = {}\n"
+            "with focal.set_value_checks('auto'):\n"
+            "    out['overridden'] = float(focal.sigmoid_focal_loss(np.zeros(2), np.array([0.0, 1.0])))\n"
             "try:\n"
-            "    focal.sigmoid_focal_loss(np.zeros(2), np.array([0.0, 1.0]))\n"
-            "    print('{\"mode\": \"%s\"}' % focal.get_value_checks())\n"
+            "    loss = focal.sigmoid_focal_loss(np.zeros(2), np.array([0.0, 2.0]), reduction='none')\n"
+            "    out.update(mode=focal.get_value_checks(), nan=np.isnan(loss).tolist())\n"
             "except ValueError as e:\n"
-            "    import json; print(json.dumps({'error': str(e)}))\n")
+            "    out['error'] = str(e)\n"
+            "print(json.dumps(out))\n")
     from helpers import run_command
 
-    out = run_command(["-c", code], FOCAL_VALUE_CHECKS=value).stdout.strip().splitlines()[-1]
-    if error is None:
-        assert out == '{"mode": "raise"}'
+    out = json.loads(run_command(["-c", code], FOCAL_VALUE_CHECKS=value).stdout.strip().splitlines()[-1])
+    # p = 1/2 at x = 0: ((1 − α) + α) (1/2)^2 log 2 over 2 elements
+    assert math.isclose(out["overridden"], math.log(2.0) / 8.0, rel_tol=1e-12)
+    if value == "raise":
+        assert "targets must be labels in [0, 1]" in out["error"]
+    elif value == "nan":
+        assert out["mode"] == "nan" and out["nan"] == [False, True]
     else:
-        assert error in out and "sometimes" in out and "auto" in out
+        assert error in out["error"] and "sometimes" in out["error"] and "'auto'" in out["error"]
 
 
 # --- JAX and TensorFlow, told their logits live on an accelerator: nothing read back -----------------------------
