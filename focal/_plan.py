@@ -294,10 +294,11 @@ class LossPlan:
         c = self.call
         if c.weight is not None and not isinstance(c.weight, float):
             _checks.broadcast_shape("weight", tuple(c.weight.shape), self.loss_shape)
-        if isinstance(self.kernel, FromProbabilities):  # traced, the kernel itself marks them NaN
+        # probabilities: read (a ValueError if outside [0, 1]) and in range, the kernel need not look again; where
+        # they are not read (traced, on an accelerator) the kernel itself marks them NaN, in its own pass
+        if isinstance(self.kernel, FromProbabilities) and c.readable(c.logits):
             c.within("logits", c.logits, 0.0, 1.0, "probabilities in [0, 1] with from_logits=False")
-            if c.readable(c.logits):  # read and in range: the kernel need not look again
-                self.kernel = dataclasses.replace(self.kernel, checked=True)
+            self.kernel = dataclasses.replace(self.kernel, checked=True)
 
     def loss(self) -> Array:
         quiet = self.call.backend.quiet()
