@@ -58,9 +58,21 @@ BUDGETS = [
 VIEWS = {"aten.expand.default", "aten.view.default", "aten.unsqueeze.default", "aten.squeeze.dim"}
 
 
-@pytest.mark.parametrize(("name", "loss", "shape", "kind", "params", "budgets"), BUDGETS, ids=[b[0] for b in BUDGETS])
-def test_plain_path_passes_within_budget(monkeypatch, name, loss, shape, kind, params, budgets):
+# where values are not read (an accelerator's default): the float targets' NaN marking (two comparisons, an or, a
+# where: four passes), integer labels marked by the kernel as they are read (none)
+UNREAD_BUDGETS = [
+    ("sigmoid gamma=2", focal.sigmoid_focal_loss, ANCHORS, "binary", {"reduction": "sum"}, (35, 23, 1)),
+    ("softmax labels axis=1", focal.softmax_focal_loss, SEGMENTATION, "labels", {"axis": 1, "reduction": "sum"},
+     (6, 3, 0)),
+]
+RUNS = [pytest.param(*b, "auto", id=b[0]) for b in BUDGETS] + [
+    pytest.param(*b, "nan", id=f"{b[0]}, nothing read") for b in UNREAD_BUDGETS]
+
+
+@pytest.mark.parametrize(("name", "loss", "shape", "kind", "params", "budgets", "checks"), RUNS)
+def test_plain_path_passes_within_budget(monkeypatch, name, loss, shape, kind, params, budgets, checks):
     monkeypatch.setattr(fused, "_enabled", False)  # the plain path, as without a compiler
+    monkeypatch.setattr(focal._value_checks._State, "mode", checks)
     logits = RNG.normal(size=shape)
     if kind == "binary":
         targets = (RNG.random(shape) < 0.05).astype(np.float32)
