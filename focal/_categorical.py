@@ -721,8 +721,9 @@ def _smoothed_onehot(call: Call, labels: Array, valid: Array | None, axis: int, 
     low: Any = smoothing / classes
     high: Any = (1.0 - smoothing) + low
     if valid is None and checked and isinstance(smoothing, float):
-        return xp.astype(onehot, call.dtype) if smoothing == 0.0 else xp.where(onehot, high, xp.full(
-            (), low, dtype=call.dtype, device=call.device))
+        if smoothing == 0.0:
+            return xp.astype(onehot, call.dtype)
+        return xp.where(onehot, high, xp.full((), low, dtype=call.dtype, device=call.device))
     # the rows' two values first (row-sized arrays), then one where over the logits' shape
     zeros = xp.zeros_like(labels, dtype=call.dtype)
     high, low = zeros + high, zeros + low

@@ -148,5 +148,9 @@ def backward_here(loss: torch.Tensor, inputs: Sequence[torch.Tensor]) -> list[to
     return [leaves.get(id(x)) for x in inputs]
 
 
-def leaves(*tensors: Any) -> list[torch.Tensor]:
-    return [t for t in _pytree.tree_leaves(tensors) if isinstance(t, torch.Tensor)]
+def gradients(loss: torch.Tensor, inputs: Sequence[torch.Tensor], device: str) -> list[torch.Tensor | None]:
+    """The gradients of a scalar ``loss`` w.r.t. ``inputs``: autograd's on ``meta`` (its engine runs it on the CPU's
+    thread), :func:`backward_here` on the fake ``cuda``."""
+    if not inputs:
+        return []
+    return list(torch.autograd.grad(loss, inputs)) if device == "meta" else backward_here(loss, inputs)

@@ -48,12 +48,7 @@ def _call(device: str, run, *arrays: np.ndarray, grad: int = 1, dtype=None, setu
         inputs = [t.requires_grad_(True) for t in tensors[:grad]]
         with devices.Watch(device) as watch:
             loss = run(*tensors)
-            if not inputs:
-                grads = []
-            elif device == "meta":
-                grads = list(torch.autograd.grad(loss, inputs))
-            else:
-                grads = devices.backward_here(loss, inputs)
+            grads = devices.gradients(loss, inputs, device)
     watch.assert_clean()
     assert loss.device.type == device, loss.device
     for x, g in zip(inputs, grads):
@@ -262,7 +257,7 @@ def test_linear_criteria_on_the_device(name, device):
         with devices.Watch(device) as watch:
             loss = getattr(ft, name)(chunk_size=4)(layer, hidden_t, targets_t)
             inputs = [hidden_t, layer.weight, layer.bias]
-            grads = torch.autograd.grad(loss, inputs) if device == "meta" else devices.backward_here(loss, inputs)
+            grads = devices.gradients(loss, inputs, device)
     watch.assert_clean()
     assert all(g is not None and g.device.type == device and g.shape == t.shape for g, t in zip(grads, inputs))
 
