@@ -210,7 +210,9 @@ class TargetKernel:
         floor = tiny(xp, z)
         # at the maximum, p_t = 1/(1 + r) with r = (1 − p_t)/p_t: log p_t = −log1p(r), exact as p_t → 1 (there
         # p_t >= 1/C: the floor only keeps the branch not taken from dividing by 0)
-        u = xp.where(z_t == m, -xp.log1p(rest / xp.maximum(p_t, floor)), (z_t - m) + log_p_max)
+        # (xp.divide: the branch not taken may overflow, and its derivatives must not make the taken one NaN where
+        # a Hessian differentiates this: focal/backends/_torch_differentiable.py)
+        u = xp.where(z_t == m, -xp.log1p(xp.divide(rest, xp.maximum(p_t, floor))), (z_t - m) + log_p_max)
         u = xp.squeeze(u, axis=axis)
         v = xp.squeeze(xp.log(xp.maximum(rest, floor)), axis=axis)
         alpha_t = 1.0 if spec.alpha is None else _per_row(xp, spec.alpha, safe)

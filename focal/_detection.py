@@ -12,7 +12,7 @@ from ._categorical import _at_labels, _onehot
 from ._docs import document
 from ._hyper import TARGETS, Slot, take_partials
 from ._kernel import FromProbabilities, Grads, Wanted, broadcast_vjp
-from ._numerics import softmax_parts
+from ._numerics import scale_in_place, softmax_parts
 from ._plan import Call, LossPlan, plans
 from .backends._base import Array
 
@@ -189,7 +189,7 @@ class DistributionKernel:
         axis = self.axis
         index, right, exps, log_total, left_less_right, loss = self._parts(xp, z, params[self.targets.index])
         p = exps
-        p *= xp.exp(-log_total)
+        p = scale_in_place(xp, p, xp.exp(-log_total))
         p_l = xp.take_along_axis(p, index, axis=axis)
         p_r = xp.take_along_axis(p, index + 1, axis=axis)
         grad = p

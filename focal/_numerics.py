@@ -73,6 +73,16 @@ def softmax_parts(xp: Any, z: Array, axis: int, m: Array | None = None) -> tuple
     return shifted, exps, xp.log1p(rest)
 
 
+def scale_in_place(xp: Any, a: Array, b: Any) -> Array:
+    """``a * b``, written into ``a`` (a fresh array fewer; ``a`` is the caller's own and dead), except in a namespace
+    whose operations autograd records (``records``: PyTorch's kernel run again to be differentiated), where an
+    earlier operation may have saved ``a`` for its derivative."""
+    if getattr(xp, "records", False):
+        return a * b
+    a *= b
+    return a
+
+
 def softmax(xp: Any, z: Array, axis: int, m: Array) -> Array:
     """``softmax(z)`` along ``axis``, given the rows' finite maximum ``m``: the framework's own fused
     ``softmax`` where the namespace offers one (ours for PyTorch: one pass, one array), else

@@ -65,7 +65,10 @@ def negatives_terms(xp: Any, t: Terms, params: NegativesParams, *, grad: bool = 
         m = power(xp, t.one_minus_p, t.log1m_p, g)
         wp_m = _weighted(q if params.alpha is None else a_pos * q, m)
         # a class of no positive weight adds exactly 0, even where log p = -inf (there M = 1: wp_m is 0 only with wp)
-        positive_u = xp.where(wp_m != 0.0, t.u, 0.0)
+        if isinstance(wp_m, (int, float)):  # a target given as the number 1, γ = 0: the weight is a number too
+            positive_u = t.u if wp_m != 0.0 else 0.0
+        else:
+            positive_u = xp.where(wp_m != 0.0, t.u, 0.0)
         f = -(wp_m * positive_u)
     if not _is(q, 1.0):  # the negative term: (1 − α)(1 − q) p^γ
         not_q = 1.0 - q

@@ -10,7 +10,7 @@ from ._categorical import prepare_softmax
 from ._docs import document
 from ._hyper import TARGETS, Slot, bind, is_array
 from ._kernel import FromProbabilities, Grads, Wanted
-from ._numerics import log_sigmoid_pair, softmax_parts, tiny
+from ._numerics import log_sigmoid_pair, scale_in_place, softmax_parts, tiny
 from ._plan import LossPlan, plans
 from ._seed import _check_activation
 from .backends._base import Array
@@ -49,7 +49,7 @@ class TverskyKernel:
         if s.activation == "softmax":
             shifted, p, log_total = softmax_parts(xp, z, axis)
             del shifted
-            p *= xp.exp(-log_total)
+            p = scale_in_place(xp, p, xp.exp(-log_total))
             # 1 − p: a dominant class's is s/(1 + s), exact as p → 1; any other's is 1 − p >= 1/2, nothing cancels
             rest = xp.expm1(log_total)
             dominant = p > 0.5

@@ -101,7 +101,7 @@ def _raw_outputs(node: Any, grads: Sequence[Any]) -> tuple[Any, ...]:
         out = node(*grads)
         return out if isinstance(out, tuple) else (out,)
     # an autograd.Function's backward returns one gradient per forward input, tensors or not: the tests' Functions
-    # are focal's, whose inputs that are not tensors come first (kernel, wanted, num_aux) but for a fused linear
+    # are focal's, whose inputs that are not tensors come first (kernel, wanted, names, num_aux) but for a fused linear
     # loss's bias of None, after hidden and weight
     raw = tuple(node.apply(*grads))
     extra = len(raw) - len(node.next_functions)
@@ -130,6 +130,11 @@ def backward_here(loss: torch.Tensor, inputs: Sequence[torch.Tensor]) -> list[to
             stack.extend((nxt, False) for nxt, _ in current.next_functions)
 
     visit(loss.grad_fn)
+    with torch.no_grad():  # as the engine runs a backward that records no graph (no create_graph)
+        return _run_nodes(order, loss, inputs)
+
+
+def _run_nodes(order: list[Any], loss: torch.Tensor, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor | None]:
     pending: dict[Any, dict[int, torch.Tensor]] = {loss.grad_fn: {0: torch.ones_like(loss)}}
     leaves: dict[int, torch.Tensor] = {}
     for node in reversed(order):

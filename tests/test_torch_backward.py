@@ -61,10 +61,12 @@ def test_retain_graph_backward_twice_gives_the_same_gradient(consumed, name, fn,
 
 
 @pytest.mark.parametrize("name,fn,targets,params", CASES, ids=[c[0] for c in CASES])
-def test_create_graph_keeps_the_residual(consumed, name, fn, targets, params):
-    """With ``create_graph`` the backward is recorded: the product is a fresh array, the saved one untouched."""
+def test_create_graph_runs_the_kernel_again_from_the_inputs(consumed, name, fn, targets, params):
+    """With ``create_graph`` the backward is recorded: it runs the kernel again from the saved inputs (the gradient's
+    graph: tests/test_torch_second_order.py), consumes nothing and leaves the inputs alone."""
     x, t = torch.as_tensor(LOGITS).requires_grad_(True), torch.as_tensor(targets)
     (grad,) = torch.autograd.grad(fn(x, t, **params), x, create_graph=True)
-    assert consumed == [False]
+    assert consumed == [] and grad.requires_grad
+    np.testing.assert_array_equal(x.detach().numpy(), LOGITS)
     _, expected = _expected(fn, targets, params)
     assert_close(grad.detach().numpy(), expected, 1e-12, f"{name} gradient")

@@ -41,6 +41,12 @@ def where(condition: torch.Tensor, x1: Any, x2: Any, /) -> torch.Tensor:
     return torch.where(condition, x1, x2)
 
 
+def sign(x: torch.Tensor, /) -> torch.Tensor:
+    # torch.sign(NaN) is 0; array-api-compat writes the standard's NaN through a boolean mask, which torch.func.vmap
+    # cannot batch (per-sample gradients): a where instead
+    return torch.where(torch.isnan(x), x, torch.sign(x))
+
+
 def clip(x: torch.Tensor, /, min: Any = None, max: Any = None) -> torch.Tensor:  # noqa: A002
     return torch.clamp(x, min, max)
 
@@ -83,8 +89,9 @@ def set_along_axis(x: torch.Tensor, indices: torch.Tensor, values: Any, /, *, ax
     if not isinstance(values, torch.Tensor):
         values = torch.full((), values, dtype=x.dtype, device=x.device)
     values = values.expand(indices.shape)
-    # under torch.func transforms x may be batched where indices or values are not: no writing into it there
-    if overwrite and not (_wrapped(x) or _wrapped(indices) or _wrapped(values)):
+    # under torch.func transforms x may be batched where indices or values are not: no writing into it there; nor
+    # where autograd records it (a backward run again to be differentiated: torch.py's _differentiable_vjp)
+    if overwrite and not (x.requires_grad or _wrapped(x) or _wrapped(indices) or _wrapped(values)):
         return x.scatter_(axis, indices, values)
     return torch.scatter(x, axis, indices, values)
 

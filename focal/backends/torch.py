@@ -13,10 +13,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from torch.autograd import forward_ad
 
 from .._hyper import wanted_slots
 from .._kernel import value_of
 from . import _torch_chunks as chunks
+from . import _torch_differentiable as differentiable
 from . import _torch_fused as fused
 from . import _torch_namespace as xp
 from ._base import Array, Backend, no_gradient_message
@@ -27,32 +29,65 @@ class _Apply(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(kernel: Any, wanted: tuple[Any, ...], num_aux: int, logits: Array, *arrays: Array) -> Any:
+    def forward(kernel: Any, wanted: tuple[Any, ...], names: tuple[str, ...], num_aux: int, logits: Array,
+                *arrays: Array) -> Any:
         out, residuals = _plain_forward(kernel, logits, arrays[:num_aux], arrays[num_aux:], wanted)
         return (out, *residuals)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
-        ctx.kernel, ctx.wanted, ctx.num_aux = inputs[0], inputs[1], inputs[2]
-        arrays = [t for t in inputs[3:] if isinstance(t, torch.Tensor)]
-        ctx.logits_shape = inputs[3].shape
+        ctx.kernel, ctx.wanted, ctx.names, ctx.num_aux = inputs[:4]
+        arrays = [t for t in inputs[4:] if isinstance(t, torch.Tensor)]
+        ctx.logits_shape = inputs[4].shape
+        ctx.out_like = (output[0].shape, output[0].dtype, output[0].device)
         # not under a compiler nor where tensors have no memory (fake, meta), nor a torch.func transform: then never
         # consumed
         ctx.input_memory = None if torch.compiler.is_compiling() or any(wrapped(t) or _memoryless(t) for t in arrays
                                                                         ) else {
             t.untyped_storage().data_ptr() for t in arrays}
         ctx.mark_non_differentiable(*output[1:])
-        ctx.save_for_backward(*output[1:])
+        # the inputs too (references, no copy): a backward that is itself differentiated runs the kernel again
+        # from them (_differentiable_vjp)
+        ctx.num_residuals = len(output) - 1
+        ctx.save_for_backward(*output[1:], *inputs[4:])
         # the residual outputs never get a gradient: don't let autograd fill one with zeros for each
         ctx.set_materialize_grads(False)
 
     @staticmethod
     def backward(ctx: Any, grad_out: Array | None, *_grad_residuals: Array) -> Any:
         if grad_out is None:  # grads are not materialized: nothing flowed back into the loss
-            return (None,) * (4 + ctx.num_aux + len(ctx.wanted))
+            return (None,) * (5 + ctx.num_aux + len(ctx.wanted))
         saved = tuple(ctx.saved_tensors)
-        grad, grads = ctx.kernel.vjp(xp, saved, grad_out, ctx.wanted, consume=_consumable(saved[0], grad_out, ctx))
-        return (None, None, None, grad) + (None,) * ctx.num_aux + grads
+        residuals, inputs = saved[:ctx.num_residuals], saved[ctx.num_residuals:]
+        if _differentiated(inputs, grad_out):
+            grad, grads = _differentiable_vjp(ctx.kernel, ctx.wanted, ctx.num_aux, inputs, grad_out)
+        else:
+            grad, grads = ctx.kernel.vjp(xp, residuals, grad_out, ctx.wanted,
+                                         consume=_consumable(residuals[0], grad_out, ctx))
+        return (None, None, None, None, grad) + (None,) * ctx.num_aux + grads
+
+
+class _ApplyForwardMode(_Apply):
+    """:class:`_Apply` with forward mode (``torch.func.jvp``, ``jacfwd``, ``torch.func.hessian``'s outer level,
+    ``torch.autograd.forward_ad``); apart, because dynamo refuses to trace a Function that defines ``jvp`` (a
+    caller's ``torch.compile`` gets :class:`_Apply`)."""
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
+        _Apply.setup_context(ctx, inputs, output)
+        ctx.save_for_forward(*output[1:])
+
+    @staticmethod
+    def jvp(ctx: Any, *tangents: Array | None) -> Any:
+        # forward mode (torch.func.jvp, jacfwd, torch.func.hessian's outer level): J·t, the kernel's VJP (linear in
+        # the cotangent) transposed; the residual outputs carry no tangent (a backward under this level runs the
+        # kernel again from its inputs: _differentiated)
+        for name, slot, tangent in zip(ctx.names, ctx.wanted, tangents[5 + ctx.num_aux:]):
+            if slot is None and tangent is not None:
+                raise TypeError(no_gradient_message(name))
+        out_tangent = _transposed_vjp(ctx.kernel, ctx.wanted, tuple(ctx.saved_tensors), ctx.out_like, tangents[4],
+                                      tangents[5 + ctx.num_aux:])
+        return (out_tangent, *(None for _ in range(len(ctx.saved_tensors))))
 
 
 def autocasting(device_type: str) -> bool:
@@ -84,6 +119,50 @@ def _plain_forward(kernel: Any, logits: Array, aux: tuple[Array, ...], params: t
     return kernel.forward(xp, logits, aux, params, wanted)
 
 
+def _has_tangent(x: Array) -> bool:
+    """Whether forward mode carries a tangent for ``x`` (``torch.func.jvp``, ``forward_ad``): a gradient of it is then
+    asked for, though ``requires_grad`` says no."""
+    return forward_ad._current_level >= 0 and forward_ad.unpack_dual(x).tangent is not None
+
+
+def _differentiated(inputs: tuple[Array, ...], grad_out: Array) -> bool:
+    """Whether this backward is itself differentiated: recorded (``create_graph=True``: a Hessian, a MAML inner
+    step, a gradient penalty) or run under a torch.func transform, whose outer levels (``jacfwd`` over ``jacrev``)
+    trace it. The saved residuals are constants to autodiff; only the kernel run again from its inputs carries the
+    second derivative."""
+    if torch.is_grad_enabled() or forward_ad._current_level >= 0:
+        return True
+    return not torch.compiler.is_compiling() and (wrapped(grad_out) or any(wrapped(t) for t in inputs))
+
+
+def _differentiable_vjp(kernel: Any, wanted: tuple[Any, ...], num_aux: int, inputs: tuple[Array, ...],
+                        grad_out: Array) -> Any:
+    """The kernel's VJP computed from its inputs with differentiable operations only: autodiff of the analytic
+    gradient (as JAX differentiates the JVP rule), never of the loss's naive formula. Only where a graph is asked
+    for: the first-order backward reads the saved residuals."""
+    logits, aux, params = inputs[0], inputs[1:1 + num_aux], inputs[1 + num_aux:]
+    with torch.enable_grad():
+        _, residuals = kernel.forward(differentiable, logits, aux, params, wanted)
+        return kernel.vjp(differentiable, residuals, grad_out, wanted)
+
+
+def _transposed_vjp(kernel: Any, wanted: tuple[Any, ...], residuals: tuple[Array, ...], out_like: Any,
+                    logits_tangent: Array | None, params_tangents: Sequence[Array | None]) -> Array:
+    """``J·t`` from the kernel's VJP ``u ↦ Jᵀu``: the gradient of ``⟨Jᵀu, t⟩`` w.r.t. ``u`` (the VJP is linear in
+    ``u``, so this is exact and any ``u`` serves: zeros)."""
+    shape, dtype, device = out_like
+    with torch.enable_grad():
+        cotangent = torch.zeros(shape, dtype=dtype, device=device, requires_grad=True)
+        grad, grads = kernel.vjp(xp, residuals, cotangent, wanted)
+        pairs = [(g, t) for g, t in zip((grad, *grads), (logits_tangent, *params_tangents))
+                 if g is not None and t is not None]
+        if not pairs:
+            return torch.zeros(shape, dtype=dtype, device=device)
+        (out,) = torch.autograd.grad([g for g, _ in pairs], cotangent, [t.to(g.dtype) for g, t in pairs],
+                                     allow_unused=True)
+    return torch.zeros(shape, dtype=dtype, device=device) if out is None else out
+
+
 def _keeps_graph() -> bool:
     """Whether this backward was asked to keep the graph (``retain_graph``): a private query of autograd's (as
     AOTAutograd uses it); where it is missing, assume so and never consume."""
@@ -108,7 +187,8 @@ class _ApplyCompiledForward(_Apply):
     (the cotangent's product taken in the saved gradient itself)."""
 
     @staticmethod
-    def forward(kernel: Any, wanted: tuple[Any, ...], num_aux: int, logits: Array, *arrays: Array) -> Any:
+    def forward(kernel: Any, wanted: tuple[Any, ...], names: tuple[str, ...], num_aux: int, logits: Array,
+                *arrays: Array) -> Any:
         out, residuals = fused.run("forward", kernel, wanted, logits, arrays[:num_aux], arrays[num_aux:])
         return (out, *residuals)
 
@@ -143,12 +223,21 @@ class _ApplyLinear(torch.autograd.Function):
         start = 2 + ctx.has_bias
         aux, rest = tuple(saved[start:start + ctx.num_aux]), iter(saved[start + ctx.num_aux:])
         residuals = tuple(next(rest) if want else None for want in ctx.wanted) if ctx.kernel.reduce else ()
+        if torch.is_grad_enabled() and not any(wrapped(t) for t in (grad_out, hidden, weight)):
+            raise NotImplementedError(LINEAR_SECOND_ORDER)  # a graph of saved gradients: a silent zero otherwise
         # the saved gradients are the forward's own arrays: scaled in place unless autograd keeps them for another
         # backward (retain_graph), records this one (create_graph), or a compiler traces it
         consume = not (torch.compiler.is_compiling() or _keeps_graph() or torch.is_grad_enabled()
                        or any(wrapped(r) for r in residuals if r is not None) or grad_out.dtype != hidden.dtype)
         grads = ctx.kernel.vjp(xp, (hidden, weight, bias, aux), residuals, grad_out, ctx.wanted, consume=consume)
         return (None, None, *grads) + (None,) * ctx.num_aux
+
+
+LINEAR_SECOND_ORDER = (
+    "the fused linear losses (focal.linear_softmax_focal_loss, focal.linear_sigmoid_focal_loss) have no second "
+    "derivative in PyTorch: their backward was asked to record a graph (create_graph=True: a Hessian, a MAML inner "
+    "step, a gradient penalty). Compute the loss unfused, e.g. focal.softmax_focal_loss(hidden @ weight.T + bias, "
+    "labels), whose second derivatives are exact (as PyTorch's own chunked F.linear_cross_entropy has none)")
 
 
 class TorchBackend(Backend):
@@ -182,7 +271,8 @@ class TorchBackend(Backend):
     def is_concrete(self, x: Array) -> bool:
         if torch.compiler.is_compiling():
             return False
-        return not (torch._C._functorch.is_batchedtensor(x) or _memoryless(x))
+        # a torch.func transform's wrapper (vmap's batch, grad's or jvp's level) is read by no one, as under a compiler
+        return not (wrapped(x) or _memoryless(x))
 
     def on_host(self, x: Array) -> bool:
         return x.device.type == "cpu"
@@ -199,11 +289,16 @@ class TorchBackend(Backend):
               slots: Sequence[Any]) -> Array:
         aux, params = tuple(aux), tuple(params)
         recording = torch.is_grad_enabled()
-        wanted = wanted_slots(slots, (recording and p.requires_grad for p in params))
-        compiled = fused.wanted(logits)
+        # a torch.func transform or forward-mode AD: whether a tangent or a gradient is asked for is not known here
+        # (a compiler sees neither: it traces the function as plain autograd)
+        transformed = forward_ad._current_level >= 0 or not torch.compiler.is_compiling() and (
+            wrapped(logits) or any(wrapped(p) for p in params))
+        wanted = wanted_slots(slots, ((recording and p.requires_grad) or (transformed and _has_tangent(p))
+                                      for p in params))
+        compiled = not transformed and fused.wanted(logits)
         if not compiled:
             fused.ran_plain(logits)
-        if not (recording and logits.requires_grad) and not any(wanted):
+        if not (transformed or (recording and logits.requires_grad) or any(wanted)):
             # no gradient wanted: no autograd.Function (less overhead, and dynamo then never
             # meets it without a gradient, where it mistakes the function's ctx for its first argument)
             if compiled:
@@ -211,8 +306,8 @@ class TorchBackend(Backend):
             if chunks.applies(kernel, logits, wanted):
                 return chunks.forward(kernel, logits, aux, params, wanted, loss_only=True)[0]
             return value_of(kernel, xp, logits, aux, params)
-        apply = _ApplyCompiledForward.apply if compiled else _Apply.apply
-        return apply(kernel, wanted, len(aux), logits, *aux, *params)[0]
+        apply = (_ApplyForwardMode if transformed else _ApplyCompiledForward if compiled else _Apply).apply
+        return apply(kernel, wanted, tuple(slot.name for slot in slots), len(aux), logits, *aux, *params)[0]
 
     def apply_linear(self, kernel: Any, hidden: Array, weight: Array, bias: Array | None,
                      aux: tuple[Array, ...]) -> Array:
