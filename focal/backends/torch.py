@@ -59,7 +59,7 @@ class _Apply(torch.autograd.Function):
             return (None,) * (5 + ctx.num_aux + len(ctx.wanted))
         saved = tuple(ctx.saved_tensors)
         residuals, inputs = saved[:ctx.num_residuals], saved[ctx.num_residuals:]
-        if _differentiated(inputs, grad_out):
+        if _differentiated(grad_out):
             grad, grads = _differentiable_vjp(ctx.kernel, ctx.wanted, ctx.num_aux, inputs, grad_out)
         else:
             grad, grads = ctx.kernel.vjp(xp, residuals, grad_out, ctx.wanted,
@@ -119,20 +119,49 @@ def _plain_forward(kernel: Any, logits: Array, aux: tuple[Array, ...], params: t
     return kernel.forward(xp, logits, aux, params, wanted)
 
 
+UNDER_COMPILED_TRANSFORMS = (
+    "focal's PyTorch losses cannot be traced by torch.compile inside a torch.func transform (grad, vmap, jvp, "
+    "jacrev, hessian): dynamo would inline the loss's forward and differentiate it in place of its analytic gradient "
+    "(NaN at saturated float32 logits, half the gradient at a logit of 0). Call the transform outside torch.compile, "
+    "or compile a step that calls loss.backward() / torch.autograd.grad")
+
+
+def _leave_the_graph() -> None:
+    """A graph break, so that dynamo runs the transform around this call eagerly: tracing a torch.func transform, it
+    sees no ``requires_grad`` and inlines an ``autograd.Function``'s forward, whose autodiff then replaces the
+    analytic gradient (NaN at saturated float32 logits, half the gradient at a logit of exactly 0, no second
+    derivative). With ``fullgraph=True``, dynamo's error names this function."""
+    raise NotImplementedError(UNDER_COMPILED_TRANSFORMS)
+
+
 def _has_tangent(x: Array) -> bool:
     """Whether forward mode carries a tangent for ``x`` (``torch.func.jvp``, ``forward_ad``): a gradient of it is then
     asked for, though ``requires_grad`` says no."""
     return forward_ad._current_level >= 0 and forward_ad.unpack_dual(x).tangent is not None
 
 
-def _differentiated(inputs: tuple[Array, ...], grad_out: Array) -> bool:
+def _differentiated(grad_out: Array) -> bool:
     """Whether this backward is itself differentiated: recorded (``create_graph=True``: a Hessian, a MAML inner
-    step, a gradient penalty) or run under a torch.func transform, whose outer levels (``jacfwd`` over ``jacrev``)
-    trace it. The saved residuals are constants to autodiff; only the kernel run again from its inputs carries the
-    second derivative."""
-    if torch.is_grad_enabled() or forward_ad._current_level >= 0:
-        return True
-    return not torch.compiler.is_compiling() and (wrapped(grad_out) or any(wrapped(t) for t in inputs))
+    step, a gradient penalty), or run under a torch.func transform that differentiates it (a ``grad`` or ``jvp``
+    level other than the one running it: ``jacrev`` over ``jacrev``, ``torch.func.hessian``, ``grad`` of ``grad``).
+    The saved residuals are constants to autodiff; only the kernel run again from its inputs carries the second
+    derivative. ``torch.func.grad`` alone and ``vmap(grad)`` run their backward with grad mode on but record nothing
+    of it: first order, the residuals."""
+    if torch.compiler.is_compiling():
+        return torch.is_grad_enabled()
+    stack = torch._C._functorch.get_interpreter_stack()
+    if stack:
+        running = torch._C._functorch.maybe_get_level(grad_out)
+        levels = [(i.key(), i.level()) for i in stack]
+        if any(key in _DIFFERENTIATING and level != running for key, level in levels):
+            return True
+        if (_GRAD, running) in levels:  # torch.func.grad's own level: its autograd.grad always records
+            return False
+    return torch.is_grad_enabled() or forward_ad._current_level >= 0
+
+
+_GRAD = torch._C._functorch.TransformType.Grad
+_DIFFERENTIATING = (_GRAD, torch._C._functorch.TransformType.Jvp)
 
 
 def _differentiable_vjp(kernel: Any, wanted: tuple[Any, ...], num_aux: int, inputs: tuple[Array, ...],
@@ -223,7 +252,7 @@ class _ApplyLinear(torch.autograd.Function):
         start = 2 + ctx.has_bias
         aux, rest = tuple(saved[start:start + ctx.num_aux]), iter(saved[start + ctx.num_aux:])
         residuals = tuple(next(rest) if want else None for want in ctx.wanted) if ctx.kernel.reduce else ()
-        if torch.is_grad_enabled() and not any(wrapped(t) for t in (grad_out, hidden, weight)):
+        if _differentiated(grad_out):
             raise NotImplementedError(LINEAR_SECOND_ORDER)  # a graph of saved gradients: a silent zero otherwise
         # the saved gradients are the forward's own arrays: scaled in place unless autograd keeps them for another
         # backward (retain_graph), records this one (create_graph), or a compiler traces it
@@ -235,9 +264,10 @@ class _ApplyLinear(torch.autograd.Function):
 
 LINEAR_SECOND_ORDER = (
     "the fused linear losses (focal.linear_softmax_focal_loss, focal.linear_sigmoid_focal_loss) have no second "
-    "derivative in PyTorch: their backward was asked to record a graph (create_graph=True: a Hessian, a MAML inner "
-    "step, a gradient penalty). Compute the loss unfused, e.g. focal.softmax_focal_loss(hidden @ weight.T + bias, "
-    "labels), whose second derivatives are exact (as PyTorch's own chunked F.linear_cross_entropy has none)")
+    "derivative in PyTorch: their backward was asked to record a graph (create_graph=True, or a torch.func transform "
+    "over another: a Hessian, a MAML inner step, a gradient penalty). Compute the loss unfused, e.g. "
+    "focal.softmax_focal_loss(hidden @ weight.T + bias, labels), whose second derivatives are exact (as PyTorch's "
+    "own chunked F.linear_cross_entropy has none)")
 
 
 class TorchBackend(Backend):
@@ -290,9 +320,9 @@ class TorchBackend(Backend):
         aux, params = tuple(aux), tuple(params)
         recording = torch.is_grad_enabled()
         # a torch.func transform or forward-mode AD: whether a tangent or a gradient is asked for is not known here
-        # (a compiler sees neither: it traces the function as plain autograd)
-        transformed = forward_ad._current_level >= 0 or not torch.compiler.is_compiling() and (
-            wrapped(logits) or any(wrapped(p) for p in params))
+        transformed = torch._C._are_functorch_transforms_active() or forward_ad._current_level >= 0
+        if transformed and torch.compiler.is_compiling():
+            _leave_the_graph()
         wanted = wanted_slots(slots, ((recording and p.requires_grad) or (transformed and _has_tangent(p))
                                       for p in params))
         compiled = not transformed and fused.wanted(logits)
