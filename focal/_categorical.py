@@ -135,15 +135,19 @@ def _at_labels(xp: Any, x: Array, index: Array, onehot: Array | None, values: An
 
 def _label_index(xp: Any, labels: Array, spec: SoftmaxSpec, ndim: int
                  ) -> tuple[Array | None, Array, Array, Array | None]:
-    """The labels as the kernels read them: which are in [0, C) (None where they were checked), the labels with
-    the others as 0, those with a length-1 class axis, and their one-hot (None where the namespace has
-    ``set_along_axis``)."""
+    """The labels as the kernels read them: which are in [0, C) or ``ignore_index`` (None where they were checked),
+    the labels with the others as 0, those with a length-1 class axis, and their one-hot (None where the namespace
+    has ``set_along_axis``). An ignored row is computed at label 0 and masked to 0 after (``masks``): marked NaN,
+    its masked gradient's own derivative would be 0 · NaN where a Hessian differentiates it."""
     axis, classes = spec.axis, spec.classes
     if spec.checked:
         in_range, safe = None, labels
     else:
-        in_range = (labels >= 0) & (labels < classes)
-        safe = xp.where(in_range, labels, 0)
+        a_class = (labels >= 0) & (labels < classes)
+        safe = xp.where(a_class, labels, 0)
+        in_range = a_class
+        if spec.ignore_index is not None and not 0 <= spec.ignore_index < classes:
+            in_range = a_class | (labels == spec.ignore_index)
     index = xp.expand_dims(safe, axis=axis)
     onehot = None if hasattr(xp, "set_along_axis") else _onehot(xp, safe, axis, classes, ndim)
     return in_range, safe, index, onehot

@@ -19,11 +19,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import devices  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from keras_kinds import kind as kind_of  # noqa: E402
 
 import focal.keras as fk  # noqa: E402
 
-SIGMOID = {"SigmoidFocalLoss", "FocalLossStar", "AsymmetricLoss", "QualityFocalLoss", "VarifocalLoss",
-           "HardTruncatedLoss", "SoftTruncatedLoss", "Poly1FocalLoss"}
 rng = np.random.default_rng(0)
 logits = rng.normal(size=(5, 3)).astype("float32")
 targets = {"sigmoid": (logits > 0.5).astype("float32"), "labels": np.array([0, 2, 1, 1, 0]),
@@ -66,7 +65,7 @@ for device in ("meta", "cuda"):
         if name == "FocalLoss" or name.startswith("Linear"):
             continue
         cls = getattr(fk, name)
-        kind = "sigmoid" if name in SIGMOID else "distances" if name.startswith("Distribution") else "labels"
+        kind = kind_of(name)
 
         def make(cls=cls, kind=kind, device=device):
             return (devices.tensor(logits, device).requires_grad_(True), devices.tensor(targets[kind], device),

@@ -100,3 +100,27 @@ def central_differences(fn, params, x: np.ndarray, t: np.ndarray, step: float = 
         down = grad(x - bump.reshape(x.shape), t, **params)[1]
         out[:, i] = (np.asarray(up) - np.asarray(down)).ravel() / (2 * step)
     return out
+
+
+# the options whose gradient differs, on logits with a row of ties (a zero-initialised head's)
+RNG = np.random.default_rng(17)
+OPT_X = RNG.normal(size=(6, 4)) * 2
+OPT_X[0] = 0.0  # a zero-initialised head's row: every tie at once
+OPT_LABELS = np.array([0, 3, -100, 1, 2, 3])
+OPT_BINARY = (RNG.random((6, 4)) > 0.5).astype(np.float64)
+OPT_BINARY[2, 1] = -1.0  # ignore_index
+ROW_MASK = np.array([True, True, False, True, True, True])
+OPTIONS = [
+    ("softmax ignore_index", focal.softmax_focal_loss, OPT_LABELS, {"ignore_index": -100}),
+    ("softmax where", focal.softmax_focal_loss, np.abs(OPT_LABELS) % 4, {"where": ROW_MASK}),
+    ("softmax normalizer", focal.softmax_focal_loss, np.abs(OPT_LABELS) % 4, {"normalizer": 2.5}),
+    ("softmax per-class gamma", focal.softmax_focal_loss, np.abs(OPT_LABELS) % 4, {"gamma": [0.5, 1.0, 2.0, 3.0]}),
+    ("softmax smoothing, per-class alpha", focal.softmax_focal_loss, np.abs(OPT_LABELS) % 4,
+     {"label_smoothing": 0.2, "alpha": [0.1, 0.2, 0.3, 0.4]}),
+    ("sigmoid ignore_index", focal.sigmoid_focal_loss, OPT_BINARY, {"ignore_index": -1.0}),
+    ("sigmoid weight, normalizer", focal.sigmoid_focal_loss, np.abs(OPT_BINARY),
+     {"weight": ROW_MASK[:, None] * 1.5, "normalizer": 3.0}),
+    ("sigmoid pos_weight, gamma 0.5", focal.sigmoid_focal_loss, np.abs(OPT_BINARY),
+     {"pos_weight": [1.0, 2.0, 3.0, 0.5], "gamma": 0.5}),
+    ("sigmoid sum", focal.sigmoid_focal_loss, np.abs(OPT_BINARY), {"reduction": "sum"}),
+]

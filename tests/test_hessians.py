@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from helpers import assert_close, import_or_skip
-from second_order import CASES, GAMMAS, central_differences, logits_for, targets_as
+from second_order import CASES, GAMMAS, OPT_X, OPTIONS, central_differences, logits_for, targets_as
 
 import focal
 
@@ -52,3 +52,18 @@ def test_the_reported_hessians_eagerly(case):
         losses = [lambda v, g=g: focal.softmax_focal_loss(v, y, gamma=g) for g in GAMMAS]
     for loss in losses:
         assert np.isfinite(np.asarray(jax.hessian(loss)(x))).all()
+
+
+@pytest.mark.x64
+@pytest.mark.parametrize("name,fn,t,params", OPTIONS, ids=[o[0] for o in OPTIONS])
+def test_options_hessians(name, fn, t, params):
+    """The options whose gradient differs (ignore_index, where, weights, normalizer, per-class α and γ), at a row
+    of ties: ``jax.hessian`` and reverse over reverse (``jacrev(grad)``)."""
+    jax, jnp = import_or_skip("jax"), import_or_skip("jax.numpy")
+    jax_params = {k: jnp.asarray(v) if isinstance(v, np.ndarray) else v for k, v in params.items()}
+    targets = jnp.asarray(t)
+    expected = central_differences(fn, params, OPT_X, t)
+    n = OPT_X.size
+    for route in (jax.hessian, lambda f: jax.jacrev(jax.grad(f))):
+        hessian = route(lambda v: fn(v, targets, **jax_params))(jnp.asarray(OPT_X))
+        assert_close(np.asarray(hessian).reshape(n, n), expected, 1e-6, name)

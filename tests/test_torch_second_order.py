@@ -11,8 +11,8 @@ import functools
 import numpy as np
 import pytest
 from helpers import assert_close, record_fused_runs
+from second_order import OPT_BINARY, OPT_LABELS, OPT_X, OPTIONS, RNG, central_differences, logits_for, losses
 from second_order import TARGETS as KINDS
-from second_order import central_differences, logits_for, losses
 
 import focal
 
@@ -137,3 +137,138 @@ def test_the_fused_linear_losses_refuse_a_recorded_backward(loss):
         torch.autograd.functional.hessian(lambda h: fused_loss(h, weight, targets), hidden)
     assert_close(torch.func.grad(lambda h: fused_loss(h, weight, targets))(hidden).numpy(),
                  torch.func.grad(lambda h: unfused(h @ weight.T, targets))(hidden).numpy(), 1e-12, "func.grad")
+
+
+@pytest.mark.parametrize("name,fn,t,params", OPTIONS, ids=[o[0] for o in OPTIONS])
+def test_options_second_derivatives(name, fn, t, params):
+    """The options whose gradient differs, at a row of ties: double backward and torch.func.hessian."""
+    expected = central_differences(fn, params, OPT_X, t)
+    n = OPT_X.size
+    targets = _as(t, torch.float64)
+    torch_params = {k: torch.as_tensor(v) if isinstance(v, np.ndarray) else v for k, v in params.items()}
+
+    def loss(v):
+        return fn(v, targets, **torch_params)
+
+    x = torch.as_tensor(OPT_X)
+    assert_close(torch.autograd.functional.hessian(loss, x).reshape(n, n).numpy(), expected, 1e-6, "create_graph")
+    assert_close(torch.func.hessian(loss)(x).reshape(n, n).numpy(), expected, 1e-6, "torch.func.hessian")
+
+
+@pytest.mark.parametrize("which", ["gamma", "alpha"])
+def test_mixed_second_derivatives_in_a_hyperparameter_tensor(which):
+    """γ or α a tensor that requires grad: the Hessian over (logits, hyperparameter), every block, against central
+    differences of the analytic gradient in the hyperparameter and second differences of the loss."""
+    base = {"gamma": 1.5, "alpha": 0.3}
+    labels = np.abs(OPT_LABELS) % 4
+
+    def numpy_loss(x, value):
+        return float(focal.softmax_focal_loss(x, labels, **{**base, which: value}))
+
+    def numpy_grad(x, value):
+        return np.asarray(focal.value_and_grad(focal.softmax_focal_loss)(x, labels, **{**base, which: value})[1])
+
+    h, value = 1e-5, base[which]
+    mixed = (numpy_grad(OPT_X, value + h) - numpy_grad(OPT_X, value - h)) / (2 * h)
+    step = 1e-4
+    own = (numpy_loss(OPT_X, value + step) - 2 * numpy_loss(OPT_X, value) + numpy_loss(OPT_X, value - step)) / step**2
+    t = torch.as_tensor(labels)
+
+    def loss(x, hyper):
+        return focal.softmax_focal_loss(x, t, **{**base, which: hyper})
+
+    hxx, hxp, hpx, hpp = (b for row in torch.autograd.functional.hessian(
+        loss, (torch.as_tensor(OPT_X), torch.as_tensor(value, dtype=torch.float64))) for b in row)
+    assert_close(hxx.reshape(OPT_X.size, OPT_X.size).numpy(), central_differences(
+        focal.softmax_focal_loss, {**base}, OPT_X, labels), 1e-6, "d2/dx2")
+    assert_close(hxp.numpy(), mixed, 1e-6, "d2/dx d" + which)
+    assert_close(hpx.numpy(), mixed, 1e-6, "d2/d" + which + " dx")
+    # (the loss is linear in α: its second derivative 0, the differences' rounding ~1e-8)
+    np.testing.assert_allclose(hpp.numpy(), own, rtol=1e-4, atol=1e-6, err_msg="d2/d" + which + "2")
+    forward = torch.func.jacfwd(torch.func.grad(loss, argnums=1), argnums=0)(
+        torch.as_tensor(OPT_X), torch.as_tensor(value, dtype=torch.float64))
+    assert_close(forward.numpy(), mixed, 1e-6, "jacfwd over grad, d" + which)
+
+
+NAIVE = {
+    "sigmoid hard": (lambda v, y: _naive_sigmoid(v, y), OPT_X, np.abs(OPT_BINARY)),
+    "sigmoid soft": (lambda v, y: _naive_sigmoid(v, y), OPT_X, RNG.random((6, 4))),
+    "softmax": (lambda v, y: _naive_softmax(v, y, 0.0), OPT_X, np.abs(OPT_LABELS) % 4),
+    "softmax smoothed": (lambda v, y: _naive_softmax(v, y, 0.1), OPT_X, np.abs(OPT_LABELS) % 4),
+}
+
+
+def _naive_sigmoid(v, y, alpha=0.25, gamma=2.0):
+    p = torch.sigmoid(v)
+    p_t = y * p + (1 - y) * (1 - p)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(v, y, reduction="none")
+    return ((alpha * y + (1 - alpha) * (1 - y)) * (1 - p_t) ** gamma * bce).mean()
+
+
+def _naive_softmax(v, labels, smoothing, gamma=2.0):
+    log_p = torch.log_softmax(v, dim=-1)
+    target = torch.nn.functional.one_hot(labels, v.shape[-1]).double() * (1 - smoothing) + smoothing / v.shape[-1]
+    return (-(target * (1 - log_p.exp()) ** gamma * log_p).sum(-1)).mean()
+
+
+@pytest.mark.parametrize("case", NAIVE)
+def test_equal_to_the_naive_formula_differentiated_by_torch(case):
+    """The issue's reproduction: the same loss written naively in torch ops, differentiated by torch itself, float64:
+    the Hessian, the MAML outer gradient and the gradient penalty to 1e-7 relative."""
+    naive, x, t = NAIVE[case]
+    ours = focal.sigmoid_focal_loss if case.startswith("sigmoid") else functools.partial(
+        focal.softmax_focal_loss, alpha=None, label_smoothing=0.1 if "smoothed" in case else 0.0)
+    y = _as(t, torch.float64)
+    xt = torch.as_tensor(x)
+    n = x.size
+    assert_close(torch.autograd.functional.hessian(lambda v: ours(v, y), xt).reshape(n, n).numpy(),
+                 torch.autograd.functional.hessian(lambda v: naive(v, y), xt).reshape(n, n).numpy(), 1e-7, "Hessian")
+    results = []
+    for loss in (lambda v: ours(v, y), lambda v: naive(v, y)):
+        leaf = xt.clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(loss(leaf), leaf, create_graph=True)
+        (outer,) = torch.autograd.grad(loss(leaf - LR * g), leaf, retain_graph=True)
+        (penalty,) = torch.autograd.grad(g.square().sum(), leaf)
+        results.append((outer.numpy(), penalty.numpy()))
+    assert_close(results[0][0], results[1][0], 1e-7, "MAML outer gradient")
+    assert_close(results[0][1], results[1][1], 1e-7, "gradient penalty")
+
+
+def test_first_order_transforms_read_the_saved_gradient(monkeypatch):
+    """``torch.func.grad``, ``vmap(grad)`` and a plain backward run the kernel once (the forward's saved gradient);
+    only a differentiated backward runs it again."""
+    from focal.backends import torch as torch_backend
+
+    runs: list[int] = []
+    real = torch_backend._differentiable_vjp
+    monkeypatch.setattr(torch_backend, "_differentiable_vjp", lambda *a: runs.append(1) or real(*a))
+    x, labels = torch.as_tensor(OPT_X), torch.as_tensor(np.abs(OPT_LABELS) % 4)
+
+    def loss(v):
+        return focal.softmax_focal_loss(v, labels)
+
+    torch.func.grad(loss)(x)
+    torch.func.vmap(torch.func.grad(lambda v, y: focal.softmax_focal_loss(v[None], y[None])))(x, labels)
+    leaf = x.clone().requires_grad_(True)
+    loss(leaf).backward()
+    assert runs == []
+    torch.func.jacrev(torch.func.grad(loss))(x)
+    assert runs
+
+
+def test_torch_func_inside_torch_compile_refuses():
+    """dynamo inlines an autograd.Function's forward under a torch.func transform and differentiates it instead of
+    its backward (compiled ``torch.func.grad`` was NaN at saturated float32 logits): an error naming why."""
+    x, labels = torch.as_tensor(OPT_X, dtype=torch.float32), torch.as_tensor(np.abs(OPT_LABELS) % 4)
+    compiled = torch.compile(torch.func.grad(lambda v: focal.softmax_focal_loss(v, labels)), backend="eager",
+                             fullgraph=True)
+    with pytest.raises(Exception, match="inside a torch.func transform"):
+        compiled(x)
+
+
+def test_the_fused_linear_losses_refuse_nested_transforms():
+    rng = np.random.default_rng(6)
+    hidden, weight = torch.as_tensor(rng.normal(size=(6, 4))), torch.as_tensor(rng.normal(size=(5, 4)))
+    labels = torch.as_tensor(rng.integers(0, 5, 6))
+    with pytest.raises(NotImplementedError, match="no second derivative"):
+        torch.func.jacrev(torch.func.grad(lambda h: focal.linear_softmax_focal_loss(h, weight, labels)))(hidden)

@@ -110,16 +110,54 @@ def where(condition: Array, x1: Any, x2: Any, /) -> Array:
     return tf.where(condition, x1, x2)
 
 
+# The derivatives a nested GradientTape (a Hessian) takes of the core's gradient, as focal/backends/_jax_namespace.py
+# gives JAX's and _torch_differentiable.py PyTorch's (see there why): |x| and min/max with a number take the branch
+# the core's formulas take at a tie (x >= 0; the number's), and a quotient's derivative has no square of a tiny
+# divisor. The values are TensorFlow's own ops'.
+def _number(x: Any) -> builtins.bool:
+    return isinstance(x, (builtins.int, builtins.float)) and not isinstance(x, builtins.bool)
+
+
+def abs(x: Array, /) -> Array:  # noqa: A001 - the standard's name
+    return tf.where(x >= 0, x, -x)
+
+
 def maximum(x1: Any, x2: Any, /) -> Array:
-    return tf.maximum(*_pair(x1, x2))
+    if _number(x1):
+        x1, x2 = x2, x1
+    if _number(x2):
+        return tf.where(x1 > x2, x1, tf.constant(x2, dtype=x1.dtype))
+    return tf.maximum(x1, x2)
 
 
 def minimum(x1: Any, x2: Any, /) -> Array:
-    return tf.minimum(*_pair(x1, x2))
+    if _number(x1):
+        x1, x2 = x2, x1
+    if _number(x2):
+        return tf.where(x1 < x2, x1, tf.constant(x2, dtype=x1.dtype))
+    return tf.minimum(x1, x2)
+
+
+def _sum_to(x: Array, like: Array) -> Array:
+    axes, _ = tf.raw_ops.BroadcastGradientArgs(s0=tf.shape(like), s1=tf.shape(x))
+    return tf.reshape(tf.reduce_sum(x, axis=axes), tf.shape(like))
+
+
+@tf.custom_gradient
+def _divide(a: Array, b: Array) -> Any:
+    quotient = tf.math.truediv(a, b)
+
+    def grad(g: Array) -> tuple[Array, Array]:
+        scaled = _divide(g, b)
+        # a zero cotangent gives zero where a / b overflows (a where's branch not taken)
+        db = tf.where(scaled == 0, tf.zeros_like(scaled), -(scaled * _divide(a, b)))
+        return _sum_to(scaled, a), _sum_to(db, b)
+
+    return quotient, grad
 
 
 def divide(x1: Any, x2: Any, /) -> Array:
-    return tf.math.truediv(*_pair(x1, x2))
+    return _divide(*_pair(x1, x2))
 
 
 def clip(x: Array, /, min: Any = None, max: Any = None) -> Array:  # noqa: A002 - the standard's names
@@ -152,7 +190,6 @@ def all(x: Array, /, *, axis: Any = None, keepdims: builtins.bool = False) -> Ar
     return tf.reduce_all(tf.cast(x, tf.bool), axis=axis, keepdims=keepdims)
 
 
-abs = tf.abs  # noqa: A001
 exp = tf.exp
 expm1 = tf.math.expm1
 log = tf.math.log
