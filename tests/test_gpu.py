@@ -7,7 +7,8 @@
 - float16 and bfloat16 under ``torch.autocast("cuda")``: a float32 loss, the gradient back to float32 weights,
   close to the float32 run's;
 - PyTorch's compiled path (Triton) on the GPU equal to the plain one;
-- JAX on a GPU reads nothing back (``jax.transfer_guard_device_to_host("disallow")``).
+- JAX on a GPU reads nothing back (``jax.transfer_guard_device_to_host("disallow")``);
+- second derivatives (a double backward, ``torch.func.hessian``) on the GPU equal the reference.
 
 The CPU's stand-ins for all of this are tests/test_devices.py's (meta, a fake cuda:0). ``bash benchmarks/gpu_check.sh``
 runs this file on a GPU machine.
@@ -191,3 +192,30 @@ def test_jax_on_a_gpu_reads_nothing_back(name):
     assert value.devices() == {gpu} and grad.devices() == {gpu}
     numpy_value = fn(data.logits.astype(np.float64), data.targets, **case.call_kwargs(-1, data.extras))
     assert_close(np.asarray(value), numpy_value, REFERENCE_RTOL["float32"], name)
+
+
+@needs_cuda
+@pytest.mark.parametrize("case", ["sigmoid-g0.5-soft", "softmax-options-g2.0-hard", "tversky-g1.0-hard"])
+def test_second_derivatives_on_the_gpu_equal_the_cpus(case):
+    """A double backward and ``torch.func.hessian`` on the GPU, float64, under the sync debug mode: equal to the
+    reference (tests/test_torch_second_order.py's) and nothing read back."""
+    from second_order import TARGETS as KINDS
+    from second_order import central_differences, logits_for, losses
+
+    name, target = case.rsplit("-", 1)
+    _, fn, params, kind = next(c for c in losses() if c[0] == name)
+    t = KINDS[kind][target]
+    x = logits_for(fn)
+    expected = central_differences(fn, params, x, t)
+    y = torch.as_tensor(t, device="cuda")
+    y = y if t.dtype.kind == "i" else y.double()
+    xt = torch.as_tensor(x, device="cuda")
+    previous = torch.cuda.get_sync_debug_mode()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        hessians = {"create_graph": torch.autograd.functional.hessian(lambda v: fn(v, y, **params), xt),
+                    "torch.func.hessian": torch.func.hessian(lambda v: fn(v, y, **params))(xt)}
+    finally:
+        torch.cuda.set_sync_debug_mode(previous)
+    for route, hessian in hessians.items():
+        assert_close(hessian.reshape(x.size, x.size).cpu().numpy(), expected, 1e-6, route)

@@ -67,3 +67,21 @@ def test_options_hessians(name, fn, t, params):
     for route in (jax.hessian, lambda f: jax.jacrev(jax.grad(f))):
         hessian = route(lambda v: fn(v, targets, **jax_params))(jnp.asarray(OPT_X))
         assert_close(np.asarray(hessian).reshape(n, n), expected, 1e-6, name)
+
+
+@pytest.mark.x64
+@pytest.mark.parametrize("loss", ["softmax", "sigmoid"])
+def test_the_fused_linear_losses_refuse_second_order(loss):
+    """Their backward reads gradients saved by the forward: differentiated again it would give zeros (it did), so it
+    raises, naming the unfused loss; the first derivative is unchanged."""
+    jax, jnp = import_or_skip("jax"), import_or_skip("jax.numpy")
+    rng = np.random.default_rng(4)
+    hidden, weight = jnp.asarray(rng.normal(size=(6, 4))), jnp.asarray(rng.normal(size=(5, 4)))
+    targets = jnp.asarray(rng.integers(0, 5, 6)) if loss == "softmax" else jnp.asarray(rng.random((6, 5)) > 0.5)
+    fused = focal.linear_softmax_focal_loss if loss == "softmax" else focal.linear_sigmoid_focal_loss
+    for route in (jax.hessian, lambda f: jax.jacrev(jax.grad(f)), lambda f: lambda h: jax.jvp(jax.grad(f), (h,), (h,))):
+        with pytest.raises(NotImplementedError, match="no second derivative in JAX.*unfused"):
+            route(lambda h: fused(h, weight, targets))(hidden)
+    unfused = focal.softmax_focal_loss if loss == "softmax" else focal.sigmoid_focal_loss
+    assert_close(np.asarray(jax.jit(jax.grad(lambda h: fused(h, weight, targets)))(hidden)),
+                 np.asarray(jax.grad(lambda h: unfused(h @ weight.T, targets))(hidden)), 1e-12, "first order")

@@ -14,6 +14,8 @@ from helpers import assert_close, import_or_skip
 from second_order import OPT_X, OPTIONS, central_differences, logits_for, losses
 from second_order import TARGETS as KINDS
 
+import focal
+
 tf = import_or_skip("tensorflow")
 from focal.backends import tensorflow as tf_backend  # noqa: E402
 
@@ -77,3 +79,23 @@ def test_options_second_derivatives(name, fn, t, params):
     tf_params = {k: tf.constant(v) if isinstance(v, np.ndarray) else v for k, v in params.items()}
     assert_close(_hessian(fn, tf_params, OPT_X, t, tf.float64), central_differences(fn, params, OPT_X, t), 1e-6,
                  name)
+
+
+def test_the_fused_linear_losses_refuse_a_nested_tape():
+    """Their backward reads gradients saved by the forward: under an outer tape it raises, naming the unfused loss
+    (it raised a bare "Attempt to convert a value (None)"), and a single tape's gradient is unchanged."""
+    rng = np.random.default_rng(4)
+    hidden, weight = tf.constant(rng.normal(size=(6, 4))), tf.constant(rng.normal(size=(5, 4)))
+    labels = tf.constant(rng.integers(0, 5, 6))
+    with pytest.raises(NotImplementedError, match="no second derivative in TensorFlow.*unfused"):
+        with tf.GradientTape() as outer:
+            outer.watch(hidden)
+            with tf.GradientTape() as inner:
+                inner.watch(hidden)
+                loss = focal.linear_softmax_focal_loss(hidden, weight, labels)
+            inner.gradient(loss, hidden)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(hidden)
+        fused = focal.linear_softmax_focal_loss(hidden, weight, labels)
+        unfused = focal.softmax_focal_loss(tf.matmul(hidden, weight, transpose_b=True), labels)
+    assert_close(tape.gradient(fused, hidden).numpy(), tape.gradient(unfused, hidden).numpy(), 1e-12, "first order")

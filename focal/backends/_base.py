@@ -122,3 +122,12 @@ class Backend:
 def no_gradient_message(name: str) -> str:
     return (f"{name} has no gradient in this loss (it is not differentiable here): pass a number, or an array "
             f"that no gradient is asked for (detach it / stop its gradient)")
+
+
+def linear_second_order_message(framework: str, route: str) -> str:
+    """The error where a fused linear loss's gradient is differentiated again (``route``: how it was asked for)."""
+    return ("the fused linear losses (focal.linear_softmax_focal_loss, focal.linear_sigmoid_focal_loss) have no "
+            f"second derivative in {framework}: their gradient was differentiated ({route}: a Hessian, a MAML inner "
+            "step, a gradient penalty). Compute the loss unfused, e.g. focal.softmax_focal_loss(hidden @ weight.T + "
+            "bias, labels), whose second derivatives are exact (as PyTorch's own chunked F.linear_cross_entropy has "
+            "none)")

@@ -21,7 +21,7 @@ from jax.custom_derivatives import SymbolicZero
 from .._hyper import wanted_slots
 from .._kernel import value_of
 from . import _jax_namespace as xp
-from ._base import Array, Backend, no_gradient_message
+from ._base import Array, Backend, linear_second_order_message, no_gradient_message
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1))
@@ -73,8 +73,28 @@ def _apply_linear_fwd(kernel: Any, hidden: Array, weight: Array, bias: Array | N
     return out, (hidden, weight, bias, aux, residuals)
 
 
+@jax.custom_jvp
+def _no_second_order(x: Array) -> Array:
+    return x
+
+
+def _no_second_order_jvp(primals: Any, tangents: Any) -> Any:
+    # called where the backward below is itself differentiated (jax.hessian, jacrev over grad): its saved gradients
+    # are constants there, whose derivative would be a silent zero
+    (x,), (t,) = primals, tangents
+    if not isinstance(t, SymbolicZero):
+        raise NotImplementedError(linear_second_order_message("JAX", "jax.hessian, jax.jacrev or jax.jvp of jax.grad"))
+    return x, jnp.zeros_like(x)
+
+
+_no_second_order.defjvp(_no_second_order_jvp, symbolic_zeros=True)
+
+
 def _apply_linear_bwd(kernel: Any, saved: Any, cotangent: Array) -> Any:
     hidden, weight, bias, aux, residuals = saved
+    for x in (hidden, weight, bias, cotangent):
+        if x is not None:
+            _no_second_order(x)
     grads = kernel.vjp(xp, (hidden, weight, bias, aux), residuals, cotangent, (True, True, bias is not None))
     # the aux have no gradient here: 0 (a float one went through no_gradient first, whose JVP refuses)
     zeros = tuple(jnp.zeros_like(a) if jnp.issubdtype(a.dtype, jnp.inexact) else

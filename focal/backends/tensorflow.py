@@ -23,7 +23,7 @@ import tensorflow as tf
 from .._hyper import TARGETS, wanted_slots
 from .._kernel import value_of
 from . import _tf_namespace as xp
-from ._base import Array, Backend, no_gradient_message
+from ._base import Array, Backend, linear_second_order_message, no_gradient_message
 
 FUSED_MIN_ELEMENTS = int(os.environ.get("FOCAL_TF_FUSED_MIN", 1 << 16))
 FUSED = os.environ.get("FOCAL_TF_FUSED", "1") != "0"
@@ -233,6 +233,9 @@ class TensorFlowBackend(Backend):
                 residuals = tuple(r for r in full if r is not None)
 
             def backward(upstream: Array) -> Any:
+                if tf.executing_eagerly() and any(_recorded(x) for x in args[:len(primals)]):
+                    # an outer tape differentiates this backward, whose saved gradients it cannot (a Hessian)
+                    raise NotImplementedError(linear_second_order_message("TensorFlow", "a nested GradientTape"))
                 if kernel.reduce and _is_one(upstream):  # a tape's own seed: the forward's gradients as they are
                     grads = iter(residuals)
                 elif xla:

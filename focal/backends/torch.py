@@ -21,7 +21,7 @@ from . import _torch_chunks as chunks
 from . import _torch_differentiable as differentiable
 from . import _torch_fused as fused
 from . import _torch_namespace as xp
-from ._base import Array, Backend, no_gradient_message
+from ._base import Array, Backend, linear_second_order_message, no_gradient_message
 from ._torch_namespace import _wrapped as wrapped
 
 
@@ -262,12 +262,8 @@ class _ApplyLinear(torch.autograd.Function):
         return (None, None, *grads) + (None,) * ctx.num_aux
 
 
-LINEAR_SECOND_ORDER = (
-    "the fused linear losses (focal.linear_softmax_focal_loss, focal.linear_sigmoid_focal_loss) have no second "
-    "derivative in PyTorch: their backward was asked to record a graph (create_graph=True, or a torch.func transform "
-    "over another: a Hessian, a MAML inner step, a gradient penalty). Compute the loss unfused, e.g. "
-    "focal.softmax_focal_loss(hidden @ weight.T + bias, labels), whose second derivatives are exact (as PyTorch's "
-    "own chunked F.linear_cross_entropy has none)")
+LINEAR_SECOND_ORDER = linear_second_order_message(
+    "PyTorch", "create_graph=True, or a torch.func transform over another")
 
 
 class TorchBackend(Backend):
