@@ -272,3 +272,27 @@ def test_the_fused_linear_losses_refuse_nested_transforms():
     labels = torch.as_tensor(rng.integers(0, 5, 6))
     with pytest.raises(NotImplementedError, match="no second derivative"):
         torch.func.jacrev(torch.func.grad(lambda h: focal.linear_softmax_focal_loss(h, weight, labels)))(hidden)
+
+
+@pytest.mark.parametrize("route", ["create_graph", "torch.func.hessian"])
+def test_a_bad_label_is_nan_in_its_own_rows_of_the_hessian(route):
+    """Where values are not read (the ``nan`` mode, an accelerator's default), a label outside [0, C) makes its row's
+    loss and its gradient's row NaN; in the Hessian its own block shows NaN (forward mode leaves the derivative of the
+    one NaN-marked entry at the row's safe label finite), NaN reaches no entry that pairs two other rows, and those
+    equal the reference's. (An entry pairing the bad row with another is 0 · NaN on one side: NaN.)"""
+    labels = np.abs(OPT_LABELS) % 4
+    bad = labels.copy()
+    bad[3] = 7
+    x, n, c = torch.as_tensor(OPT_X), OPT_X.size, OPT_X.shape[1]
+    with focal.set_value_checks("nan"):
+        loss = functools.partial(focal.softmax_focal_loss, targets=torch.as_tensor(bad))
+        hessian = (torch.autograd.functional.hessian(loss, x) if route == "create_graph" else
+                   torch.func.hessian(loss)(x)).reshape(n, n).numpy()
+        gradient = torch.func.grad(loss)(x).numpy()
+    assert np.isnan(gradient[3]).all() and np.isfinite(np.delete(gradient, 3, axis=0)).all()
+    in_row = np.zeros(n, dtype=bool)
+    in_row[3 * c:4 * c] = True
+    assert np.isnan(hessian[np.ix_(in_row, in_row)]).sum() >= c * (c - 1)
+    others = np.ix_(~in_row, ~in_row)
+    expected = central_differences(focal.softmax_focal_loss, {}, OPT_X, labels)
+    assert_close(hessian[others], expected[others], 1e-6, "the other rows")

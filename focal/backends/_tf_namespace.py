@@ -122,11 +122,16 @@ def abs(x: Array, /) -> Array:  # noqa: A001 - the standard's name
     return tf.where(x >= 0, x, -x)
 
 
+def _number_side(x: Array, c: float) -> Array:
+    """``c`` where ``x`` is not NaN (a NaN stays: the core's NaN marks must survive a floor)."""
+    return tf.where(tf.math.is_nan(x), x, tf.constant(c, dtype=x.dtype))
+
+
 def maximum(x1: Any, x2: Any, /) -> Array:
     if _number(x1):
         x1, x2 = x2, x1
     if _number(x2):
-        return tf.where(x1 > x2, x1, tf.constant(x2, dtype=x1.dtype))
+        return tf.where(x1 > x2, x1, _number_side(x1, x2))
     return tf.maximum(x1, x2)
 
 
@@ -134,7 +139,7 @@ def minimum(x1: Any, x2: Any, /) -> Array:
     if _number(x1):
         x1, x2 = x2, x1
     if _number(x2):
-        return tf.where(x1 < x2, x1, tf.constant(x2, dtype=x1.dtype))
+        return tf.where(x1 < x2, x1, _number_side(x1, x2))
     return tf.minimum(x1, x2)
 
 

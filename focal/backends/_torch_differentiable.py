@@ -39,11 +39,16 @@ def _number(x: Any) -> bool:
     return isinstance(x, (builtins.int, builtins.float)) and not isinstance(x, builtins.bool)
 
 
+def _number_side(x: torch.Tensor, c: float) -> torch.Tensor:
+    """``c`` where ``x`` is not NaN (a NaN stays: the core's NaN marks must survive a floor)."""
+    return torch.where(torch.isnan(x), x, c)
+
+
 def minimum(x1: Any, x2: Any, /) -> torch.Tensor:
     if _number(x1):
         x1, x2 = x2, x1
     if _number(x2):
-        return torch.where(x1 < x2, x1, x2)
+        return torch.where(x1 < x2, x1, _number_side(x1, x2))
     return torch.minimum(x1, x2)
 
 
@@ -51,7 +56,7 @@ def maximum(x1: Any, x2: Any, /) -> torch.Tensor:
     if _number(x1):
         x1, x2 = x2, x1
     if _number(x2):
-        return torch.where(x1 > x2, x1, x2)
+        return torch.where(x1 > x2, x1, _number_side(x1, x2))
     return torch.maximum(x1, x2)
 
 

@@ -126,11 +126,11 @@ UNDER_COMPILED_TRANSFORMS = (
     "or compile a step that calls loss.backward() / torch.autograd.grad")
 
 
-def _leave_the_graph() -> None:
-    """A graph break, so that dynamo runs the transform around this call eagerly: tracing a torch.func transform, it
-    sees no ``requires_grad`` and inlines an ``autograd.Function``'s forward, whose autodiff then replaces the
-    analytic gradient (NaN at saturated float32 logits, half the gradient at a logit of exactly 0, no second
-    derivative). With ``fullgraph=True``, dynamo's error names this function."""
+def _refuse_a_compiled_transform() -> None:
+    """Tracing a torch.func transform, dynamo sees no ``requires_grad`` and inlines an ``autograd.Function``'s
+    forward, whose autodiff then replaces the analytic gradient (NaN at saturated float32 logits, half the gradient
+    at a logit of exactly 0, no second derivative): an error instead (a graph break would not do: dynamo cannot
+    resume inside a transform, and crashes on its wrapped tensors)."""
     raise NotImplementedError(UNDER_COMPILED_TRANSFORMS)
 
 
@@ -318,7 +318,7 @@ class TorchBackend(Backend):
         # a torch.func transform or forward-mode AD: whether a tangent or a gradient is asked for is not known here
         transformed = torch._C._are_functorch_transforms_active() or forward_ad._current_level >= 0
         if transformed and torch.compiler.is_compiling():
-            _leave_the_graph()
+            _refuse_a_compiled_transform()
         wanted = wanted_slots(slots, ((recording and p.requires_grad) or (transformed and _has_tangent(p))
                                       for p in params))
         compiled = not transformed and fused.wanted(logits)
