@@ -296,3 +296,25 @@ def test_a_bad_label_is_nan_in_its_own_rows_of_the_hessian(route):
     others = np.ix_(~in_row, ~in_row)
     expected = central_differences(focal.softmax_focal_loss, {}, OPT_X, labels)
     assert_close(hessian[others], expected[others], 1e-6, "the other rows")
+
+
+@pytest.mark.parametrize("loss", ["softmax", "sigmoid", "linear"])
+def test_a_hessian_through_a_compiled_loss_raises(loss):
+    """PyTorch's AOTAutograd has no double backward of a compiled region. Our compiled backward keeps the logits
+    (``_kept_by_a_compiled_backward``), so a Hessian through a ``torch.compile``d loss raises AOTAutograd's error, as
+    for PyTorch's own compiled losses, where it returned no gradient (zeros in ``autograd.functional.hessian``); the
+    compiled first derivative is unchanged."""
+    labels = torch.as_tensor(np.abs(OPT_LABELS) % 4)
+    weight = torch.as_tensor(RNG.normal(size=(4, 3)))
+    fn = {"softmax": lambda v: focal.softmax_focal_loss(v, labels),
+          "sigmoid": lambda v: focal.sigmoid_focal_loss(v, torch.as_tensor(np.abs(OPT_BINARY))),
+          "linear": lambda v: focal.linear_softmax_focal_loss(v[:, :3], weight, labels)}[loss]
+    x = torch.as_tensor(OPT_X)
+    with pytest.raises(RuntimeError, match="does not currently support double backward"):
+        torch.autograd.functional.hessian(torch.compile(fn, backend="aot_eager", fullgraph=True), x)
+    torch._dynamo.reset()
+    compiled = torch.compile(fn, backend="aot_eager", fullgraph=True)
+    leaf, eager_leaf = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    compiled(leaf).backward()
+    fn(eager_leaf).backward()
+    assert_close(leaf.grad.numpy(), eager_leaf.grad.numpy(), 1e-12, "compiled first derivative")

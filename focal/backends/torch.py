@@ -64,6 +64,8 @@ class _Apply(torch.autograd.Function):
         else:
             grad, grads = ctx.kernel.vjp(xp, residuals, grad_out, ctx.wanted,
                                          consume=_consumable(residuals[0], grad_out, ctx))
+            if torch.compiler.is_compiling():
+                grad = _kept_by_a_compiled_backward(grad, inputs[0])
         return (None, None, None, None, grad) + (None,) * ctx.num_aux + grads
 
 
@@ -132,6 +134,16 @@ def _refuse_a_compiled_transform() -> None:
     at a logit of exactly 0, no second derivative): an error instead (a graph break would not do: dynamo cannot
     resume inside a transform, and crashes on its wrapped tensors)."""
     raise NotImplementedError(UNDER_COMPILED_TRANSFORMS)
+
+
+def _kept_by_a_compiled_backward(grad: Array, x: Array) -> Array:
+    """``grad`` (the same values: a NaN input's gradient is NaN) read beside the whole of ``x`` in a caller's
+    compiled backward, so that AOTAutograd saves ``x`` itself, which requires a gradient: a second backward through
+    the compiled region then raises AOTAutograd's "does not currently support double backward" (as for PyTorch's own
+    compiled ``F.cross_entropy``) instead of returning no gradient (a Hessian of zeros) from a backward that read
+    saved residuals alone. Inductor fuses it into the gradient's loop (2 cores: +0.4% on 65536 x 80 sigmoid, +1.2%
+    on 2 x 19 x 256 x 512 softmax, fwd+bwd)."""
+    return torch.where(torch.isnan(x), x.to(grad.dtype), grad)
 
 
 def _has_tangent(x: Array) -> bool:
@@ -259,6 +271,9 @@ class _ApplyLinear(torch.autograd.Function):
         consume = not (torch.compiler.is_compiling() or _keeps_graph() or torch.is_grad_enabled()
                        or any(wrapped(r) for r in residuals if r is not None) or grad_out.dtype != hidden.dtype)
         grads = ctx.kernel.vjp(xp, (hidden, weight, bias, aux), residuals, grad_out, ctx.wanted, consume=consume)
+        if torch.compiler.is_compiling():
+            grads = tuple(g if g is None else _kept_by_a_compiled_backward(g, x)
+                          for g, x in zip(grads, (hidden, weight, bias)))
         return (None, None, *grads) + (None,) * ctx.num_aux
 
 
