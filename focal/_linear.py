@@ -125,21 +125,43 @@ class LinearKernel:
                shared: tuple[Array, ...], scale: Array | None, *, grad: bool) -> tuple[Array, Array | None]:
         """A chunk's loss (summed, or per row) and its gradient w.r.t. the chunk's logits (``grad``), in the
         compute dtype; ``scale`` weights each row (the backward of ``reduction="none"``)."""
-        logits = matmul_nt(xp, hidden, weight)
-        if bias is not None:
-            logits = logits + bias
-        kwargs = dict(self.options)
-        kwargs.update(zip(self.row_names[1:], rows[1:]))
-        kwargs.update(zip(self.shared_names, shared))
         summed = grad or self.reduce
-        plan = self.planner(logits, rows[0], reduction="sum" if summed else "none", **kwargs)
-        del logits  # the plan's only now, which lets go of it once the kernel has read it
+        plan = self._plan(xp, hidden, weight, bias, rows, shared, summed)
         loss, dlogits = plan.compute(grad=grad, release=True)
         if not summed and self.per_class:
             loss = xp.sum(loss, axis=1)
         if scale is not None:  # a cotangent of any sign: not the loss's weight, which must be >= 0
             dlogits = dlogits * xp.expand_dims(scale, axis=1)
         return loss, dlogits
+
+    def _plan(self, xp: Any, hidden: Array, weight: Array, bias: Array | None, rows: tuple[Array, ...],
+              shared: tuple[Array, ...], summed: bool) -> Any:
+        """The unfused loss's plan for a chunk's logits (the plan holds the only reference to them)."""
+        logits = matmul_nt(xp, hidden, weight)
+        if bias is not None:
+            logits = logits + bias
+        kwargs = dict(self.options)
+        kwargs.update(zip(self.row_names[1:], rows[1:]))
+        kwargs.update(zip(self.shared_names, shared))
+        return self.planner(logits, rows[0], reduction="sum" if summed else "none", **kwargs)
+
+    def value_through_autodiff(self, xp: Any, hidden: Array, weight: Array, bias: Array | None,
+                               aux: tuple[Array, ...]) -> Array:
+        """The loss as :meth:`value` gives it, each chunk through the unfused loss's own path (``plan.loss()``: the
+        framework's custom gradient, whose derivatives are exact to any order) and the framework's autodiff around
+        it: for a backward that is itself differentiated, which keeps every chunk's graph (the unfused loss's memory,
+        then only)."""
+        row_aux, shared = self._split(aux)
+        parts = []
+        for start in range(0, self.rows, self.chunk):
+            stop = min(start + self.chunk, self.rows)
+            chunk = tuple(r[start:stop] for r in row_aux)
+            loss = self._plan(xp, hidden[start:stop], weight, bias, chunk, shared, self.reduce).loss()
+            parts.append(xp.sum(loss, axis=1) if not self.reduce and self.per_class else loss)
+        if not self.reduce:
+            return xp.concat(parts, axis=0)
+        total = sum(parts[1:], parts[0])
+        return total / aux[-1] if self.normalized else total
 
     def _split(self, aux: tuple[Array, ...]) -> tuple[tuple[Array, ...], tuple[Array, ...]]:
         n = len(self.row_names)

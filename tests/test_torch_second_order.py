@@ -120,23 +120,60 @@ def test_the_default_paths_compiled_forward_has_the_same_second_derivatives(monk
     assert "forward" in calls
 
 
-@pytest.mark.parametrize("loss", ["softmax", "sigmoid"])
-def test_the_fused_linear_losses_refuse_a_recorded_backward(loss):
-    """No second derivative through the chunked gradients: a clear error, never the silent zero of a graph of saved
-    gradients; the first derivative under torch.func.grad is unchanged."""
-    rng = np.random.default_rng(5)
-    hidden, weight = torch.as_tensor(rng.normal(size=(6, 4))), torch.as_tensor(rng.normal(size=(5, 4)))
-    targets = torch.as_tensor(rng.integers(0, 5, 6)) if loss == "softmax" else torch.as_tensor(
-        (rng.random((6, 5)) > 0.5).astype(np.float64))
-    fused_loss = focal.linear_softmax_focal_loss if loss == "softmax" else focal.linear_sigmoid_focal_loss
-    unfused = focal.softmax_focal_loss if loss == "softmax" else focal.sigmoid_focal_loss
-    leaf = hidden.clone().requires_grad_(True)
-    with pytest.raises(NotImplementedError, match="no second derivative.*create_graph=True"):
-        torch.autograd.grad(fused_loss(leaf, weight, targets), leaf, create_graph=True)
-    with pytest.raises(NotImplementedError, match="no second derivative"):
-        torch.autograd.functional.hessian(lambda h: fused_loss(h, weight, targets), hidden)
-    assert_close(torch.func.grad(lambda h: fused_loss(h, weight, targets))(hidden).numpy(),
-                 torch.func.grad(lambda h: unfused(h @ weight.T, targets))(hidden).numpy(), 1e-12, "func.grad")
+LINEAR_GEN = np.random.default_rng(8)
+HIDDEN, WEIGHT, BIAS = (LINEAR_GEN.normal(size=s) for s in ((7, 4), (5, 4), (5,)))
+LINEAR_LABELS = np.array([0, 1, 2, 3, 4, 0, -100])
+LINEAR_BINARY = (LINEAR_GEN.random((7, 5)) > 0.5).astype(np.float64)
+ROW_WEIGHTS = np.arange(7.0)
+LINEAR_CASES = {
+    "softmax ignore_index": (focal.linear_softmax_focal_loss, focal.softmax_focal_loss, LINEAR_LABELS,
+                             {"ignore_index": -100}),
+    "softmax smoothing gamma 0.5": (focal.linear_softmax_focal_loss, focal.softmax_focal_loss,
+                                    np.abs(LINEAR_LABELS) % 5, {"label_smoothing": 0.1, "gamma": 0.5}),
+    "softmax none": (focal.linear_softmax_focal_loss, focal.softmax_focal_loss, np.abs(LINEAR_LABELS) % 5,
+                     {"reduction": "none"}),
+    "sigmoid": (focal.linear_sigmoid_focal_loss, focal.sigmoid_focal_loss, LINEAR_BINARY, {}),
+    "sigmoid normalizer": (focal.linear_sigmoid_focal_loss, focal.sigmoid_focal_loss, LINEAR_BINARY,
+                           {"normalizer": 4.0}),
+}
+
+
+@pytest.mark.parametrize("case", LINEAR_CASES)
+def test_the_fused_linear_losses_second_derivatives(case):
+    """A recorded backward (``create_graph``) of a fused linear loss runs its chunks again through the unfused
+    loss's own path: the Hessian over (hidden, weight, bias) equals the unfused loss's of ``hidden @ weight.T +
+    bias`` (whose own is tested above), chunks of 3 rows over 7, with and without a reduction."""
+    fused_loss, unfused, t, params = LINEAR_CASES[case]
+    targets = _as(t, torch.float64)
+    rows = torch.as_tensor(ROW_WEIGHTS)
+
+    def reduced(loss):
+        return (loss * rows).sum() if params.get("reduction") == "none" else loss
+
+    def fused(h, w, b):
+        return reduced(fused_loss(h, w, targets, bias=b, chunk_size=3, **params))
+
+    def plain(h, w, b):
+        loss = unfused(h @ w.T + b, targets, **params)
+        return reduced(loss.sum(-1) if loss.ndim == 2 else loss)
+
+    inputs = tuple(torch.as_tensor(x) for x in (HIDDEN, WEIGHT, BIAS))
+    ours, expected = (torch.autograd.functional.hessian(f, inputs) for f in (fused, plain))
+    for i in range(3):
+        for j in range(3):
+            assert_close(ours[i][j].numpy(), expected[i][j].numpy(), 1e-10, f"block {i}, {j}")
+
+
+def test_the_fused_linear_losses_refuse_nested_torch_func_transforms():
+    """Under torch.func their chunks' autodiff cannot be taken again: a clear error, never the silent zero of a graph
+    of saved gradients; the first derivative under torch.func.grad is unchanged."""
+    hidden, weight = torch.as_tensor(HIDDEN), torch.as_tensor(WEIGHT)
+    labels = torch.as_tensor(np.abs(LINEAR_LABELS) % 5)
+    with pytest.raises(NotImplementedError, match="no second derivative.*torch.func"):
+        torch.func.jacrev(torch.func.grad(lambda h: focal.linear_softmax_focal_loss(h, weight, labels)))(hidden)
+    assert_close(torch.func.grad(lambda h: focal.linear_softmax_focal_loss(h, weight, labels))(hidden).numpy(),
+                 torch.func.grad(lambda h: focal.softmax_focal_loss(h @ weight.T, labels))(hidden).numpy(), 1e-12,
+                 "func.grad")
 
 
 @pytest.mark.parametrize("name,fn,t,params", OPTIONS, ids=[o[0] for o in OPTIONS])
@@ -264,14 +301,6 @@ def test_torch_func_inside_torch_compile_refuses():
                              fullgraph=True)
     with pytest.raises(Exception, match="inside a torch.func transform"):
         compiled(x)
-
-
-def test_the_fused_linear_losses_refuse_nested_transforms():
-    rng = np.random.default_rng(6)
-    hidden, weight = torch.as_tensor(rng.normal(size=(6, 4))), torch.as_tensor(rng.normal(size=(5, 4)))
-    labels = torch.as_tensor(rng.integers(0, 5, 6))
-    with pytest.raises(NotImplementedError, match="no second derivative"):
-        torch.func.jacrev(torch.func.grad(lambda h: focal.linear_softmax_focal_loss(h, weight, labels)))(hidden)
 
 
 @pytest.mark.parametrize("route", ["create_graph", "torch.func.hessian"])

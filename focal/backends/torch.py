@@ -265,7 +265,11 @@ class _ApplyLinear(torch.autograd.Function):
         aux, rest = tuple(saved[start:start + ctx.num_aux]), iter(saved[start + ctx.num_aux:])
         residuals = tuple(next(rest) if want else None for want in ctx.wanted) if ctx.kernel.reduce else ()
         if _differentiated(grad_out):
-            raise NotImplementedError(LINEAR_SECOND_ORDER)  # a graph of saved gradients: a silent zero otherwise
+            # the saved gradients carry no graph: the loss again, through the unfused path's autodiff
+            if torch._C._are_functorch_transforms_active():
+                raise NotImplementedError(LINEAR_SECOND_ORDER)
+            return (None, None, *_linear_gradients_with_graph(ctx.kernel, ctx.wanted, hidden, weight, bias, aux,
+                                                              grad_out)) + (None,) * ctx.num_aux
         # the saved gradients are the forward's own arrays: scaled in place unless autograd keeps them for another
         # backward (retain_graph), records this one (create_graph), or a compiler traces it
         consume = not (torch.compiler.is_compiling() or _keeps_graph() or torch.is_grad_enabled()
@@ -277,8 +281,17 @@ class _ApplyLinear(torch.autograd.Function):
         return (None, None, *grads) + (None,) * ctx.num_aux
 
 
-LINEAR_SECOND_ORDER = linear_second_order_message(
-    "PyTorch", "create_graph=True, or a torch.func transform over another")
+def _linear_gradients_with_graph(kernel: Any, wanted: tuple[bool, ...], hidden: Array, weight: Array,
+                                 bias: Array | None, aux: tuple[Array, ...], grad_out: Array) -> tuple[Any, ...]:
+    """A fused linear loss's gradients for a recorded backward (``create_graph=True``), themselves recorded."""
+    inputs = [x for x, want in zip((hidden, weight, bias), wanted) if want]
+    with torch.enable_grad():
+        value = kernel.value_through_autodiff(xp, hidden, weight, bias, aux)
+        grads = iter(torch.autograd.grad(value, inputs, grad_out, create_graph=True))
+    return tuple(next(grads) if want else None for want in wanted)
+
+
+LINEAR_SECOND_ORDER = linear_second_order_message("PyTorch", "a torch.func transform over another")
 
 
 class TorchBackend(Backend):
