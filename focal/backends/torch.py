@@ -146,6 +146,16 @@ def _kept_by_a_compiled_backward(grad: Array, x: Array) -> Array:
     return torch.where(torch.isnan(x), x.to(grad.dtype), grad)
 
 
+def _differentiating_transform() -> bool:
+    """Whether forward-mode AD or a torch.func ``grad``/``jvp`` level is active (``vmap`` alone keeps autograd's
+    ``requires_grad``, as plain autograd)."""
+    if forward_ad._current_level >= 0:
+        return True
+    if not torch._C._are_functorch_transforms_active():
+        return False
+    return any(i.key() in _DIFFERENTIATING for i in torch._C._functorch.get_interpreter_stack() or ())
+
+
 def _has_tangent(x: Array) -> bool:
     """Whether forward mode carries a tangent for ``x`` (``torch.func.jvp``, ``forward_ad``): a gradient of it is then
     asked for, though ``requires_grad`` says no."""
@@ -343,10 +353,11 @@ class TorchBackend(Backend):
               slots: Sequence[Any]) -> Array:
         aux, params = tuple(aux), tuple(params)
         recording = torch.is_grad_enabled()
-        # a torch.func transform or forward-mode AD: whether a tangent or a gradient is asked for is not known here
-        transformed = torch._C._are_functorch_transforms_active() or forward_ad._current_level >= 0
-        if transformed and torch.compiler.is_compiling():
+        if torch.compiler.is_compiling() and torch._C._are_functorch_transforms_active():
             _refuse_a_compiled_transform()
+        # a torch.func transform that differentiates, or forward-mode AD: whether a tangent or a gradient is asked for
+        # is not known here
+        transformed = _differentiating_transform()
         wanted = wanted_slots(slots, ((recording and p.requires_grad) or (transformed and _has_tangent(p))
                                       for p in params))
         compiled = not transformed and fused.wanted(logits)
