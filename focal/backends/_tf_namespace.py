@@ -127,20 +127,21 @@ def _number_side(x: Array, c: float) -> Array:
     return tf.where(tf.math.is_nan(x), x, tf.constant(c, dtype=x.dtype))
 
 
-def maximum(x1: Any, x2: Any, /) -> Array:
+def _floats_and_number(x1: Any, x2: Any) -> tuple[Any, Any, builtins.bool]:
+    """``(tensor, number, True)`` for a floating tensor beside a number (either order), else the pair as given."""
     if _number(x1):
         x1, x2 = x2, x1
-    if _number(x2):
-        return tf.where(x1 > x2, x1, _number_side(x1, x2))
-    return tf.maximum(x1, x2)
+    return x1, x2, _number(x2) and tf.is_tensor(x1) and x1.dtype.is_floating
+
+
+def maximum(x1: Any, x2: Any, /) -> Array:
+    x, c, floor = _floats_and_number(x1, x2)
+    return tf.where(x > c, x, _number_side(x, c)) if floor else tf.maximum(*_pair(x1, x2))
 
 
 def minimum(x1: Any, x2: Any, /) -> Array:
-    if _number(x1):
-        x1, x2 = x2, x1
-    if _number(x2):
-        return tf.where(x1 < x2, x1, _number_side(x1, x2))
-    return tf.minimum(x1, x2)
+    x, c, ceiling = _floats_and_number(x1, x2)
+    return tf.where(x < c, x, _number_side(x, c)) if ceiling else tf.minimum(*_pair(x1, x2))
 
 
 def _sum_to(x: Array, like: Array) -> Array:
