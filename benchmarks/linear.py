@@ -5,17 +5,18 @@
     python benchmarks/linear.py --device cuda --framework torch --framework jax      # on a GPU
 
 Per framework, value+grad (w.r.t. hidden and weight) of: ``fused`` (``focal.linear_softmax_focal_loss``), ``unfused``
-(``focal.softmax_focal_loss(hidden @ weight.T, labels)``) and ``floor`` (the framework's own cross entropy of the
-same logits: ``F.cross_entropy``, optax's ``softmax_cross_entropy_with_integer_labels``,
-``tf.nn.sparse_softmax_cross_entropy_with_logits``). JAX's run under ``jax.jit``, TensorFlow's under
-``tf.function``, PyTorch's eagerly. Times: one process per framework, the three in turn, each round in the other
-order than the last; a ratio is the median of the rounds' ratios. Memory: the growth of the process's peak resident
-set during one value+grad after a warm-up (``VmHWM``, reset through ``/proc/self/clear_refs``; glibc told to map
-every block of 64 KiB and more on its own, so that a freed block leaves the resident set), each implementation in a
-process of its own; for JAX, XLA's own count of the compiled program's temporaries and outputs (its buffers
-outlive a call, so the resident set misses them); on a GPU (``--device cuda``: PyTorch and JAX), PyTorch's peak of
-allocated device memory during the value+grad over what was allocated before it. float32, 10% of the labels -100
-(ignored). Run it on a quiet machine.
+(``focal.softmax_focal_loss(hidden @ weight.T, labels)``) and ``floor`` (the framework's own cross entropy of the same
+logits: ``F.cross_entropy``, optax's ``softmax_cross_entropy_with_integer_labels``,
+``tf.nn.sparse_softmax_cross_entropy_with_logits``); for PyTorch also ``chunked`` (PyTorch's own fused linear cross
+entropy, ``F.linear_cross_entropy`` with ``LinearCrossEntropyOptions()``: its chunked path, the bar of issue 32). JAX's
+run under ``jax.jit``, TensorFlow's under ``tf.function``, PyTorch's eagerly. Times: one process per framework, the
+implementations in turn, each round in the other order than the last; a ratio is the median of the rounds' ratios.
+Memory: the growth of the process's peak resident set during one value+grad after a warm-up (``VmHWM``, reset through
+``/proc/self/clear_refs``; glibc told to map every block of 64 KiB and more on its own, so that a freed block leaves the
+resident set), each implementation in a process of its own; for JAX, XLA's own count of the compiled program's
+temporaries and outputs (its buffers outlive a call, so the resident set misses them); on a GPU (``--device cuda``:
+PyTorch and JAX), PyTorch's peak of allocated device memory during the value+grad over what was allocated before it.
+float32, 10% of the labels -100 (ignored). Run it on a quiet machine.
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ from typing import Any
 from focal.commands.bench import _rss  # (resident MiB, peak MiB since the last reset), from /proc/self/status
 
 IMPLS = ("fused", "unfused", "floor")
+EXTRA_IMPLS = {"torch": ("chunked",)}  # a framework's own fused linear cross entropy, where it has one
+
+
+def _impls(framework: str) -> tuple[str, ...]:
+    return IMPLS + EXTRA_IMPLS.get(framework, ())
 
 
 def _inputs(rows: int, hidden: int, classes: int, seed: int = 0) -> dict[str, Any]:
@@ -66,6 +72,8 @@ def _torch(data: dict[str, Any], chunk: int | None, device: str) -> dict[str, Ca
         "fused": step(lambda: focal.linear_softmax_focal_loss(h, w, labels, ignore_index=-100, chunk_size=chunk)),
         "unfused": step(lambda: focal.softmax_focal_loss(h @ w.T, labels, ignore_index=-100)),
         "floor": step(lambda: torch.nn.functional.cross_entropy(h @ w.T, labels, ignore_index=-100)),
+        "chunked": step(lambda: torch.nn.functional.linear_cross_entropy(
+            h, w, labels, ignore_index=-100, options=torch.nn.LinearCrossEntropyOptions())),
     }
 
 
@@ -151,13 +159,14 @@ def _child_times(args: argparse.Namespace) -> dict[str, Any]:
     steps = FRAMEWORKS[args.framework](_inputs(args.rows, args.hidden, args.classes[0]), args.chunk, args.device)
     for run in steps.values():  # compile / warm up
         run()
-    times: dict[str, list[float]] = {name: [] for name in IMPLS}
+    names = tuple(steps)
+    times: dict[str, list[float]] = {name: [] for name in names}
     for round_ in range(args.repeats):
-        for name in (IMPLS if round_ % 2 == 0 else IMPLS[::-1]):
+        for name in (names if round_ % 2 == 0 else names[::-1]):
             start = time.perf_counter()
             steps[name]()
             times[name].append(time.perf_counter() - start)
-    ratios = {name: statistics.median(f / o for f, o in zip(times["fused"], times[name])) for name in IMPLS}
+    ratios = {name: statistics.median(f / o for f, o in zip(times["fused"], times[name])) for name in names}
     return {"ms": {name: 1e3 * statistics.median(t) for name, t in times.items()}, "fused_over": ratios}
 
 
@@ -213,7 +222,7 @@ def main() -> None:
     parser.add_argument("--plot", help="a PNG of peak memory against the classes")
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--child", choices=["times", "memory"], help=argparse.SUPPRESS)
-    parser.add_argument("--impl", choices=IMPLS, help=argparse.SUPPRESS)
+    parser.add_argument("--impl", choices=sorted({i for f in FRAMEWORKS for i in _impls(f)}), help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.classes = args.classes or [32000]
     if args.child:
@@ -231,8 +240,8 @@ def main() -> None:
         for classes in args.classes:
             times = None if args.no_times else _spawn(one, "--child", "times", classes=classes)
             memory = {impl: _spawn(one, "--child", "memory", "--impl", impl, classes=classes)["peak_mib"]
-                      for impl in IMPLS}
-            for impl in IMPLS:
+                      for impl in _impls(framework)}
+            for impl in _impls(framework):
                 ms = "-" if times is None else f"{times['ms'][impl]:.0f}"
                 ratio = "-" if times is None else f"{times['fused_over'][impl]:.2f}"
                 print(f"| {framework} | {classes} | {impl} | {ms} | {ratio} | {memory[impl]:.0f} | "
@@ -254,7 +263,7 @@ def _plot(results: list[dict[str, Any]], path: str, rows: int, hidden: int) -> N
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for framework in sorted({r["framework"] for r in results}):
-        for impl, style in zip(IMPLS, ("-o", "--s", ":^")):
+        for impl, style in zip(_impls(framework), ("-o", "--s", ":^", "-.d")):
             points = sorted((r["classes"], r["peak_mib"]) for r in results
                             if r["framework"] == framework and r["impl"] == impl)
             ax.plot([p[0] for p in points], [p[1] for p in points], style, label=f"{framework} {impl}")
