@@ -1,22 +1,27 @@
-"""The fused linear + focal loss against the unfused loss and the framework's cross entropy on materialised logits.
+"""The fused linear + focal loss against the unfused loss, the framework's cross entropy on materialised logits and
+PyTorch's own chunked linear cross entropy.
 
     python benchmarks/linear.py                                   # torch, jax, tensorflow at N=4096, H=512, C=32000
-    python benchmarks/linear.py --framework torch --classes 8000 --classes 32000 --classes 128000 --plot mem.png
+    python benchmarks/linear.py --framework torch --rows 2048 --classes 8000 --classes 32000 --classes 128000 \
+        --classes 256000 --plot linear.png                        # memory and time against the classes
+    python benchmarks/linear.py --framework torch --dtype bfloat16 --gamma 0 --bias
     python benchmarks/linear.py --device cuda --framework torch --framework jax      # on a GPU
 
-Per framework, value+grad (w.r.t. hidden and weight) of: ``fused`` (``focal.linear_softmax_focal_loss``), ``unfused``
-(``focal.softmax_focal_loss(hidden @ weight.T, labels)``) and ``floor`` (the framework's own cross entropy of the same
-logits: ``F.cross_entropy``, optax's ``softmax_cross_entropy_with_integer_labels``,
-``tf.nn.sparse_softmax_cross_entropy_with_logits``); for PyTorch also ``chunked`` (PyTorch's own fused linear cross
-entropy, ``F.linear_cross_entropy`` with ``LinearCrossEntropyOptions()``: its chunked path, the bar of issue 32). JAX's
-run under ``jax.jit``, TensorFlow's under ``tf.function``, PyTorch's eagerly. Times: one process per framework, the
-implementations in turn, each round in the other order than the last; a ratio is the median of the rounds' ratios.
-Memory: the growth of the process's peak resident set during one value+grad after a warm-up (``VmHWM``, reset through
-``/proc/self/clear_refs``; glibc told to map every block of 64 KiB and more on its own, so that a freed block leaves the
-resident set), each implementation in a process of its own; for JAX, XLA's own count of the compiled program's
-temporaries and outputs (its buffers outlive a call, so the resident set misses them); on a GPU (``--device cuda``:
-PyTorch and JAX), PyTorch's peak of allocated device memory during the value+grad over what was allocated before it.
-float32, 10% of the labels -100 (ignored). Run it on a quiet machine.
+Per framework, value+grad (w.r.t. hidden and weight, and the bias on PyTorch with ``--bias``) of: ``fused``
+(``focal.linear_softmax_focal_loss``), ``unfused`` (``focal.softmax_focal_loss(hidden @ weight.T + bias, labels)``)
+and ``floor`` (the framework's own cross entropy of the same logits: ``F.cross_entropy``, optax's
+``softmax_cross_entropy_with_integer_labels``, ``tf.nn.sparse_softmax_cross_entropy_with_logits``); for PyTorch also
+``chunked`` (PyTorch's own fused linear cross entropy, ``F.linear_cross_entropy`` with
+``LinearCrossEntropyOptions()``: its chunked path, the bar of issue 32). γ = 2 (``--gamma``), 10% of the labels -100
+(ignored), float32 (``--dtype bfloat16``), no bias (``--bias``). JAX's run under ``jax.jit``, TensorFlow's under
+``tf.function``, PyTorch's eagerly. Times: one process per framework, the implementations in turn, each round in the
+other order than the last; a ratio is the median of the rounds' ratios. Memory: the growth of the process's peak
+resident set during one value+grad after a warm-up, with the previous step's gradients let go of first as
+``zero_grad()`` does (``VmHWM``, reset through ``/proc/self/clear_refs``; glibc told to map every block of 64 KiB and
+more on its own, so that a freed block leaves the resident set), each implementation in a process of its own; for
+JAX, XLA's own count of the compiled program's temporaries, outputs not counted (its buffers outlive a call, so the
+resident set misses them); on a GPU (``--device cuda``: PyTorch and JAX), PyTorch's peak of allocated device memory
+during the value+grad over what was allocated before it. Run it on a quiet machine.
 """
 
 from __future__ import annotations
@@ -41,60 +46,82 @@ def _impls(framework: str) -> tuple[str, ...]:
     return IMPLS + EXTRA_IMPLS.get(framework, ())
 
 
-def _inputs(rows: int, hidden: int, classes: int, seed: int = 0) -> dict[str, Any]:
+def _inputs(args: argparse.Namespace, seed: int = 0) -> dict[str, Any]:
     import numpy as np
 
+    rows, hidden, classes = args.rows, args.hidden, args.classes[0]
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, classes, size=rows)
     labels[rng.random(rows) < 0.1] = -100
     return {"hidden": rng.normal(size=(rows, hidden)).astype(np.float32),
-            "weight": (rng.normal(size=(classes, hidden)) / hidden ** 0.5).astype(np.float32), "labels": labels}
+            "weight": (rng.normal(size=(classes, hidden)) / hidden ** 0.5).astype(np.float32),
+            "bias": (rng.normal(size=classes) * 0.1).astype(np.float32) if args.bias else None, "labels": labels}
 
 
-def _torch(data: dict[str, Any], chunk: int | None, device: str) -> dict[str, Callable[[], Any]]:
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    """The fused and unfused losses' options: γ, the ignored label, the rows per chunk."""
+    return {"gamma": args.gamma, "ignore_index": -100}
+
+
+def _torch(data: dict[str, Any], args: argparse.Namespace) -> dict[str, Callable[[], Any]]:
     import torch
+    import torch.nn.functional as F
 
     import focal
 
-    h = torch.tensor(data["hidden"], requires_grad=True, device=device)
-    w = torch.tensor(data["weight"], requires_grad=True, device=device)
+    dtype, device = getattr(torch, args.dtype), args.device
+
+    def tensor(name: str) -> Any:
+        return None if data[name] is None else torch.tensor(data[name], dtype=dtype, device=device,
+                                                             requires_grad=True)
+
+    h, w, b = tensor("hidden"), tensor("weight"), tensor("bias")
     labels = torch.tensor(data["labels"], device=device)
+    options = _options(args)
 
     def step(loss: Callable[[], Any]) -> Callable[[], Any]:
         def run() -> Any:
             h.grad = w.grad = None
+            if b is not None:
+                b.grad = None
             value = loss()
             value.backward()
             return value.item()  # the step done (on a GPU: waited for)
         return run
 
     return {
-        "fused": step(lambda: focal.linear_softmax_focal_loss(h, w, labels, ignore_index=-100, chunk_size=chunk)),
-        "unfused": step(lambda: focal.softmax_focal_loss(h @ w.T, labels, ignore_index=-100)),
-        "floor": step(lambda: torch.nn.functional.cross_entropy(h @ w.T, labels, ignore_index=-100)),
-        "chunked": step(lambda: torch.nn.functional.linear_cross_entropy(
-            h, w, labels, ignore_index=-100, options=torch.nn.LinearCrossEntropyOptions())),
+        "fused": step(lambda: focal.linear_softmax_focal_loss(h, w, labels, b, chunk_size=args.chunk, **options)),
+        "unfused": step(lambda: focal.softmax_focal_loss(F.linear(h, w, b), labels, **options)),
+        "floor": step(lambda: F.cross_entropy(F.linear(h, w, b), labels, ignore_index=-100)),
+        "chunked": step(lambda: F.linear_cross_entropy(h, w, labels, b, ignore_index=-100,
+                                                       options=torch.nn.LinearCrossEntropyOptions())),
     }
 
 
-def _jax(data: dict[str, Any], chunk: int | None, device: str) -> dict[str, Callable[[], Any]]:
+def _jax(data: dict[str, Any], args: argparse.Namespace) -> dict[str, Callable[[], Any]]:
     import jax
     import jax.numpy as jnp
     import optax
 
     import focal
 
-    where = jax.devices("gpu" if device.startswith("cuda") else "cpu")[0]
-    h, w, labels = (jax.device_put(data[k], where) for k in ("hidden", "weight", "labels"))
+    where = jax.devices("gpu" if args.device.startswith("cuda") else "cpu")[0]
+    h, w = (jax.device_put(jnp.asarray(data[k], dtype=args.dtype), where) for k in ("hidden", "weight"))
+    b = None if data["bias"] is None else jax.device_put(jnp.asarray(data["bias"], dtype=args.dtype), where)
+    labels = jax.device_put(data["labels"], where)
     valid = labels != -100
+    options = _options(args)
+
+    def logits(h: Any, w: Any) -> Any:
+        return h @ w.T if b is None else h @ w.T + b
 
     def floor(h: Any, w: Any) -> Any:
-        ce = optax.softmax_cross_entropy_with_integer_labels(h @ w.T, jnp.where(valid, labels, 0))
+        ce = optax.softmax_cross_entropy_with_integer_labels(logits(h, w), jnp.where(valid, labels, 0))
         return jnp.sum(jnp.where(valid, ce, 0.0)) / jnp.maximum(jnp.sum(valid), 1)
 
     losses = {
-        "fused": lambda h, w: focal.linear_softmax_focal_loss(h, w, labels, ignore_index=-100, chunk_size=chunk),
-        "unfused": lambda h, w: focal.softmax_focal_loss(h @ w.T, labels, ignore_index=-100),
+        "fused": lambda h, w: focal.linear_softmax_focal_loss(h, w, labels, b, chunk_size=args.chunk, **options),
+        "unfused": lambda h, w: focal.softmax_focal_loss(logits(h, w), labels, **options),
         "floor": floor,
     }
 
@@ -104,9 +131,10 @@ def _jax(data: dict[str, Any], chunk: int | None, device: str) -> dict[str, Call
         def run() -> Any:
             return jax.block_until_ready(compiled(h, w))
 
-        def memory_mib() -> float:  # XLA's own count: the compiled program's temporaries and outputs
+        def memory_mib() -> float:  # XLA's own count: the compiled program's temporaries (its outputs, the loss
+            # and the gradients, are what the other frameworks' measure nets out too)
             analysis = compiled.lower(h, w).compile().memory_analysis()
-            return (analysis.temp_size_in_bytes + analysis.output_size_in_bytes) / 2**20
+            return analysis.temp_size_in_bytes / 2**20
 
         run.memory_mib = memory_mib  # type: ignore[attr-defined]
         return run
@@ -114,26 +142,32 @@ def _jax(data: dict[str, Any], chunk: int | None, device: str) -> dict[str, Call
     return {name: step(loss) for name, loss in losses.items()}
 
 
-def _tensorflow(data: dict[str, Any], chunk: int | None, device: str) -> dict[str, Callable[[], Any]]:
+def _tensorflow(data: dict[str, Any], args: argparse.Namespace) -> dict[str, Callable[[], Any]]:
     import tensorflow as tf
 
-    if device != "cpu":
+    if args.device != "cpu":
         raise ValueError("benchmarks/linear.py runs TensorFlow on the CPU only (tensorflow-cpu): leave out --device")
 
     import focal
 
-    h, w = tf.constant(data["hidden"]), tf.Variable(data["weight"])
+    h, w = tf.constant(data["hidden"], dtype=args.dtype), tf.Variable(tf.constant(data["weight"], dtype=args.dtype))
+    b = None if data["bias"] is None else tf.constant(data["bias"], dtype=args.dtype)
     labels = tf.constant(data["labels"])
     valid = labels != -100
+    options = _options(args)
+
+    def logits(h: Any) -> Any:
+        z = tf.matmul(h, w, transpose_b=True)
+        return z if b is None else z + b
 
     def floor(h: Any) -> Any:
-        logits = tf.matmul(h, w, transpose_b=True)
-        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.where(valid, labels, 0), logits)
+        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.where(valid, labels, 0), logits(h))
+        ce = tf.cast(ce, tf.float32)
         return tf.reduce_sum(tf.where(valid, ce, 0.0)) / tf.maximum(tf.reduce_sum(tf.cast(valid, tf.float32)), 1.0)
 
     losses = {
-        "fused": lambda h: focal.linear_softmax_focal_loss(h, w, labels, ignore_index=-100, chunk_size=chunk),
-        "unfused": lambda h: focal.softmax_focal_loss(tf.matmul(h, w, transpose_b=True), labels, ignore_index=-100),
+        "fused": lambda h: focal.linear_softmax_focal_loss(h, w, labels, b, chunk_size=args.chunk, **options),
+        "unfused": lambda h: focal.softmax_focal_loss(logits(h), labels, **options),
         "floor": floor,
     }
 
@@ -156,7 +190,7 @@ FRAMEWORKS = {"torch": _torch, "jax": _jax, "tensorflow": _tensorflow}
 
 
 def _child_times(args: argparse.Namespace) -> dict[str, Any]:
-    steps = FRAMEWORKS[args.framework](_inputs(args.rows, args.hidden, args.classes[0]), args.chunk, args.device)
+    steps = FRAMEWORKS[args.framework](_inputs(args), args)
     for run in steps.values():  # compile / warm up
         run()
     names = tuple(steps)
@@ -171,8 +205,7 @@ def _child_times(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _child_memory(args: argparse.Namespace) -> dict[str, Any]:
-    run = FRAMEWORKS[args.framework](_inputs(args.rows, args.hidden, args.classes[0]), args.chunk,
-                                     args.device)[args.impl]
+    run = FRAMEWORKS[args.framework](_inputs(args), args)[args.impl]
     if hasattr(run, "memory_mib"):  # JAX: XLA's buffers outlive a call, the resident set misses them
         return {"peak_mib": run.memory_mib()}
     if args.device != "cpu":  # PyTorch on a GPU: its allocator's own count
@@ -195,7 +228,7 @@ def _child_memory(args: argparse.Namespace) -> dict[str, Any]:
 def _spawn(args: argparse.Namespace, *extra: str, classes: int) -> dict[str, Any]:
     command = [sys.executable, __file__, "--framework", args.framework, "--rows", str(args.rows), "--hidden",
                str(args.hidden), "--classes", str(classes), "--repeats", str(args.repeats), "--device", args.device,
-               *extra]
+               "--dtype", args.dtype, "--gamma", str(args.gamma), *(["--bias"] if args.bias else []), *extra]
     if args.chunk is not None:
         command += ["--chunk", str(args.chunk)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -217,6 +250,9 @@ def main() -> None:
     parser.add_argument("--classes", type=int, action="append")
     parser.add_argument("--chunk", type=int, default=None)
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda: PyTorch and JAX on the GPU")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--gamma", type=float, default=2.0, help="the focal losses' gamma (default 2)")
+    parser.add_argument("--bias", action="store_true", help="a bias of the linear layer too")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-times", action="store_true", help="memory only (the plot's sweep)")
     parser.add_argument("--plot", help="a PNG of peak memory against the classes")
@@ -230,8 +266,9 @@ def main() -> None:
         print(json.dumps(_child_times(args) if args.child == "times" else _child_memory(args)))
         return
     results = []
-    print(f"rows {args.rows}, hidden {args.hidden}, float32, value+grad w.r.t. hidden and weight, "
-          f"{args.repeats} rounds, device {args.device}\n")
+    print(f"rows {args.rows}, hidden {args.hidden}, {args.dtype}, gamma {args.gamma:g}, "
+          f"{'with' if args.bias else 'no'} bias, 10% of the labels ignored, value+grad w.r.t. hidden and weight"
+          f"{' and bias' if args.bias else ''}, {args.repeats} rounds, device {args.device}\n")
     print("| framework | classes | impl | ms | fused time / this | peak MiB | fused memory / this |")
     print("|---|---|---|---|---|---|---|")
     default = list(FRAMEWORKS) if args.device == "cpu" else ["torch", "jax"]
@@ -247,32 +284,38 @@ def main() -> None:
                 print(f"| {framework} | {classes} | {impl} | {ms} | {ratio} | {memory[impl]:.0f} | "
                       f"{memory['fused'] / max(memory[impl], 1e-9):.3f} |", flush=True)
                 results.append({"framework": framework, "classes": classes, "impl": impl, "ms": ms, "ratio": ratio,
-                                "peak_mib": memory[impl]})
+                                "peak_mib": memory[impl], "dtype": args.dtype, "gamma": args.gamma,
+                                "bias": args.bias, "rows": args.rows, "hidden": args.hidden})
     if args.json:
         with open(args.json, "w") as out:
             json.dump(results, out, indent=1)
     if args.plot:
-        _plot(results, args.plot, args.rows, args.hidden)
+        _plot(results, args.plot, args)
 
 
-def _plot(results: list[dict[str, Any]], path: str, rows: int, hidden: int) -> None:
+def _plot(results: list[dict[str, Any]], path: str, args: argparse.Namespace) -> None:
+    """Peak memory and (where measured) time of one value+grad against the classes, one line per implementation."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for framework in sorted({r["framework"] for r in results}):
-        for impl, style in zip(_impls(framework), ("-o", "--s", ":^", "-.d")):
-            points = sorted((r["classes"], r["peak_mib"]) for r in results
-                            if r["framework"] == framework and r["impl"] == impl)
-            ax.plot([p[0] for p in points], [p[1] for p in points], style, label=f"{framework} {impl}")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("classes C")
-    ax.set_ylabel("peak memory growth, MiB (value+grad)")
-    ax.set_title(f"{rows} rows x hidden {hidden}, float32, 2-core CPU")
-    ax.legend(fontsize=7)
+    timed = any(r["ms"] != "-" for r in results)
+    fig, axes = plt.subplots(1, 2 if timed else 1, figsize=(11 if timed else 6, 4), squeeze=False)
+    panels = [("peak_mib", "peak memory growth, MiB")] + ([("ms", "time of one value+grad, ms")] if timed else [])
+    for ax, (key, label) in zip(axes[0], panels):
+        for framework in sorted({r["framework"] for r in results}):
+            for impl, style in zip(_impls(framework), ("-o", "--s", ":^", "-.d")):
+                points = sorted((r["classes"], float(r[key])) for r in results
+                                if r["framework"] == framework and r["impl"] == impl and r[key] != "-")
+                ax.plot([p[0] for p in points], [p[1] for p in points], style, label=f"{framework} {impl}")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("classes C")
+        ax.set_ylabel(label)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{args.rows} rows x hidden {args.hidden}, {args.dtype}, gamma {args.gamma:g}, "
+                 f"{'bias, ' if args.bias else ''}{'2-core CPU' if args.device == 'cpu' else args.device}")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 

@@ -20,6 +20,7 @@ the target class; a per-class θ then gets its row's share at the row's label).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from collections.abc import Callable, Mapping
@@ -30,7 +31,7 @@ from . import _checks
 from ._gamma import check_gamma
 from ._hyper import Partials, Slot, bind, given_as_vector, is_vector, is_zero
 from ._kernel import FromProbabilities, Grads, Wanted, broadcast_vjp, expand
-from ._numerics import device_of, finite_max, softmax, softmax_parts, tiny
+from ._numerics import device_of, finite_max, scale_in_place, softmax, softmax_parts, tiny
 from ._plan import Call, LossPlan
 from .backends._base import Array
 
@@ -104,6 +105,8 @@ class SoftmaxSpec:
     gamma: Any  # a number, a Slot (one γ or one per class), or flsd53
     params: Any = field(default=None)  # the loss's own parameters (numbers or Slots)
     checked: bool = False  # every label was read and is in [0, C) (eagerly, without ignore_index)
+    # the logits are the kernel's to write over (a fused linear loss's chunk: LossPlan.compute with release)
+    own_logits: bool = False
 
 
 def _along(xp: Any, v: Array, axis: int, ndim: int) -> Array:
@@ -143,14 +146,19 @@ def _label_index(xp: Any, labels: Array, spec: SoftmaxSpec, ndim: int
     if spec.checked:
         in_range, safe = None, labels
     else:
-        a_class = (labels >= 0) & (labels < classes)
-        safe = xp.where(a_class, labels, 0)
-        in_range = a_class
-        if spec.ignore_index is not None and not 0 <= spec.ignore_index < classes:
-            in_range = a_class | (labels == spec.ignore_index)
+        in_range, safe = safe_labels(xp, labels, spec)
     index = xp.expand_dims(safe, axis=axis)
     onehot = None if hasattr(xp, "set_along_axis") else _onehot(xp, safe, axis, classes, ndim)
     return in_range, safe, index, onehot
+
+
+def safe_labels(xp: Any, labels: Array, spec: SoftmaxSpec) -> tuple[Array, Array]:
+    """Which labels are in [0, C) or ``ignore_index``, and the labels with the others as 0."""
+    a_class = (labels >= 0) & (labels < spec.classes)
+    in_range = a_class
+    if spec.ignore_index is not None and not 0 <= spec.ignore_index < spec.classes:
+        in_range = a_class | (labels == spec.ignore_index)
+    return in_range, xp.where(a_class, labels, 0)
 
 
 def _nan_rows(xp: Any, in_range: Array, like: Array) -> Array:
@@ -166,6 +174,37 @@ def _absent(x: Any) -> bool:
 def _per_row(xp: Any, value: Any, labels: Array) -> Any:
     """A hyperparameter as each row's target class sees it: a per-class vector gathered at the labels."""
     return _gather(xp, value, labels) if is_vector(value) else value
+
+
+def row_terms(xp: Any, spec: SoftmaxSpec, safe: Array, z_t: Array, m: Array, p_t: Array, rest: Array,
+              log_p_max: Array) -> Terms:
+    """The target class's terms from its row's statistics (one per row): its logit ``z_t``, the row's finite
+    maximum ``m``, ``p_t``, ``rest = 1 − p_t`` summed over the other classes, and ``log p_max = −log Σ exp(z − m)``;
+    from a whole row (:meth:`TargetKernel.parts`) or from blocks of its classes (``focal._class_blocks``)."""
+    floor = tiny(xp, z_t)
+    # at the maximum, p_t = 1/(1 + r) with r = (1 − p_t)/p_t: log p_t = −log1p(r), exact as p_t → 1 (there
+    # p_t >= 1/C: the floor only keeps the branch not taken from dividing by 0)
+    # (xp.divide: the branch not taken may overflow, and its derivatives must not make the taken one NaN where
+    # a Hessian differentiates this: focal/backends/_torch_differentiable.py)
+    u = xp.where(z_t == m, -xp.log1p(xp.divide(rest, xp.maximum(p_t, floor))), (z_t - m) + log_p_max)
+    v = xp.log(xp.maximum(rest, floor))
+    alpha_t = 1.0 if spec.alpha is None else _per_row(xp, spec.alpha, safe)
+    gamma = _per_row(xp, spec.gamma, safe)
+    return Terms(u=u, log1m_p=Lazy(value=v), p=p_t, one_minus_p=rest, weight=alpha_t, target=1.0, alpha=alpha_t,
+                 gamma=gamma, z=z_t)
+
+
+def row_factors(xp: Any, t: Terms, in_range: Array | None, a: Any, b: Any, e: Any, d: Any) -> tuple[Any, Any]:
+    """A row's gradient w.r.t. its logits as two numbers per row: ``factor`` (``dL/dz_j = p_j · factor`` off the
+    target class) and ``on_target`` (``dL/dz_t``); NaN in the rows whose label is out of range."""
+    on_target = a * t.one_minus_p - b * t.p
+    if d is not None:
+        on_target = on_target + d
+    factor = e - a
+    if in_range is not None:
+        nan_rows = _nan_rows(xp, in_range, t.p)
+        factor, on_target = factor + nan_rows, on_target + nan_rows
+    return factor, on_target
 
 
 class TargetParts(NamedTuple):
@@ -202,7 +241,8 @@ class TargetKernel:
         in_range, safe, index, onehot = _label_index(xp, labels, spec, z.ndim)
         m = finite_max(xp, z, axis)
         z_t = xp.take_along_axis(z, index, axis=axis)
-        p = softmax(xp, z, axis, m)
+        p = softmax(xp, z, axis, m, overwrite=spec.own_logits)
+        del z
         # p_max = 1/Σ exp(z − m), so p_t = exp(z_t − m) p_max: nothing gathered from p (a compiler would have to
         # write p out first); and ordinary log p is exact where it is far from 0: log p_t = (z_t − m) + log p_max
         p_max = xp.max(p, axis=axis, keepdims=True)
@@ -211,32 +251,15 @@ class TargetKernel:
         others = _at_labels(xp, p, index, onehot, 0.0, axis, overwrite=True)
         del p
         rest = xp.sum(others, axis=axis, keepdims=True)  # 1 − p_t, summed, never 1 minus a rounded p_t
-        floor = tiny(xp, z)
-        # at the maximum, p_t = 1/(1 + r) with r = (1 − p_t)/p_t: log p_t = −log1p(r), exact as p_t → 1 (there
-        # p_t >= 1/C: the floor only keeps the branch not taken from dividing by 0)
-        # (xp.divide: the branch not taken may overflow, and its derivatives must not make the taken one NaN where
-        # a Hessian differentiates this: focal/backends/_torch_differentiable.py)
-        u = xp.where(z_t == m, -xp.log1p(xp.divide(rest, xp.maximum(p_t, floor))), (z_t - m) + log_p_max)
-        u = xp.squeeze(u, axis=axis)
-        v = xp.squeeze(xp.log(xp.maximum(rest, floor)), axis=axis)
-        alpha_t = 1.0 if spec.alpha is None else _per_row(xp, spec.alpha, safe)
-        gamma = _per_row(xp, spec.gamma, safe)
-        t = Terms(u=u, log1m_p=Lazy(value=v), p=xp.squeeze(p_t, axis=axis), one_minus_p=xp.squeeze(rest, axis=axis),
-                  weight=alpha_t, target=1.0, alpha=alpha_t, gamma=gamma, z=xp.squeeze(z_t, axis=axis))
+        t = row_terms(xp, spec, safe, *(xp.squeeze(x, axis=axis) for x in (z_t, m, p_t, rest, log_p_max)))
         return TargetParts(t, index, onehot, others, in_range, labels, kept)
 
     def row_grad(self, xp: Any, rows: TargetParts, a: Any, b: Any, e: Any, d: Any, *, in_place: bool = False
                  ) -> Array:
         """The gradient w.r.t. the logits; a label outside [0, C) makes its row NaN. ``in_place`` reuses
         ``rows.others`` (when nothing else reads it and no operand is batched where it is not)."""
-        axis, t = self.spec.axis, rows.terms
-        on_target = a * t.one_minus_p - b * t.p
-        if d is not None:
-            on_target = on_target + d
-        factor = e - a
-        if rows.in_range is not None:
-            nan_rows = _nan_rows(xp, rows.in_range, t.p)
-            factor, on_target = factor + nan_rows, on_target + nan_rows
+        axis = self.spec.axis
+        factor, on_target = row_factors(xp, rows.terms, rows.in_range, a, b, e, d)
         factor = expand(xp, factor, axis)
         if in_place:
             grad = rows.others
@@ -259,7 +282,11 @@ class TargetKernel:
             valid = rows.kept if valid is None else valid & rows.kept
         if valid is not None:
             loss = xp.where(valid, loss, 0.0)
-            if grad is not None:
+            # in place, no second array of the logits' size; not where `where` empties a row (its logits all -inf,
+            # its p NaN)
+            if grad is not None and self.spec.own_logits and rows.kept is None:
+                grad = scale_in_place(xp, grad, xp.expand_dims(xp.astype(valid, grad.dtype), axis=axis))
+            elif grad is not None:
                 grad = xp.where(xp.expand_dims(valid, axis=axis), grad, 0.0)
         return loss, grad
 
@@ -277,6 +304,12 @@ class TargetKernel:
                                  overwrite=True)
             out.append(row)
         return tuple(out)
+
+    def owning(self) -> TargetKernel:
+        """This kernel, free to write over its logits (the caller's own and dead: a fused linear loss's chunk).
+        An ignored row's gradient is then zeroed by a product, not a where: NaN where its logits are not finite
+        (as PyTorch's chunked linear cross entropy; its ``d weight`` would be NaN through ``hidden`` anyway)."""
+        return dataclasses.replace(self, spec=dataclasses.replace(self.spec, own_logits=True))
 
     def value(self, xp: Any, z: Array, aux: tuple[Array, ...], params: tuple[Array, ...]) -> Array:
         spec = bind(self.spec, params)

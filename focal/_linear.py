@@ -19,27 +19,47 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from . import _class_blocks
+from ._numerics import add_in_place, scale_in_place
 from .backends._base import Array
 
 Body = Callable[[Any, tuple[Array, ...]], tuple[Any, tuple[Array | None, ...]]]
 
 
-MIN_CHUNK = 512
+MIN_CHUNK = 128
+MAX_BLOCK_ROWS = 8192
 
 
 def default_chunk_size(rows: int, hidden: int, classes: int, xp: Any = None) -> int:
-    """Rows per chunk: as Liger-Kernel chooses them, a chunk's logits about the size of all rows' hidden states
-    (``rows / ceil(classes / hidden)``, rounded up to a power of two), but at least the namespace's
-    ``min_chunk_rows`` (``MIN_CHUNK`` where it names none), and at most ``rows``.
+    """Rows per chunk: as PyTorch's ``LinearCrossEntropyOptions`` and Liger-Kernel choose them, a chunk's logits
+    about the size of all rows' hidden states (``rows / ceil(classes / hidden)``, rounded up to a power of two), but
+    at least the namespace's ``min_chunk_rows`` (``MIN_CHUNK`` where it names none), and at most ``rows``.
 
-    The floor is a CPU's: a chunk's two products have the chunk's rows as a side, and below 512 rows PyTorch's ran
-    slower (2 cores, N=4096, H=512, C=32000: the logits' product 2.45 s in chunks of 256 rows against 2.05 s
-    whole, 2.18 s in chunks of 512; the step 7.3 s at 256 rows, 6.8 s at 512, peak 62 and 124 MiB;
-    benchmarks/linear.py). XLA keeps more of a chunk alive, and JAX and TensorFlow name 128."""
+    The floor: below 128 rows every chunk's ``d weight`` product passes over all of ``d weight`` for too few rows
+    (2 cores, 4096 x 512 x 32000, a step of PyTorch: 2.2 s in chunks of 64 rows, 1.74 s of 128, 1.59 s of 512, the
+    peak a chunk of logits); where the shape asks for fewer, :func:`default_tiles` takes blocks of classes."""
     factor = max(1, math.ceil(classes / max(hidden, 1)))
     size = 1 << max(0, math.ceil(rows / factor) - 1).bit_length()
     floor = getattr(xp, "min_chunk_rows", MIN_CHUNK)
     return max(1, min(max(size, floor), rows))
+
+
+def default_tiles(rows: int, hidden: int, classes: int, xp: Any = None, *, blocks: bool = False,
+                  elementwise: bool = False) -> tuple[int, int]:
+    """``(rows per chunk, classes per block)`` (0: the whole class axis). Row chunks of :func:`default_chunk_size`
+    where ``blocks`` is False (a loss or namespace the class blocks do not serve: ``focal._class_blocks``), and for
+    the softmax loss where the shape gives them at least ``MIN_CHUNK`` rows (its blocks form the logits twice).
+    Else up to ``MAX_BLOCK_ROWS`` rows at a time meet blocks of classes (a multiple of 128, at least 128) holding as
+    many logits as the row chunk would (2048 x 512 x 128000, 2 cores: 16-row chunks 9.0 s, blocks of 2048 x 896
+    classes 3.7 s, both 7 MiB); half as many for an ``elementwise`` loss (the sigmoid), whose block holds its
+    targets in the compute dtype beside its logits, and which takes blocks at every shape (one pass)."""
+    factor = max(1, math.ceil(classes / max(hidden, 1)))
+    aspect = 1 << max(0, math.ceil(rows / factor) - 1).bit_length()
+    if not blocks or (not elementwise and (aspect >= MIN_CHUNK or rows <= aspect)):
+        return default_chunk_size(rows, hidden, classes, xp), 0
+    chunk = min(rows, MAX_BLOCK_ROWS)
+    block = max(128, aspect * classes // (2 if elementwise else 1) // chunk // 128 * 128)
+    return chunk, (0 if block >= classes else block)
 
 
 def fold_rows(xp: Any, body: Body, carry: Any, rows: tuple[Array, ...], total: int, size: int
@@ -83,6 +103,15 @@ def matmul_add_tn(xp: Any, total: Array, a: Array, b: Array) -> Array:
     return total
 
 
+def matmul_add(xp: Any, total: Array, a: Array, b: Array) -> Array:
+    """``total + a @ b``, in ``total``'s dtype: the namespace's own ``matmul_add`` where it has one (PyTorch's
+    ``addmm_`` in place), else the product added in place where the library can, or as a new array."""
+    fused = getattr(xp, "matmul_add", None)
+    if fused is not None:
+        return fused(total, a, b)
+    return add_in_place(xp, total, _cast(xp, xp.matmul(a, b), total))
+
+
 def weight_blocks(rows: int) -> tuple[int, int]:
     """How a compiled ``matmul_add_tn`` cuts ``d weight``'s rows (JAX's and TensorFlow's under XLA): up to 8 blocks
     of at least 1024 rows, as ``(blocks, rows per block)``; fewer than 2 blocks means one product."""
@@ -108,7 +137,9 @@ class LinearKernel:
     forward computes the gradients), else one loss per row. ``normalized``: the last of ``aux`` is a 0-d
     denominator (the mean's, or the normalizer) the sum and its gradients are divided by in the forward, so that
     the backward of the usual cotangent 1 has nothing to multiply (TensorFlow then hands the forward's ``d weight``
-    on instead of writing a copy). Hashable, so JAX takes it as a static argument.
+    on instead of writing a copy). ``class_block``: classes per block where a chunk of rows meets the classes a
+    block at a time (``focal._class_blocks``: the softmax loss of integer labels), 0 for the whole class axis.
+    Hashable, so JAX takes it as a static argument.
     """
 
     planner: Callable[..., Any]
@@ -120,6 +151,7 @@ class LinearKernel:
     per_class: bool
     reduce: bool
     normalized: bool = False
+    class_block: int = 0
 
     def _chunk(self, xp: Any, hidden: Array, weight: Array, bias: Array | None, rows: tuple[Array, ...],
                shared: tuple[Array, ...], scale: Array | None, *, grad: bool) -> tuple[Array, Array | None]:
@@ -131,7 +163,7 @@ class LinearKernel:
         if not summed and self.per_class:
             loss = xp.sum(loss, axis=1)
         if scale is not None:  # a cotangent of any sign: not the loss's weight, which must be >= 0
-            dlogits = dlogits * xp.expand_dims(scale, axis=1)
+            dlogits = scale_in_place(xp, dlogits, xp.expand_dims(scale, axis=1))
         return loss, dlogits
 
     def _plan(self, xp: Any, hidden: Array, weight: Array, bias: Array | None, rows: tuple[Array, ...],
@@ -139,8 +171,13 @@ class LinearKernel:
         """The unfused loss's plan for a chunk's logits (the plan holds the only reference to them)."""
         logits = matmul_nt(xp, hidden, weight)
         if bias is not None:
-            logits = logits + bias
-        kwargs = dict(self.options)
+            logits = add_in_place(xp, logits, bias)
+        return self._planned(xp, logits, rows, shared, summed)
+
+    def _planned(self, xp: Any, logits: Array, rows: tuple[Array, ...], shared: tuple[Array, ...],
+                 summed: bool, cut: Callable[[Any], Any] | None = None) -> Any:
+        """The plan of ``logits``; ``cut`` takes a block's classes of every option (``focal._class_blocks``)."""
+        kwargs = dict(self.options) if cut is None else {k: cut(v) for k, v in self.options}
         kwargs.update(zip(self.row_names[1:], rows[1:]))
         kwargs.update(zip(self.shared_names, shared))
         return self.planner(logits, rows[0], reduction="sum" if summed else "none", **kwargs)
@@ -173,7 +210,11 @@ class LinearKernel:
         dtype = _compute_dtype(xp, hidden)
 
         def body(total: Any, chunk: tuple[Array, ...]) -> tuple[Any, tuple[Array | None, ...]]:
-            loss, _ = self._chunk(xp, chunk[0], weight, bias, chunk[1:], shared, None, grad=False)
+            blocks = self._blocks(xp, chunk[0], weight, bias, chunk[1:], shared)
+            if blocks is not None:
+                loss = blocks.value(xp, summed=self.reduce)
+            else:
+                loss, _ = self._chunk(xp, chunk[0], weight, bias, chunk[1:], shared, None, grad=False)
             return (total + loss, (None,)) if self.reduce else (total, (loss,))
 
         total = _scalar_zero(xp, weight, dtype)
@@ -210,8 +251,12 @@ class LinearKernel:
             total, dw, db = carry
             h = chunk[0]
             row_scale = None if scale is None else chunk[-1]
-            loss, dlogits = self._chunk(xp, h, weight, bias, chunk[1:len(chunk) - (scale is not None)], shared,
-                                        row_scale, grad=True)
+            row_aux = chunk[1:len(chunk) - (scale is not None)]
+            blocks = self._blocks(xp, h, weight, bias, row_aux, shared)
+            if blocks is not None:
+                loss, dh = self._block_gradients(xp, blocks, h, weight, dw, db, row_scale, want_hidden)
+                return (total + loss, dw, db), (dh,)
+            loss, dlogits = self._chunk(xp, h, weight, bias, row_aux, shared, row_scale, grad=True)
             assert dlogits is not None
             dz = dlogits if dlogits.dtype == h.dtype else xp.astype(dlogits, h.dtype)
             dh = xp.matmul(dz, weight) if want_hidden else None
@@ -229,6 +274,63 @@ class LinearKernel:
             dhidden, dweight, dbias = (_scaled(xp, g, inverse) for g in (dhidden, dweight, dbias))
             total = total / aux[-1]
         return total, (dhidden, _cast(xp, dweight, weight), _cast(xp, dbias, bias))
+
+    def classes(self, weight: Array) -> int:
+        return int(weight.shape[0])
+
+    def _blocks(self, xp: Any, hidden: Array, weight: Array, bias: Array | None, rows: tuple[Array, ...],
+                shared: tuple[Array, ...]) -> _class_blocks.Target | _class_blocks.Elementwise | None:
+        """With ``class_block``, the chunk's loss as the class blocks compute it (``focal._class_blocks``); None where
+        the chunk keeps its whole rows (no blocks, or a kernel they do not serve)."""
+        classes = self.classes(weight)
+        if not self.class_block or self.class_block >= classes:
+            return None
+        dtype = _compute_dtype(xp, hidden)
+
+        def logits(start: int, stop: int) -> Array:
+            z = matmul_nt(xp, hidden, weight[start:stop, ...])
+            if bias is not None:
+                z = add_in_place(xp, z, bias[start:stop])
+            return z if z.dtype == dtype else xp.astype(z, dtype)
+
+        if self.per_class:
+            def plan(start: int, stop: int, summed: bool) -> Any:
+                def cut(x: Any) -> Any:
+                    return _class_blocks.class_slice(x, start, stop, classes)
+
+                return self._planned(xp, logits(start, stop), tuple(map(cut, rows)), tuple(map(cut, shared)), summed,
+                                     cut)
+
+            return _class_blocks.Elementwise(plan, classes, self.class_block)
+        # the plan of a stand-in of the logits' shape that holds no memory (a broadcast zero): the plan reads its
+        # shape, dtype and device, never its values
+        zero = xp.reshape(_scalar_zero(xp, weight, dtype), (1, 1))
+        stand_in = xp.broadcast_to(zero, (int(hidden.shape[0]), classes))
+        rows_read = _class_blocks.rows_of(self._planned(xp, stand_in, rows, shared, True))
+        if rows_read is None:
+            return None
+        return _class_blocks.Target(rows_read, logits, classes, self.class_block)
+
+    def _block_gradients(self, xp: Any, blocks: Any, h: Array, weight: Array,
+                         dw: Array | None, db: Array | None, scale: Array | None, want_hidden: bool
+                         ) -> tuple[Array, Array | None]:
+        """A chunk's summed loss and ``d hidden`` over blocks of classes; its rows of ``d weight`` and ``d bias``
+        added in place (``x[a:b] = ...``), as each block's gradient comes."""
+        dtype = _compute_dtype(xp, h)
+        dh = xp.zeros_like(h, dtype=dtype) if want_hidden else None
+
+        def accumulate(start: int, stop: int, grad: Array) -> None:
+            nonlocal dh
+            dz = grad if grad.dtype == h.dtype else xp.astype(grad, h.dtype)
+            if dh is not None:
+                dh = matmul_add(xp, dh, dz, weight[start:stop, ...])
+            if dw is not None:
+                dw[start:stop, ...] = matmul_add_tn(xp, dw[start:stop, ...], dz, h)
+            if db is not None:
+                db[start:stop] = db[start:stop] + xp.sum(grad, axis=0)
+
+        loss = blocks.gradients(xp, scale, accumulate)
+        return loss, _cast(xp, dh, h)
 
     def vjp(self, xp: Any, inputs: tuple[Any, ...], residuals: tuple[Array | None, ...], cotangent: Array,
             wanted: tuple[bool, bool, bool], *, consume: bool = False) -> tuple[Array | None, ...]:

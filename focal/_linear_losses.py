@@ -9,7 +9,7 @@ from typing import Any
 
 from . import _checks
 from ._docs import document
-from ._linear import LinearKernel, default_chunk_size, fold_rows
+from ._linear import LinearKernel, default_chunk_size, default_tiles, fold_rows
 from ._plan import Call, denominator, plans
 from ._sigmoid import _plan_sigmoid_focal
 from ._softmax import _plan_softmax_focal
@@ -26,7 +26,8 @@ class LinearPlan:
 
     def __init__(self, planner: Any, per_class: bool, hidden: Array, weight: Array, bias: Array | None,
                  targets: Array, *, reduction: str, sample_weight: Any, normalizer: Any, chunk_size: Any,
-                 where: Any = None, options: dict[str, Any], arrays: dict[str, Any]) -> None:
+                 class_chunk_size: Any = None, where: Any = None, options: dict[str, Any],
+                 arrays: dict[str, Any]) -> None:
         if not hasattr(hidden, "shape") or not hasattr(hidden, "dtype"):
             raise TypeError(f"hidden must be an array of hidden states (..., H), got {type(hidden).__name__}")
         if len(hidden.shape) < 1:
@@ -93,11 +94,39 @@ class LinearPlan:
             denominator = xp.full((), denominator, dtype=call.dtype, device=call.device)
         elif denominator is not None and call.normalizer is not None:
             denominator = self.backend.no_gradient("normalizer", denominator)
-        size = default_chunk_size(rows, features, classes, xp) if chunk_size is None else _check_chunk(chunk_size)
+        blocks = self._blocks_serve(row_arrays, shared, options)
+        size, block = default_tiles(rows, features, classes, xp, blocks=blocks, elementwise=per_class)
+        if chunk_size is not None:
+            size, block = _check_chunk("chunk_size", chunk_size, "rows per chunk"), 0
+        if class_chunk_size is not None:
+            block = _check_chunk("class_chunk_size", class_chunk_size, "classes per block")
+            if not blocks:
+                raise ValueError(self._no_blocks(row_arrays, shared, options))
         self.kernel = LinearKernel(planner, tuple(sorted(options.items())), tuple(row_arrays), tuple(shared),
                                    chunk=max(1, min(size, rows)), rows=rows, per_class=per_class,
-                                   reduce=self.reduction != "none", normalized=denominator is not None)
+                                   reduce=self.reduction != "none", normalized=denominator is not None,
+                                   class_block=0 if block >= classes else block)
         self.aux = (*row_arrays.values(), *shared.values(), *(() if denominator is None else (denominator,)))
+
+    def _blocks_serve(self, row_arrays: dict[str, Array], shared: dict[str, Array], options: dict[str, Any]) -> bool:
+        """Whether the class blocks serve this call: the softmax loss of integer labels (its target kernel) without
+        ``where`` or label smoothing, in a namespace that writes into slices (``x[a:b] = ...``: not JAX's, not
+        TensorFlow's, which run their chunks in a compiled loop)."""
+        return self._no_blocks(row_arrays, shared, options) == ""
+
+    def _no_blocks(self, row_arrays: dict[str, Array], shared: dict[str, Array], options: dict[str, Any]) -> str:
+        """Why the class blocks do not serve this call ("" where they do)."""
+        smoothing = options.get("label_smoothing", 0.0)
+        if self.per_class:
+            pass  # elementwise: each block is the unfused loss of its classes
+        elif row_arrays["targets"].ndim != 1 or "where" in row_arrays or "where" in shared:
+            return "class_chunk_size takes integer class indices without where"
+        elif "label_smoothing" in shared or not (isinstance(smoothing, (int, float)) and smoothing == 0):
+            return "class_chunk_size takes no label_smoothing"
+        if hasattr(self.xp, "fold_rows"):
+            return ("class_chunk_size: blocks of classes run where arrays are written in place (NumPy, PyTorch); "
+                    "JAX and TensorFlow take chunk_size (rows) alone")
+        return ""
 
     def _primal(self, name: str, x: Any, hidden: Array) -> Array:
         """``weight`` or ``bias``: an array of hidden's library and device (a gradient flows to it), of its dtype."""
@@ -209,10 +238,10 @@ def _is_array_scalar(value: Any) -> bool:
         type(value).__module__ == "numpy")
 
 
-def _check_chunk(chunk_size: Any) -> int:
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, numbers.Integral) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive int (rows per chunk) or None, got {chunk_size!r}")
-    return int(chunk_size)
+def _check_chunk(name: str, size: Any, what: str) -> int:
+    if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
+        raise ValueError(f"{name} must be a positive int ({what}) or None, got {size!r}")
+    return int(size)
 
 
 @document
@@ -232,6 +261,7 @@ def linear_softmax_focal_loss(
     reduced_threshold: float | None = None,
     where: Array | None = None,
     chunk_size: int | None = None,
+    class_chunk_size: int | None = None,
 ) -> Array:
     r"""The softmax focal loss of a linear layer's output, ``softmax_focal_loss(hidden @ weight.T + bias, targets)``,
     without ever holding more than a chunk of its rows.
@@ -243,7 +273,10 @@ def linear_softmax_focal_loss(
 
     Per chunk of ``chunk_size`` rows the logits are formed, the focal kernel gives the chunk's loss and its gradient
     w.r.t. them, and that gradient becomes the chunk's ``d hidden`` and its share of ``d weight`` and ``d bias`` at
-    once (in the forward pass; the backward scales them by the cotangent). With many classes the logits are the
+    once (in the forward pass; the backward scales them by the cotangent). Where a chunk would be a few rows only
+    (a vocabulary many times the hidden size), the rows meet ``class_chunk_size`` classes at a time instead, in two
+    passes: an online log-sum-exp of the blocks' logits, then each block's logits formed again and turned into its
+    gradient (``focal._class_blocks``). With many classes the logits are the
     memory of a language model's or a 21k-class classifier's loss: 8192 rows × 128k classes in float32 is 4 GiB, and
     its gradient as much again; here a chunk's. With ``γ = 0`` and no α it is the cross entropy of
     ``hidden @ weight.T + bias`` (Liger-Kernel's fused linear cross entropy).
@@ -271,9 +304,13 @@ def linear_softmax_focal_loss(
         where: optax's ``where``: classes where it is False are left out of the softmax and the loss; of shape
             ``(..., C)`` (or broadcasting to it: ``(C,)`` for one mask of every row) or of hidden's leading shape
             (one per row). Default None.
-        chunk_size: rows per chunk. Default None: ``N / ceil(C / H)`` rounded up to a power of two (Liger-Kernel's
-            choice: a chunk's logits about the size of all rows' hidden states), at least 512 rows on PyTorch and
-            NumPy and 128 on JAX and TensorFlow (where XLA keeps more of a chunk alive), at most N.
+        chunk_size: rows per chunk. Default None: ``N / ceil(C / H)`` rounded up to a power of two (PyTorch's
+            ``LinearCrossEntropyOptions`` and Liger-Kernel's choice: a chunk's logits about the size of all rows'
+            hidden states), at least 128 rows, at most N. Given alone, chunks span every class.
+        class_chunk_size: classes per block. Default None: blocks where ``N / ceil(C / H)`` is below 128 rows (up
+            to 8192 rows at a time, and as many logits as that chunk would hold), else every class at once.
+            Integer labels without ``where`` or label smoothing, on NumPy and PyTorch (JAX and TensorFlow keep row
+            chunks); elsewhere giving it is a ``ValueError``.
 
     Returns:
         The loss, of hidden's library and dtype (per row with ``reduction="none"``). Gradients reach ``hidden``,
@@ -288,13 +325,14 @@ def linear_softmax_focal_loss(
     return _plan_linear_softmax(hidden, weight, targets, bias, alpha=alpha, gamma=gamma, ignore_index=ignore_index,
                                 reduction=reduction, sample_weight=sample_weight, normalizer=normalizer,
                                 label_smoothing=label_smoothing, reduced_threshold=reduced_threshold, where=where,
-                                chunk_size=chunk_size).loss()
+                                chunk_size=chunk_size, class_chunk_size=class_chunk_size).loss()
 
 
 @plans(linear_softmax_focal_loss)
 def _plan_linear_softmax(hidden: Array, weight: Array, targets: Array, bias: Any, *, alpha: Any, gamma: Any,
                          ignore_index: Any, reduction: str, sample_weight: Any, normalizer: Any,
-                         label_smoothing: Any, reduced_threshold: Any, where: Any, chunk_size: Any) -> LinearPlan:
+                         label_smoothing: Any, reduced_threshold: Any, where: Any, chunk_size: Any,
+                         class_chunk_size: Any) -> LinearPlan:
     if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral)):
         raise TypeError(f"ignore_index must be an int or None, got {ignore_index!r}")
     options = {"axis": -1, "ignore_index": ignore_index, "normalizer": None, "from_logits": True,
@@ -302,8 +340,8 @@ def _plan_linear_softmax(hidden: Array, weight: Array, targets: Array, bias: Any
     arrays = {"alpha": alpha, "gamma": gamma, "label_smoothing": label_smoothing,
               "reduced_threshold": reduced_threshold}
     return LinearPlan(_plan_softmax_focal, False, hidden, weight, bias, targets, reduction=reduction,
-                      sample_weight=sample_weight, normalizer=normalizer, chunk_size=chunk_size, where=where,
-                      options=options, arrays=arrays)
+                      sample_weight=sample_weight, normalizer=normalizer, chunk_size=chunk_size,
+                      class_chunk_size=class_chunk_size, where=where, options=options, arrays=arrays)
 
 
 @document
@@ -323,6 +361,7 @@ def linear_sigmoid_focal_loss(
     ignore_index: float | None = None,
     pos_weight: float | Sequence[float] | Array | None = None,
     chunk_size: int | None = None,
+    class_chunk_size: int | None = None,
 ) -> Array:
     r"""The sigmoid (multi-label) focal loss of a linear layer's output,
     ``sigmoid_focal_loss(hidden @ weight.T + bias, targets)``, without ever holding more than a chunk of its rows.
@@ -354,6 +393,10 @@ def linear_sigmoid_focal_loss(
         ignore_index: a target value whose elements count neither in the loss nor in the mean. Default None.
         pos_weight: scales the positive term, a number or one per class ``(C,)``. Default None.
         chunk_size: rows per chunk; default as :func:`focal.linear_softmax_focal_loss`.
+        class_chunk_size: classes per block: each block of a chunk's logits is the unfused loss of those classes
+            (an element per class: one pass, nothing to carry from block to block). Default None: blocks on NumPy
+            and PyTorch, as :func:`focal._linear.default_tiles` chooses them; JAX and TensorFlow keep row chunks
+            (giving it there is a ``ValueError``).
 
     Returns:
         The loss, of hidden's library and dtype. Gradients reach ``hidden``, ``weight`` and ``bias``.
@@ -364,13 +407,13 @@ def linear_sigmoid_focal_loss(
     return _plan_linear_sigmoid(hidden, weight, targets, bias, alpha=alpha, gamma=gamma, reduction=reduction,
                                 sample_weight=sample_weight, normalizer=normalizer, label_smoothing=label_smoothing,
                                 form=form, ignore_index=ignore_index, pos_weight=pos_weight,
-                                chunk_size=chunk_size).loss()
+                                chunk_size=chunk_size, class_chunk_size=class_chunk_size).loss()
 
 
 @plans(linear_sigmoid_focal_loss)
 def _plan_linear_sigmoid(hidden: Array, weight: Array, targets: Array, bias: Any, *, alpha: Any, gamma: Any,
                          reduction: str, sample_weight: Any, normalizer: Any, label_smoothing: Any, form: str,
-                         ignore_index: Any, pos_weight: Any, chunk_size: Any) -> LinearPlan:
+                         ignore_index: Any, pos_weight: Any, chunk_size: Any, class_chunk_size: Any) -> LinearPlan:
     if form not in ("pt", "split"):
         raise ValueError(f"form must be 'pt' or 'split', got {form!r}")
     if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Real)):
@@ -380,5 +423,5 @@ def _plan_linear_sigmoid(hidden: Array, weight: Array, targets: Array, bias: Any
     options = {"normalizer": None, "from_logits": True, "form": form, "ignore_index": ignore_index}
     arrays = {"alpha": alpha, "gamma": gamma, "label_smoothing": label_smoothing, "pos_weight": pos_weight}
     return LinearPlan(_plan_sigmoid_focal, True, hidden, weight, bias, targets, reduction=reduction,
-                      sample_weight=sample_weight, normalizer=normalizer, chunk_size=chunk_size, options=options,
-                      arrays=arrays)
+                      sample_weight=sample_weight, normalizer=normalizer, chunk_size=chunk_size,
+                      class_chunk_size=class_chunk_size, options=options, arrays=arrays)

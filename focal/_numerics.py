@@ -83,14 +83,36 @@ def scale_in_place(xp: Any, a: Array, b: Any) -> Array:
     return a
 
 
-def softmax(xp: Any, z: Array, axis: int, m: Array) -> Array:
+def add_in_place(xp: Any, a: Array, b: Any) -> Array:
+    """``a + b``, written into ``a`` where :func:`scale_in_place` would write (``a`` the caller's own and dead)."""
+    if getattr(xp, "records", False):
+        return a + b
+    a += b
+    return a
+
+
+def exp_in_place(xp: Any, a: Array) -> Array:
+    """``exp(a)``, written into ``a`` (the caller's own and dead) where the namespace offers it (PyTorch's
+    ``exp_``), else a new array."""
+    native = getattr(xp, "exp_in_place", None)
+    return xp.exp(a) if native is None or getattr(xp, "records", False) else native(a)
+
+
+def softmax(xp: Any, z: Array, axis: int, m: Array, *, overwrite: bool = False) -> Array:
     """``softmax(z)`` along ``axis``, given the rows' finite maximum ``m``: the framework's own fused
     ``softmax`` where the namespace offers one (ours for PyTorch: one pass, one array), else
-    ``exp(z − m)`` scaled by the reciprocal of its sum, in place."""
+    ``exp(z − m)`` scaled by the reciprocal of its sum, in place. ``overwrite``: ``z`` is the caller's own and
+    read by nothing after (a fused linear loss's chunk of logits): written over where the library can (PyTorch's
+    softmax into its input, NumPy's shift in place), one array of ``z``'s size fewer."""
     native = getattr(xp, "softmax", None)
     if native is not None:
-        return native(z, axis=axis)
-    p = xp.exp(z - m)
+        return native(z, axis=axis, overwrite=overwrite)
+    if overwrite and not getattr(xp, "records", False):
+        z -= m
+        p = xp.exp(z)
+        del z
+    else:
+        p = xp.exp(z - m)
     p *= 1.0 / xp.sum(p, axis=axis, keepdims=True)
     return p
 

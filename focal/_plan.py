@@ -334,11 +334,21 @@ class LossPlan:
         c, xp = self.call, self.call.xp
         aux = tuple(c.backend.stop_gradient(a) for a in self.aux)
         params = tuple(c.backend.stop_gradient(p) for p in self.params)
+        # a logits array the plan made (cast) or was handed to release is the kernel's to write over, where it can
+        kernel = self.kernel.owning() if release and hasattr(self.kernel, "owning") else self.kernel
         if not grad:
-            return self._reduce(value_of(self.kernel, xp, self._logits(release), aux, params)), None
+            return self._reduce(value_of(kernel, xp, self._logits(release), aux, params)), None
         wanted = no_grads(len(params))
-        # no reference kept here: a kernel that lets go of the logits frees them (with release)
-        elements, residuals = self.kernel.forward(xp, self._logits(release), aux, params, wanted)
+        # the namespace's own run of a kernel over logits it may write over (PyTorch's slices of an elementwise
+        # kernel: the gradient written over the logits), summed inside where nothing weights the elements
+        owned = getattr(xp, "forward_owned", None) if release else None
+        if owned is not None and c.weight is None and c.reduction != "none" and summable(kernel):
+            kernel = Summed(kernel)
+        held = [self._logits(release)]
+        out = None if owned is None else owned(kernel, held[0], aux, params, wanted)
+        # no reference kept here (popped as it is passed): a kernel that lets go of the logits frees them
+        elements, residuals = out if out is not None else kernel.forward(xp, held.pop(), aux, params, wanted)
+        del held
         denominator = 1.0 if c.reduction == "none" else self._denominator()
         # the number 1 where the kernel takes one: its gradient as it is, nothing multiplied
         cotangent: Any = 1.0 if takes_number_cotangent(self.kernel) else xp.ones_like(elements)
@@ -346,7 +356,7 @@ class LossPlan:
             cotangent = xp.ones_like(elements) * c.weight
         if not (isinstance(denominator, float) and denominator == 1.0):
             cotangent = cotangent / denominator
-        gradient, _ = self.kernel.vjp(xp, residuals, cotangent, wanted)
+        gradient, _ = kernel.vjp(xp, residuals, cotangent, wanted, consume=release)
         return self._reduce(elements), gradient
 
     def _logits(self, release: bool) -> Array:

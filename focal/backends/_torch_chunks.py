@@ -49,9 +49,12 @@ def _rows(x: Any, start: int, stop: int, rows: int, ndim: int) -> Any:
 
 
 def forward(kernel: Any, logits: torch.Tensor, aux: tuple[Any, ...], params: tuple[Any, ...],
-            wanted: tuple[Any, ...], *, loss_only: bool = False) -> tuple[Any, tuple[Any, ...]]:
+            wanted: tuple[Any, ...], *, loss_only: bool = False, into: torch.Tensor | None = None
+            ) -> tuple[Any, tuple[Any, ...]]:
     """``kernel.forward`` over slices of rows (:func:`applies` holds): the loss (or its sum) and the residuals;
-    with ``loss_only`` the loss alone (each slice's kernel ``value``: no residuals)."""
+    with ``loss_only`` the loss alone (each slice's kernel ``value``: no residuals). ``into``: the first residual
+    (the gradient) is written there, slice by slice (the logits themselves where the caller owns them: each slice's
+    logits are read before its gradient is written over them)."""
     rows, ndim = logits.shape[0], logits.ndim
     step = max(1, CHUNK_ELEMENTS // max(1, logits[0].numel()))
     summed = isinstance(kernel, Summed)
@@ -64,7 +67,8 @@ def forward(kernel: Any, logits: torch.Tensor, aux: tuple[Any, ...], params: tup
         part, parts = (value_of(kernel, *inputs), ()) if loss_only else kernel.forward(*inputs, wanted)
         if start == 0:
             out = part if summed else part.new_empty((rows, *part.shape[1:]))
-            residuals = [r.new_empty((rows, *r.shape[1:])) for r in parts]  # none with loss_only
+            residuals = [into if into is not None and i == 0 else r.new_empty((rows, *r.shape[1:]))
+                         for i, r in enumerate(parts)]  # none with loss_only
         elif summed:
             out = out + part
         if not summed:
@@ -72,3 +76,14 @@ def forward(kernel: Any, logits: torch.Tensor, aux: tuple[Any, ...], params: tup
         for full, r in zip(residuals, parts):
             full[start:stop] = r
     return out, tuple(residuals)
+
+
+def forward_owned(kernel: Any, logits: torch.Tensor, aux: tuple[Any, ...], params: tuple[Any, ...],
+                  wanted: tuple[Any, ...]) -> tuple[Any, tuple[Any, ...]] | None:
+    """``kernel.forward`` of logits the caller owns and lets go of (a fused linear loss's block,
+    ``focal._plan.LossPlan.compute``): over slices of rows with the gradient written over the logits, one array of
+    their size where the kernel's own temporaries would be several (the sigmoid kernel's eight); None where
+    :func:`applies` does not hold (the caller runs the kernel whole)."""
+    if not applies(kernel, logits, wanted) or logits.requires_grad or not logits.is_contiguous():
+        return None
+    return forward(kernel, logits, aux, params, wanted, into=logits)

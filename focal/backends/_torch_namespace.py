@@ -56,7 +56,12 @@ def clip(x: torch.Tensor, /, min: Any = None, max: Any = None) -> torch.Tensor: 
 sigmoid = torch.sigmoid
 
 
-def softmax(x: torch.Tensor, /, *, axis: int) -> torch.Tensor:
+def softmax(x: torch.Tensor, /, *, axis: int, overwrite: bool = False) -> torch.Tensor:
+    # written into x where the core says it is its own and dead (a fused linear loss's chunk): the kernel reads
+    # each row's maximum and sum before it writes the row, so an aliased output is exact (tested against torch's
+    # own softmax); never where autograd or a transform could read x after
+    if overwrite and not (torch.compiler.is_compiling() or x.requires_grad or _wrapped(x)):
+        return torch.softmax(x, dim=axis, out=x)
     return torch.softmax(x, dim=axis)
 
 
@@ -102,3 +107,26 @@ def matmul_add_tn(total: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torc
     if a.dtype != total.dtype:
         return total.add_(torch.matmul(a.T, b))
     return total.addmm_(a.T, b)
+
+
+def matmul_add(total: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``total + a @ b`` in place (``focal._linear.matmul_add``: ``d hidden`` over blocks of classes)."""
+    if a.dtype != total.dtype:
+        return total.add_(torch.matmul(a, b))
+    return total.addmm_(a, b)
+
+
+def exp_in_place(x: torch.Tensor) -> torch.Tensor:
+    """``exp(x)`` written into ``x`` where the core says it is its own and dead (``focal._numerics.exp_in_place``);
+    a new tensor where autograd, a transform or a compiler could read ``x`` after."""
+    if torch.compiler.is_compiling() or x.requires_grad or _wrapped(x):
+        return torch.exp(x)
+    return x.exp_()
+
+
+def forward_owned(kernel: Any, logits: torch.Tensor, aux: tuple[Any, ...], params: tuple[Any, ...],
+                  wanted: tuple[Any, ...]) -> Any:
+    """Not in the standard: an elementwise kernel over slices of logits the core owns (``_torch_chunks``)."""
+    from . import _torch_chunks
+
+    return _torch_chunks.forward_owned(kernel, logits, aux, params, wanted)

@@ -1,0 +1,239 @@
+"""The fused linear softmax loss over blocks of classes (``focal._class_blocks``) against the unfused loss.
+
+The reference is test_linear's: the unfused loss in float64 NumPy carried to ``d hidden``, ``d weight``, ``d bias``.
+23 classes in blocks of 5 leave a ragged last block of 3, 37 rows in chunks of 8 a ragged last chunk of 5; labels
+at the block edges, an ``ignore_index`` that is a real class id, a label near certainty (``p_t → 1``, where
+``1 − p_t`` must be summed, not subtracted) and one near impossibility.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import CROSS_RTOL, REFERENCE_RTOL, assert_close, import_or_skip
+from libs import AUTODIFF_LIBS, LIBS
+from test_linear import Case, V, _arrays, _autodiff, _check, _cotangent, _data, _kwargs, _reference
+
+import focal
+from focal._linear import MIN_CHUNK, default_chunk_size, default_tiles
+
+BLOCK = 5
+
+CASES = [
+    Case("blocks-mean-ignore", kwargs={"ignore_index": -100}, ignored_rows=(*range(8, 16), 30)),
+    Case("blocks-sum-alpha-vector", kwargs={"reduction": "sum", "alpha": [0.5 + 0.02 * c for c in range(V)],
+                                            "gamma": 1.5}),
+    Case("blocks-none", kwargs={"reduction": "none", "gamma": 0.5}, bias=False),
+    Case("blocks-ignore-a-class", kwargs={"ignore_index": 4, "gamma": 2.0}),
+    Case("blocks-sample-weight-normalizer", kwargs={"sample_weight": "rows", "normalizer": 7.5}),
+    Case("blocks-threshold", chunk=None, kwargs={"gamma": 3.0, "reduced_threshold": 0.5}),
+    Case("blocks-gamma-vector", kwargs={"gamma": [0.5 + 0.1 * c for c in range(V)], "reduction": "sum"}),
+]
+
+
+SIGMOID_CASES = [
+    Case("blocks-sig-mean", sigmoid=True, targets="multihot"),
+    Case("blocks-sig-none-split", sigmoid=True, targets="multihot", kwargs={"reduction": "none", "form": "split"}),
+    Case("blocks-sig-ignore-pos-weight", sigmoid=True, targets="multihot",
+         kwargs={"ignore_index": -1.0, "pos_weight": [1.0 + 0.1 * c for c in range(V)], "alpha": None}),
+    Case("blocks-sig-sample-weight-classes", sigmoid=True, targets="multihot",
+         kwargs={"sample_weight": "classes", "label_smoothing": 0.05, "gamma": [1.0 + 0.05 * c for c in range(V)]}),
+    Case("blocks-sig-sum-no-bias", sigmoid=True, targets="multihot", kwargs={"reduction": "sum", "gamma": 1.0},
+         bias=False),
+]
+
+
+def _blocked_data(case: Case) -> dict[str, np.ndarray]:
+    """test_linear's data, with labels on the blocks' first and last classes and two extreme rows."""
+    data = _data(case)
+    if case.sigmoid:
+        return data
+    labels = data["targets"]
+    keep = labels != -100
+    labels[[0, 1, 2, 3]] = np.where(keep[[0, 1, 2, 3]], [0, BLOCK - 1, BLOCK, V - 1], labels[[0, 1, 2, 3]])
+    weight = data["weight"].copy()
+    hidden = data["hidden"].copy()
+    # row 5: its label's logit far above the others (p_t within an ulp of 1); row 6: far below
+    hidden[5] = weight[labels[5]] * 40.0 if labels[5] >= 0 else hidden[5]
+    hidden[6] = -weight[labels[6]] * 40.0 if labels[6] >= 0 else hidden[6]
+    data["hidden"], data["weight"] = hidden, weight
+    return data
+
+
+def _loss(case: Case):
+    return focal.linear_sigmoid_focal_loss if case.sigmoid else focal.linear_softmax_focal_loss
+
+
+def _blocks_serve(lib) -> bool:
+    return lib.name not in ("jax", "tensorflow")
+
+
+@pytest.mark.parametrize("case", CASES + SIGMOID_CASES, ids=lambda c: c.id)
+def test_value_and_grad_equal_the_unfused_loss(lib, dtype, case):
+    """``focal.value_and_grad`` of the blocked loss: NumPy, array-api-strict and PyTorch; on JAX and TensorFlow,
+    which keep row chunks, ``class_chunk_size`` is a ValueError naming it."""
+    data = _blocked_data(case)
+    arrays = _arrays(lib, case, data, dtype)
+    args = (arrays["hidden"], arrays["weight"], arrays["targets"], arrays["bias"] if case.bias else None)
+    kwargs = {"chunk_size": case.chunk, "class_chunk_size": BLOCK, **_kwargs(case, arrays)}
+    if not _blocks_serve(lib):
+        with pytest.raises(ValueError, match="class_chunk_size: blocks of classes run where arrays are written"):
+            _loss(case)(*args, **kwargs)
+        return
+    expected_value, expected = _reference(case, data, None)
+    value, grads = focal.value_and_grad(_loss(case))(*args, **kwargs)
+    _check(lib, dtype, value, grads, expected_value, expected, case.id)
+
+
+@pytest.mark.parametrize("case", CASES + SIGMOID_CASES, ids=lambda c: c.id)
+@pytest.mark.parametrize("precision", ["float32", "float64"])
+def test_torch_autograd_equals_the_unfused_loss(precision, case):
+    """Through ``torch.autograd``: a reduced loss's gradients, and with ``"none"`` those of ``Σ g · loss`` (the
+    backward runs both passes again, the cotangent weighting the rows)."""
+    lib = next((lib for lib in AUTODIFF_LIBS if lib.name == "torch"), None)
+    if lib is None:
+        pytest.skip("torch is not installed")
+    data = _blocked_data(case)
+    arrays = _arrays(lib, case, data, precision)
+    g = _cotangent(case)
+    expected_value, expected = _reference(case, data, g)
+    g_lib = None if g is None else lib.array(g, precision)
+
+    def fn(hidden, weight, bias):
+        out = _loss(case)(hidden, weight, arrays["targets"], bias if case.bias else None, chunk_size=case.chunk,
+                          class_chunk_size=BLOCK, **_kwargs(case, arrays))
+        return out if g_lib is None else lib.sum(out * g_lib)
+
+    if g is not None:
+        expected_value = np.sum(expected_value * g)
+    value, grads = _autodiff(lib, fn, [arrays["hidden"], arrays["weight"], arrays["bias"]])
+    _check(lib, precision, value, grads if case.bias else grads[:2], expected_value, expected, case.id)
+
+
+def test_block_size_does_not_change_the_result():
+    """float64 NumPy: every block size, one class a block to all at once, gives the unfused loss to 1e-12."""
+    case = CASES[0]
+    data = _blocked_data(case)
+    expected_value, expected = _reference(case, data, None)
+    for block in (1, 2, 7, V - 1, V, 1000):
+        value, grads = focal.value_and_grad(focal.linear_softmax_focal_loss)(
+            data["hidden"], data["weight"], data["targets"], data["bias"], ignore_index=-100, chunk_size=8,
+            class_chunk_size=block)
+        _check(LIBS[0], "float64", value, grads, expected_value, expected, f"block {block}", rtol=1e-12)
+
+
+def test_near_certain_label_keeps_its_loss():
+    """A label whose probability is within float32's epsilon of 1: the loss ``(1 − p)^γ · −log p`` is tiny but not
+    0, and the blocked loss gives the unfused loss's value per row (float32, PyTorch)."""
+    torch = import_or_skip("torch")
+    h = torch.tensor([[30.0, 0.0], [0.0, 1.0]])
+    w = torch.tensor([[1.0, 0.0]] + [[0.0, 0.01 * c] for c in range(1, 12)])
+    labels = torch.tensor([0, 3])
+    kwargs = {"gamma": 0.0, "reduction": "none"}
+    blocked = focal.linear_softmax_focal_loss(h, w, labels, class_chunk_size=5, chunk_size=2, **kwargs)
+    unfused = focal.softmax_focal_loss(h @ w.T, labels, **kwargs)
+    assert blocked[0] > 0
+    assert_close(blocked.numpy(), unfused.numpy(), REFERENCE_RTOL["float32"], "near certain")
+
+
+def test_gamma_zero_is_torch_cross_entropy():
+    """γ = 0 in blocks is ``F.cross_entropy`` of the materialised logits (value and the three gradients), with an
+    ``ignore_index`` that is a real class."""
+    torch = import_or_skip("torch")
+    data = _blocked_data(CASES[0])
+    h, w, b = (torch.tensor(data[k], requires_grad=True) for k in ("hidden", "weight", "bias"))
+    labels = torch.tensor(data["targets"])
+    labels[labels < 0] = 2
+    ours = focal.linear_softmax_focal_loss(h, w, labels, b, gamma=0.0, ignore_index=2, chunk_size=8,
+                                           class_chunk_size=BLOCK)
+    theirs = torch.nn.functional.cross_entropy(h @ w.T + b, labels, ignore_index=2)
+    assert_close(ours.detach().numpy(), theirs.detach().numpy(), REFERENCE_RTOL["float64"], "cross entropy")
+    for a, e in zip(torch.autograd.grad(ours, (h, w, b)), torch.autograd.grad(theirs, (h, w, b))):
+        assert_close(a.numpy(), e.numpy(), REFERENCE_RTOL["float64"], "cross entropy gradient")
+
+
+def test_bfloat16_accumulates_in_float32():
+    """bfloat16 hidden states and weight in blocks: within bfloat16's rounding of the float64 result."""
+    lib = next((lib for lib in AUTODIFF_LIBS if lib.name == "torch"), None)
+    if lib is None:
+        pytest.skip("torch is not installed")
+    case = CASES[0]
+    data = _blocked_data(case)
+    data["hidden"][[5, 6]] /= 40.0  # the extreme rows' logits would round to bfloat16's spacing of 0.25 there
+    expected_value, expected = _reference(case, data, None)
+    arrays = _arrays(lib, case, data, "bfloat16")
+    value, grads = _autodiff(lib, lambda h, w, b: focal.linear_softmax_focal_loss(
+        h, w, arrays["targets"], b, ignore_index=-100, chunk_size=8, class_chunk_size=BLOCK),
+        [arrays["hidden"], arrays["weight"], arrays["bias"]])
+    assert all(str(g.dtype).endswith("bfloat16") for g in grads)
+    _check(lib, "float32", value, grads, expected_value, expected, "bfloat16", rtol=REFERENCE_RTOL["bfloat16"] * 2)
+
+
+def test_default_tiles_follow_the_shape():
+    """Row chunks while the shape gives them ``MIN_CHUNK`` rows; blocks of classes (a multiple of 128 holding as
+    many logits as the row chunk would) once it gives fewer, and only where the blocks serve the call."""
+    assert default_tiles(4096, 512, 32000, blocks=True) == (128, 0)
+    assert default_tiles(2048, 512, 128000, blocks=True) == (2048, 896)  # 16 rows x 128000 = 2048 x 1000
+    assert default_tiles(2048, 512, 128000, blocks=False) == (default_chunk_size(2048, 512, 128000), 0)
+    assert default_tiles(20000, 128, 256000, blocks=True) == (8192, 384)  # 16 x 256000 / 8192 = 500 classes
+    rows, hidden, classes = 300, 4, 2000
+    chunk, block = default_tiles(rows, hidden, classes, blocks=True)
+    assert (chunk, block) == (rows, 128) and default_chunk_size(rows, hidden, classes) == min(rows, MIN_CHUNK)
+
+
+def test_default_blocks_equal_the_unfused_loss():
+    """The default tiles of a wide vocabulary (300 rows, 4 features, 2000 classes: blocks of 128) give the unfused
+    loss, float64 NumPy, and with label smoothing (no blocks: row chunks) as well."""
+    rng = np.random.default_rng(7)
+    rows, hidden, classes = 300, 4, 2000
+    h, w = rng.normal(size=(rows, hidden)), rng.normal(size=(classes, hidden))
+    labels = rng.integers(0, classes, size=rows)
+    for kwargs in ({"gamma": 2.0}, {"gamma": 2.0, "label_smoothing": 0.1}):
+        value, (dh, dw, _) = focal.value_and_grad(focal.linear_softmax_focal_loss)(h, w, labels, **kwargs)
+        z = h @ w.T
+        expected, dz = focal.value_and_grad(focal.softmax_focal_loss)(z, labels, **kwargs)
+        rtol = CROSS_RTOL["float64"]
+        assert_close(np.asarray(value), np.asarray(expected), rtol, "value")
+        assert_close(dh, dz @ w, rtol, "d hidden")
+        assert_close(dw, dz.T @ h, rtol, "d weight")
+
+
+def test_errors_name_class_chunk_size():
+    rng = np.random.default_rng(0)
+    h, w, labels = rng.normal(size=(6, 4)), rng.normal(size=(5, 4)), np.arange(6) % 5
+    with pytest.raises(ValueError, match="class_chunk_size must be a positive int"):
+        focal.linear_softmax_focal_loss(h, w, labels, class_chunk_size=0)
+    with pytest.raises(ValueError, match="class_chunk_size takes no label_smoothing"):
+        focal.linear_softmax_focal_loss(h, w, labels, class_chunk_size=2, label_smoothing=0.1)
+    with pytest.raises(ValueError, match="class_chunk_size takes integer class indices without where"):
+        focal.linear_softmax_focal_loss(h, w, labels, class_chunk_size=2, where=np.ones(5, dtype=bool))
+
+
+def test_torch_holds_one_block():
+    """PyTorch eager, forward and backward with the default tiles of a wide vocabulary: no storage larger than a
+    block of logits (or ``d weight`` itself) is ever made (every op's output recorded by a dispatch mode)."""
+    torch = import_or_skip("torch")
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Sizes(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.sizes: list[int] = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for t in out if isinstance(out, (tuple, list)) else (out,):
+                if isinstance(t, torch.Tensor):  # what it holds: a broadcast view (the plan's stand-in) holds 1
+                    self.sizes.append(t.untyped_storage().nbytes() // t.element_size())
+            return out
+
+    rows, hidden, classes = 256, 8, 4000
+    chunk, block = default_tiles(rows, hidden, classes, blocks=True)
+    assert block and chunk == rows
+    h = torch.randn(rows, hidden, requires_grad=True)
+    w = torch.randn(classes, hidden, requires_grad=True)
+    labels = torch.randint(0, classes, (rows,))
+    with Sizes() as sizes:
+        focal.linear_softmax_focal_loss(h, w, labels).backward()
+    others = [s for s in sizes.sizes if s != classes * hidden]  # d weight: the output
+    assert max(others) <= rows * block, f"a tensor of {max(others)} elements; a block has {rows * block}"
