@@ -89,12 +89,25 @@ def _torch(data: dict[str, Any], args: argparse.Namespace) -> dict[str, Callable
             return value.item()  # the step done (on a GPU: waited for)
         return run
 
+    chunked = step(lambda: F.linear_cross_entropy(h, w, labels, linear_bias=b, ignore_index=-100,
+                                                  options=torch.nn.LinearCrossEntropyOptions()))
+    if args.loss == "sigmoid":  # multi-hot bool targets: each row's label positive (none where it is ignored)
+        rows = torch.arange(len(labels), device=device)
+        targets = torch.zeros(len(labels), w.shape[0], dtype=torch.bool, device=device)
+        kept = labels >= 0
+        targets[rows[kept], labels[kept]] = True
+        return {
+            "fused": step(lambda: focal.linear_sigmoid_focal_loss(h, w, targets, b, gamma=args.gamma,
+                                                                  chunk_size=args.chunk)),
+            "unfused": step(lambda: focal.sigmoid_focal_loss(F.linear(h, w, b), targets, gamma=args.gamma)),
+            "floor": step(lambda: F.binary_cross_entropy_with_logits(F.linear(h, w, b), targets.to(h.dtype))),
+            "chunked": chunked,
+        }
     return {
         "fused": step(lambda: focal.linear_softmax_focal_loss(h, w, labels, b, chunk_size=args.chunk, **options)),
         "unfused": step(lambda: focal.softmax_focal_loss(F.linear(h, w, b), labels, **options)),
         "floor": step(lambda: F.cross_entropy(F.linear(h, w, b), labels, ignore_index=-100)),
-        "chunked": step(lambda: F.linear_cross_entropy(h, w, labels, b, ignore_index=-100,
-                                                       options=torch.nn.LinearCrossEntropyOptions())),
+        "chunked": chunked,
     }
 
 
@@ -228,7 +241,8 @@ def _child_memory(args: argparse.Namespace) -> dict[str, Any]:
 def _spawn(args: argparse.Namespace, *extra: str, classes: int) -> dict[str, Any]:
     command = [sys.executable, __file__, "--framework", args.framework, "--rows", str(args.rows), "--hidden",
                str(args.hidden), "--classes", str(classes), "--repeats", str(args.repeats), "--device", args.device,
-               "--dtype", args.dtype, "--gamma", str(args.gamma), *(["--bias"] if args.bias else []), *extra]
+               "--dtype", args.dtype, "--gamma", str(args.gamma), "--loss", args.loss,
+               *(["--bias"] if args.bias else []), *extra]
     if args.chunk is not None:
         command += ["--chunk", str(args.chunk)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -253,6 +267,9 @@ def main() -> None:
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--gamma", type=float, default=2.0, help="the focal losses' gamma (default 2)")
     parser.add_argument("--bias", action="store_true", help="a bias of the linear layer too")
+    parser.add_argument("--loss", default="softmax", choices=["softmax", "sigmoid"],
+                        help="sigmoid: linear_sigmoid_focal_loss on multi-hot targets (PyTorch only; its floor "
+                             "F.binary_cross_entropy_with_logits, its bar still F.linear_cross_entropy)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-times", action="store_true", help="memory only (the plot's sweep)")
     parser.add_argument("--plot", help="a PNG of peak memory against the classes")
@@ -261,12 +278,14 @@ def main() -> None:
     parser.add_argument("--impl", choices=sorted({i for f in FRAMEWORKS for i in _impls(f)}), help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.classes = args.classes or [32000]
+    if args.loss == "sigmoid" and set(args.framework or ["jax"]) - {"torch"}:
+        parser.error("--loss sigmoid runs PyTorch only: give --framework torch")
     if args.child:
         args.framework = args.framework[0]
         print(json.dumps(_child_times(args) if args.child == "times" else _child_memory(args)))
         return
     results = []
-    print(f"rows {args.rows}, hidden {args.hidden}, {args.dtype}, gamma {args.gamma:g}, "
+    print(f"{args.loss} loss, rows {args.rows}, hidden {args.hidden}, {args.dtype}, gamma {args.gamma:g}, "
           f"{'with' if args.bias else 'no'} bias, 10% of the labels ignored, value+grad w.r.t. hidden and weight"
           f"{' and bias' if args.bias else ''}, {args.repeats} rounds, device {args.device}\n")
     print("| framework | classes | impl | ms | fused time / this | peak MiB | fused memory / this |")
@@ -284,7 +303,7 @@ def main() -> None:
                 print(f"| {framework} | {classes} | {impl} | {ms} | {ratio} | {memory[impl]:.0f} | "
                       f"{memory['fused'] / max(memory[impl], 1e-9):.3f} |", flush=True)
                 results.append({"framework": framework, "classes": classes, "impl": impl, "ms": ms, "ratio": ratio,
-                                "peak_mib": memory[impl], "dtype": args.dtype, "gamma": args.gamma,
+                                "peak_mib": memory[impl], "dtype": args.dtype, "gamma": args.gamma, "loss": args.loss,
                                 "bias": args.bias, "rows": args.rows, "hidden": args.hidden})
     if args.json:
         with open(args.json, "w") as out:
