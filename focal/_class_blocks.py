@@ -83,10 +83,12 @@ def _set_target(xp: Any, x: Array, target: _Target, values: Array) -> Array:
     return xp.where(target.index == xp.reshape(classes, (1, -1)), values, x)
 
 
-def statistics(xp: Any, rows: Rows, logits: Any, classes: int, size: int) -> tuple[Array, Array, Array, Array]:
+def statistics(xp: Any, rows: Rows, logits: Any, classes: int, size: int, *, keep: bool = False
+               ) -> tuple[Array, Array, Array, Array, Array | None]:
     """Pass 1: the rows' finite maximum ``m``, ``Σ exp(z − m)`` over every class and over the others than the
-    label, and the label's logit, from ``logits(start, stop)`` (a block's, the caller's to write over)."""
-    m = total = others = z_t = raw = None
+    label, and the label's logit, from ``logits(start, stop)`` (a block's, the caller's to write over); with ``keep``
+    and one block, that block's ``exp(z − m)`` (0 at the label) too, which pass 2 would form again."""
+    m = total = others = z_t = raw = kept = None
     for start in _blocks(classes, size):
         stop = min(start + size, classes)
         z = logits(start, stop)
@@ -102,6 +104,8 @@ def statistics(xp: Any, rows: Rows, logits: Any, classes: int, size: int) -> tup
         e_t = xp.squeeze(xp.take_along_axis(e, target.index, axis=1), axis=1)
         e = _set_target(xp, e, target, xp.zeros_like(e_t))
         block = xp.sum(e, axis=1)
+        if keep and stop - start == classes:
+            kept = e
         del e
         own = xp.where(target.inside, e_t, 0.0)
         if m is None:
@@ -112,7 +116,7 @@ def statistics(xp: Any, rows: Rows, logits: Any, classes: int, size: int) -> tup
             total = total * rescale + block + own
         m = shift
     assert m is not None and total is not None and others is not None and z_t is not None
-    return m, total, others, z_t
+    return m, total, others, z_t, kept
 
 
 def terms(xp: Any, rows: Rows, m: Array, total: Array, others: Array, z_t: Array) -> Any:
@@ -123,7 +127,7 @@ def terms(xp: Any, rows: Rows, m: Array, total: Array, others: Array, z_t: Array
 
 def value(xp: Any, rows: Rows, logits: Any, classes: int, size: int, *, summed: bool) -> Array:
     """The chunk's loss (summed, or one per row) over blocks of classes: pass 1 alone."""
-    t = terms(xp, rows, *statistics(xp, rows, logits, classes, size))
+    t = terms(xp, rows, *statistics(xp, rows, logits, classes, size)[:4])
     loss = rows.kernel.masks(xp, _parts(rows, t), loss_terms(rows.kernel.terms, xp, t, rows.spec.params).f)[0]
     loss = loss if rows.weight is None else loss * rows.weight
     return xp.sum(loss) if summed else loss
@@ -138,7 +142,7 @@ def gradients(xp: Any, rows: Rows, logits: Any, classes: int, size: int, scale: 
     """The chunk's loss and, block by block, its gradient w.r.t. the block's logits handed to
     ``accumulate(start, stop, grad)`` (the caller's products with ``hidden`` and ``weight``); ``scale`` weights
     each row (a cotangent per row)."""
-    m, total, others, z_t = statistics(xp, rows, logits, classes, size)
+    m, total, others, z_t, kept = statistics(xp, rows, logits, classes, size, keep=True)
     t = terms(xp, rows, m, total, others, z_t)
     out = rows.kernel.terms(xp, t, rows.spec.params)
     parts = _parts(rows, t)
@@ -156,9 +160,12 @@ def gradients(xp: Any, rows: Rows, logits: Any, classes: int, size: int, scale: 
     shift = xp.expand_dims(-m, axis=1)
     for start in _blocks(classes, size):
         stop = min(start + size, classes)
-        z = add_in_place(xp, logits(start, stop), shift)
-        grad = scale_in_place(xp, exp_in_place(xp, z), per_p)
-        del z
+        if kept is None:
+            z = add_in_place(xp, logits(start, stop), shift)
+            grad = scale_in_place(xp, exp_in_place(xp, z), per_p)
+            del z
+        else:  # one block: pass 1's exp(z − m), its label's entry written below
+            grad, kept = scale_in_place(xp, kept, per_p), None
         accumulate(start, stop, _set_target(xp, grad, _target(xp, rows.safe, start, stop), on_target))
         del grad  # before the next block's logits exist
     loss = loss if rows.weight is None else loss * rows.weight

@@ -283,7 +283,7 @@ class LinearKernel:
         """With ``class_block``, the chunk's loss as the class blocks compute it (``focal._class_blocks``); None where
         the chunk keeps its whole rows (no blocks, or a kernel they do not serve)."""
         classes = self.classes(weight)
-        if not self.class_block or self.class_block >= classes:
+        if not self.class_block or (self.per_class and self.class_block >= classes):
             return None
         dtype = _compute_dtype(xp, hidden)
 
@@ -324,10 +324,18 @@ class LinearKernel:
             dz = grad if grad.dtype == h.dtype else xp.astype(grad, h.dtype)
             if dh is not None:
                 dh = matmul_add(xp, dh, dz, weight[start:stop, ...])
+            # written into the rows' view where the library adds in place (the same array back: no copy of it onto
+            # itself), else set
             if dw is not None:
-                dw[start:stop, ...] = matmul_add_tn(xp, dw[start:stop, ...], dz, h)
+                rows = dw[start:stop, ...]
+                added = matmul_add_tn(xp, rows, dz, h)
+                if added is not rows:
+                    dw[start:stop, ...] = added
             if db is not None:
-                db[start:stop] = db[start:stop] + xp.sum(grad, axis=0)
+                part = db[start:stop]
+                added = add_in_place(xp, part, xp.sum(grad, axis=0))
+                if added is not part:
+                    db[start:stop] = added
 
         loss = blocks.gradients(xp, scale, accumulate)
         return loss, _cast(xp, dh, h)

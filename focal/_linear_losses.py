@@ -102,10 +102,16 @@ class LinearPlan:
             block = _check_chunk("class_chunk_size", class_chunk_size, "classes per block")
             if not blocks:
                 raise ValueError(self._no_blocks(row_arrays, shared, options))
+        if blocks and not per_class and not 0 < block < classes:
+            # every class in one block: the statistics' pass keeps its exp(z − m) for the gradient (five passes
+            # over a chunk's logits where the unfused kernel takes nine)
+            block = classes
+        elif block >= classes:
+            block = 0
         self.kernel = LinearKernel(planner, tuple(sorted(options.items())), tuple(row_arrays), tuple(shared),
                                    chunk=max(1, min(size, rows)), rows=rows, per_class=per_class,
                                    reduce=self.reduction != "none", normalized=denominator is not None,
-                                   class_block=0 if block >= classes else block)
+                                   class_block=block)
         self.aux = (*row_arrays.values(), *shared.values(), *(() if denominator is None else (denominator,)))
 
     def _blocks_serve(self, row_arrays: dict[str, Array], shared: dict[str, Array], options: dict[str, Any]) -> bool:

@@ -237,3 +237,34 @@ def test_torch_holds_one_block():
         focal.linear_softmax_focal_loss(h, w, labels).backward()
     others = [s for s in sizes.sizes if s != classes * hidden]  # d weight: the output
     assert max(others) <= rows * block, f"a tensor of {max(others)} elements; a block has {rows * block}"
+
+
+@pytest.mark.parametrize("kwargs", [{"gamma": 2.0}, {"reduction": "sum", "pos_weight": 2.0},
+                                    {"reduction": "none", "alpha": None}], ids=["mean", "sum", "none"])
+def test_torch_sigmoid_blocks_in_slices_equal_the_unfused_loss(kwargs):
+    """Blocks of 1024 x 512 classes: PyTorch runs the sigmoid kernel over slices of each block with the gradient
+    written over the block's logits (``forward_owned``); float64, against the unfused loss's gradient carried to
+    ``d hidden``, ``d weight`` and ``d bias``."""
+    torch = import_or_skip("torch")
+    from focal.backends import _torch_chunks
+
+    rng = np.random.default_rng(11)
+    rows, hidden, classes, block = 1024, 6, 1100, 512
+    assert rows * block >= 2 * _torch_chunks.CHUNK_ELEMENTS  # the slices apply
+    h, w, b = rng.normal(size=(rows, hidden)), rng.normal(size=(classes, hidden)) * 0.5, rng.normal(size=classes)
+    targets = rng.random((rows, classes)) < 0.01
+    g = rng.random(rows) + 0.5 if kwargs.get("reduction") == "none" else None
+    th, tw, tb = (torch.tensor(a, requires_grad=True) for a in (h, w, b))
+    out = focal.linear_sigmoid_focal_loss(th, tw, torch.tensor(targets), tb, class_chunk_size=block, **kwargs)
+    (out if g is None else (out * torch.tensor(g)).sum()).backward()
+    z = h @ w.T + b
+    unfused = dict(kwargs)
+    if g is not None:
+        unfused.update(reduction="sum", weight=np.broadcast_to(g[:, None], (rows, classes)))
+    expected = focal.sigmoid_focal_loss(z, targets, **kwargs)
+    _, dz = focal.value_and_grad(focal.sigmoid_focal_loss)(z, targets, **unfused)
+    value = out.detach().numpy()
+    assert_close(value, expected.sum(axis=1) if g is not None else np.asarray(expected), 1e-12, "value")
+    for name, got, want in (("d hidden", th.grad, dz @ w), ("d weight", tw.grad, dz.T @ h),
+                            ("d bias", tb.grad, dz.sum(axis=0))):
+        assert_close(got.numpy(), want, 1e-12, name)

@@ -189,6 +189,12 @@ LINEAR = {
     "softmax smoothing": (focal.linear_softmax_focal_loss, {"label_smoothing": 0.1, "alpha": [1.0] * 7}),
     "sigmoid": (focal.linear_sigmoid_focal_loss, {}),
     "sigmoid ignore_index": (focal.linear_sigmoid_focal_loss, {"ignore_index": -1}),
+    # blocks of classes (focal._class_blocks): 7 classes in blocks of 3, the last ragged
+    "softmax class blocks": (focal.linear_softmax_focal_loss, {"ignore_index": -100, "class_chunk_size": 3,
+                                                               "alpha": [0.5] * 7}),
+    "softmax class blocks reduction=none": (focal.linear_softmax_focal_loss, {"reduction": "none",
+                                                                              "class_chunk_size": 3}),
+    "sigmoid class blocks": (focal.linear_sigmoid_focal_loss, {"ignore_index": -1, "class_chunk_size": 3}),
 }
 
 
