@@ -43,6 +43,9 @@ bench=(-m focal bench --device cuda --framework torch --framework jax --shape an
 matrix=(-m focal bench --matrix --device cuda --mode "torch eager" --mode jax.jit --mode cupy --warmup 2 --repeats 5)
 # the fused linear + focal loss against the unfused one and the framework's cross entropy (PyTorch and JAX)
 linear=(benchmarks/linear.py --device cuda --framework torch --framework jax --repeats 3)
+# and at a language model's vocabulary, against PyTorch's own chunked F.linear_cross_entropy (issue 32's bar; our
+# blocks of classes there)
+linear_wide=(benchmarks/linear.py --device cuda --framework torch --rows 2048 --classes 128000 --repeats 3)
 
 if (( dry )); then
     echo "would install: $wheels/*.whl (pip --no-index --no-deps)"
@@ -51,6 +54,7 @@ if (( dry )); then
     echo "would run: $python ${bench[*]}"
     echo "would run: $python ${matrix[*]}"
     echo "would run: $python ${linear[*]}"
+    echo "would run: $python ${linear_wide[*]}"
     echo "would write: $report"
     set +e
     listing=$($python "${tests[@]}" --collect-only 2>&1)
@@ -91,6 +95,8 @@ matrix_out=$(timeout 150 $python "${matrix[@]}" 2>&1)
 matrix_rc=$?
 linear_out=$(timeout 60 $python "${linear[@]}" 2>&1)
 linear_rc=$?
+linear_wide_out=$(timeout 60 $python "${linear_wide[@]}" 2>&1)
+linear_wide_rc=$?
 set -e
 {
     echo "# GPU check"
@@ -126,9 +132,13 @@ set -e
     echo
     echo "$linear_out"
     echo
+    echo "## Fused linear + focal loss, 128000 classes (exit $linear_wide_rc)"
+    echo
+    echo "$linear_wide_out"
+    echo
     echo "Took $(( $(date +%s) - start )) s."
 } >"$report"
 rm -f "$gpu_out" "$tests_out"
 echo "report: $report (GPU tests exit $gpu_rc, conformance exit $tests_rc, bench exit $bench_rc, matrix exit" \
-     "$matrix_rc, linear exit $linear_rc)"
-(( gpu_rc == 0 && tests_rc == 0 && bench_rc == 0 && matrix_rc == 0 && linear_rc == 0 ))
+     "$matrix_rc, linear exit $linear_rc, wide vocabulary exit $linear_wide_rc)"
+(( gpu_rc == 0 && tests_rc == 0 && bench_rc == 0 && matrix_rc == 0 && linear_rc == 0 && linear_wide_rc == 0 ))

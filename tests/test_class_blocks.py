@@ -8,11 +8,13 @@ at the block edges, an ``ignore_index`` that is a real class id, a label near ce
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from helpers import CROSS_RTOL, REFERENCE_RTOL, assert_close, import_or_skip
 from libs import AUTODIFF_LIBS, LIBS
-from test_linear import Case, V, _arrays, _autodiff, _check, _cotangent, _data, _kwargs, _reference
+from test_linear import Case, V, _arrays, _autodiff, _check, _data, _differentiated, _kwargs, _reference
 
 import focal
 from focal._linear import MIN_CHUNK, default_chunk_size, default_tiles
@@ -88,25 +90,14 @@ def test_value_and_grad_equal_the_unfused_loss(lib, dtype, case):
 @pytest.mark.parametrize("case", CASES + SIGMOID_CASES, ids=lambda c: c.id)
 @pytest.mark.parametrize("precision", ["float32", "float64"])
 def test_torch_autograd_equals_the_unfused_loss(precision, case):
-    """Through ``torch.autograd``: a reduced loss's gradients, and with ``"none"`` those of ``Σ g · loss`` (the
-    backward runs both passes again, the cotangent weighting the rows)."""
+    """Through ``torch.autograd`` (test_linear's data): a reduced loss's gradients, and with ``"none"`` those of
+    ``Σ g · loss`` (the backward runs both passes again, the cotangent weighting the rows)."""
     lib = next((lib for lib in AUTODIFF_LIBS if lib.name == "torch"), None)
     if lib is None:
         pytest.skip("torch is not installed")
-    data = _blocked_data(case)
-    arrays = _arrays(lib, case, data, precision)
-    g = _cotangent(case)
-    expected_value, expected = _reference(case, data, g)
-    g_lib = None if g is None else lib.array(g, precision)
-
-    def fn(hidden, weight, bias):
-        out = _loss(case)(hidden, weight, arrays["targets"], bias if case.bias else None, chunk_size=case.chunk,
-                          class_chunk_size=BLOCK, **_kwargs(case, arrays))
-        return out if g_lib is None else lib.sum(out * g_lib)
-
-    if g is not None:
-        expected_value = np.sum(expected_value * g)
-    value, grads = _autodiff(lib, fn, [arrays["hidden"], arrays["weight"], arrays["bias"]])
+    blocked = dataclasses.replace(case, kwargs={**case.kwargs, "class_chunk_size": BLOCK})
+    fn, primals, expected_value, expected = _differentiated(blocked, lib, precision)
+    value, grads = _autodiff(lib, fn, primals)
     _check(lib, precision, value, grads if case.bias else grads[:2], expected_value, expected, case.id)
 
 

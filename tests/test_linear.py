@@ -103,6 +103,7 @@ def _reference(case: Case, data: dict[str, np.ndarray], cotangent: np.ndarray | 
     b = data["bias"] if case.bias else np.zeros(V)
     z = h @ w.T + b
     kwargs = _kwargs(case, data)
+    kwargs.pop("class_chunk_size", None)  # the fused loss's own (tests/test_class_blocks.py)
     if "where" in kwargs and kwargs["where"].ndim == 1:  # one class mask of every row: (1, C) to the unfused loss
         kwargs["where"] = kwargs["where"][None, :]
     if "sample_weight" in kwargs:
