@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 
 from ._categorical import TargetKernel, TargetParts, loss_terms, read, row_factors, row_terms, safe_labels
 from ._hyper import bind
-from ._numerics import add_in_place, exp_in_place, scale_in_place
+from ._numerics import add_in_place, device_of, exp_in_place, scale_in_place
 from .backends._base import Array
 
 
@@ -79,7 +79,7 @@ def _set_target(xp: Any, x: Array, target: _Target, values: Array) -> Array:
     values = xp.expand_dims(xp.where(target.inside, values, current), axis=1)
     if hasattr(xp, "set_along_axis"):
         return xp.set_along_axis(x, target.index, values, axis=1, overwrite=True)
-    classes = xp.arange(x.shape[1], dtype=target.index.dtype)
+    classes = xp.arange(x.shape[1], dtype=target.index.dtype, device=device_of(x))
     return xp.where(target.index == xp.reshape(classes, (1, -1)), values, x)
 
 

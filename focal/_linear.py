@@ -138,8 +138,9 @@ class LinearKernel:
     denominator (the mean's, or the normalizer) the sum and its gradients are divided by in the forward, so that
     the backward of the usual cotangent 1 has nothing to multiply (TensorFlow then hands the forward's ``d weight``
     on instead of writing a copy). ``class_block``: classes per block where a chunk of rows meets the classes a
-    block at a time (``focal._class_blocks``: the softmax loss of integer labels), 0 for the whole class axis.
-    Hashable, so JAX takes it as a static argument.
+    block at a time (``focal._class_blocks``); 0 for the unfused loss's plan of the whole rows. The softmax loss of
+    integer labels may have one block of every class (``class_block >= C``: the statistics' pass keeps its
+    ``exp(z − m)`` for the gradient). Hashable, so JAX takes it as a static argument.
     """
 
     planner: Callable[..., Any]
