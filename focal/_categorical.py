@@ -31,7 +31,7 @@ from . import _checks
 from ._gamma import check_gamma
 from ._hyper import Partials, Slot, bind, given_as_vector, is_vector, is_zero
 from ._kernel import FromProbabilities, Grads, Wanted, broadcast_vjp, expand
-from ._numerics import device_of, finite_max, scale_in_place, softmax, softmax_parts, tiny
+from ._numerics import device_of, finite_max, scale_in_place, softmax_and_max, softmax_parts, tiny
 from ._plan import Call, LossPlan
 from .backends._base import Array
 
@@ -241,11 +241,10 @@ class TargetKernel:
         in_range, safe, index, onehot = _label_index(xp, labels, spec, z.ndim)
         m = finite_max(xp, z, axis)
         z_t = xp.take_along_axis(z, index, axis=axis)
-        p = softmax(xp, z, axis, m, overwrite=spec.own_logits)
-        del z
         # p_max = 1/Σ exp(z − m), so p_t = exp(z_t − m) p_max: nothing gathered from p (a compiler would have to
         # write p out first); and ordinary log p is exact where it is far from 0: log p_t = (z_t − m) + log p_max
-        p_max = xp.max(p, axis=axis, keepdims=True)
+        p, p_max = softmax_and_max(xp, z, axis, m, overwrite=spec.own_logits)
+        del z
         p_t = xp.exp(z_t - m) * p_max
         log_p_max = xp.log(p_max)
         others = _at_labels(xp, p, index, onehot, 0.0, axis, overwrite=True)

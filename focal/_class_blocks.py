@@ -23,6 +23,7 @@ and array-api-strict; JAX and TensorFlow keep the row chunks (``focal._linear.de
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -42,6 +43,7 @@ class Rows(NamedTuple):
     in_range: Array | None
     safe: Array
     weight: Any  # the plan's sample weight (None, a number or one per row)
+    dtype: Any  # the compute dtype
 
 
 def rows_of(plan: Any) -> Rows | None:
@@ -54,11 +56,31 @@ def rows_of(plan: Any) -> Rows | None:
     spec = bind(kernel.spec, plan.params)
     labels = plan.aux[0]
     in_range, safe = (None, labels) if spec.checked else safe_labels(xp, labels, spec)
-    return Rows(kernel, spec, labels, in_range, safe, plan.call.weight)
+    return Rows(kernel, spec, labels, in_range, safe, plan.call.weight, plan.call.dtype)
 
 
-def _blocks(classes: int, size: int) -> range:
-    return range(0, classes, size)
+def per_row(rows: Rows) -> tuple[tuple[Array, ...], Callable[[tuple[Array, ...]], Rows]]:
+    """``rows``' arrays with one entry per row (to cut into chunks of rows), and the chunk's ``Rows`` from their
+    chunk."""
+    names = [name for name in ("labels", "in_range", "safe", "weight")
+             if len(getattr(getattr(rows, name), "shape", ())) >= 1]
+
+    def chunk(arrays: tuple[Array, ...]) -> Rows:
+        return rows._replace(**dict(zip(names, arrays)))
+
+    return tuple(getattr(rows, name) for name in names), chunk
+
+
+def fold_classes(xp: Any, body: Callable[[Any, Any, int], Any], carry: Any, classes: int, size: int) -> Any:
+    """``carry = body(carry, start, width)`` over consecutive blocks of ``size`` classes (the last one ragged):
+    the namespace's own ``fold_classes`` (JAX's ``fori_loop``, ``start`` traced) where it has one, else a Python
+    loop."""
+    fold = getattr(xp, "fold_classes", None)
+    if fold is not None:
+        return fold(body, carry, classes, size)
+    for start in range(0, classes, size):
+        carry = body(carry, start, min(size, classes - start))
+    return carry
 
 
 class _Target(NamedTuple):
@@ -66,9 +88,9 @@ class _Target(NamedTuple):
     index: Array  # its place in the block (0 where it is elsewhere), with a length-1 class axis
 
 
-def _target(xp: Any, safe: Array, start: int, stop: int) -> _Target:
+def _target(xp: Any, safe: Array, start: Any, width: int) -> _Target:
     local = safe - start
-    inside = (local >= 0) & (local < stop - start)
+    inside = (local >= 0) & (local < width)
     return _Target(inside, xp.expand_dims(xp.where(inside, local, 0), axis=1))
 
 
@@ -86,36 +108,36 @@ def _set_target(xp: Any, x: Array, target: _Target, values: Array) -> Array:
 def statistics(xp: Any, rows: Rows, logits: Any, classes: int, size: int, *, keep: bool = False
                ) -> tuple[Array, Array, Array, Array, Array | None]:
     """Pass 1: the rows' finite maximum ``m``, ``Σ exp(z − m)`` over every class and over the others than the
-    label, and the label's logit, from ``logits(start, stop)`` (a block's, the caller's to write over); with ``keep``
-    and one block, that block's ``exp(z − m)`` (0 at the label) too, which pass 2 would form again."""
-    m = total = others = z_t = raw = kept = None
-    for start in _blocks(classes, size):
-        stop = min(start + size, classes)
-        z = logits(start, stop)
-        target = _target(xp, rows.safe, start, stop)
+    label, and the label's logit, from ``logits(start, width)`` (a block's, the caller's to write over); with
+    ``keep`` and one block, that block's ``exp(z − m)`` (0 at the label) too, which pass 2 would form again."""
+
+    def body(carry: tuple[Array, ...], start: Any, width: int, keep: bool = False) -> Any:
+        raw, m, total, others, z_t = carry
+        z = logits(start, width)
+        target = _target(xp, rows.safe, start, width)
         at = xp.squeeze(xp.take_along_axis(z, target.index, axis=1), axis=1)
-        top = xp.max(z, axis=1)
-        raw = top if raw is None else xp.maximum(raw, top)
+        raw = xp.maximum(raw, xp.max(z, axis=1))
         shift = xp.where(xp.isfinite(raw), raw, 0.0)  # as focal._numerics.finite_max
-        z_t = xp.where(target.inside, at, 0.0 if z_t is None else z_t)
+        z_t = xp.where(target.inside, at, z_t)
         z = add_in_place(xp, z, -xp.expand_dims(shift, axis=1))
         e = exp_in_place(xp, z)
         del z
         e_t = xp.squeeze(xp.take_along_axis(e, target.index, axis=1), axis=1)
         e = _set_target(xp, e, target, xp.zeros_like(e_t))
         block = xp.sum(e, axis=1)
-        if keep and stop - start == classes:
-            kept = e
-        del e
         own = xp.where(target.inside, e_t, 0.0)
-        if m is None:
-            others, total = block, block + own
-        else:  # the sums so far, at the new shift (never up: a row of -inf so far has sums of 0)
-            rescale = xp.exp(xp.minimum(m - shift, 0.0))
-            others = others * rescale + block
-            total = total * rescale + block + own
-        m = shift
-    assert m is not None and total is not None and others is not None and z_t is not None
+        # the sums so far, at the new shift (never up: a row of -inf so far has sums of 0, as the first block's)
+        rescale = xp.exp(xp.minimum(m - shift, 0.0))
+        carry = (raw, shift, total * rescale + block + own, others * rescale + block, z_t)
+        return (carry, e) if keep else carry
+
+    zero = xp.zeros_like(rows.safe, dtype=rows.dtype)
+    first = (zero - math.inf, zero, zero, zero, zero)
+    kept = None
+    if keep and size >= classes:
+        (_, m, total, others, z_t), kept = body(first, 0, classes, keep=True)
+    else:
+        _, m, total, others, z_t = fold_classes(xp, body, first, classes, size)
     return m, total, others, z_t, kept
 
 
@@ -138,10 +160,10 @@ def _parts(rows: Rows, t: Any) -> TargetParts:
 
 
 def gradients(xp: Any, rows: Rows, logits: Any, classes: int, size: int, scale: Array | None, *,
-              summed: bool, accumulate: Any) -> Array:
-    """The chunk's loss and, block by block, its gradient w.r.t. the block's logits handed to
-    ``accumulate(start, stop, grad)`` (the caller's products with ``hidden`` and ``weight``); ``scale`` weights
-    each row (a cotangent per row)."""
+              summed: bool, accumulate: Accumulate, state: Any) -> tuple[Array, Any]:
+    """The chunk's loss and ``state`` after, block by block, ``state = accumulate(state, start, width, grad)``
+    with the block's gradient w.r.t. its logits (the caller's products with ``hidden`` and ``weight``); ``scale``
+    weights each row (a cotangent per row)."""
     m, total, others, z_t, kept = statistics(xp, rows, logits, classes, size, keep=True)
     t = terms(xp, rows, m, total, others, z_t)
     out = rows.kernel.terms(xp, t, rows.spec.params)
@@ -158,21 +180,24 @@ def gradients(xp: Any, rows: Rows, logits: Any, classes: int, size: int, scale: 
         factor, on_target = xp.where(valid, factor, 0.0), xp.where(valid, on_target, 0.0)
     per_p = xp.expand_dims(factor / total, axis=1)  # p_j · factor = exp(z_j − m) · factor / Σ
     shift = xp.expand_dims(-m, axis=1)
-    for start in _blocks(classes, size):
-        stop = min(start + size, classes)
-        if kept is None:
-            z = add_in_place(xp, logits(start, stop), shift)
-            grad = scale_in_place(xp, exp_in_place(xp, z), per_p)
-            del z
-        else:  # one block: pass 1's exp(z − m), its label's entry written below
-            grad, kept = scale_in_place(xp, kept, per_p), None
-        accumulate(start, stop, _set_target(xp, grad, _target(xp, rows.safe, start, stop), on_target))
-        del grad  # before the next block's logits exist
+
+    def body(state: Any, start: Any, width: int) -> Any:
+        z = add_in_place(xp, logits(start, width), shift)
+        grad = scale_in_place(xp, exp_in_place(xp, z), per_p)
+        del z
+        return accumulate(state, start, width, _set_target(xp, grad, _target(xp, rows.safe, start, width), on_target))
+
+    if kept is None:
+        state = fold_classes(xp, body, state, classes, size)
+    else:  # one block: pass 1's exp(z − m), its label's entry written here
+        grad = scale_in_place(xp, kept, per_p)
+        del kept
+        state = accumulate(state, 0, classes, _set_target(xp, grad, _target(xp, rows.safe, 0, classes), on_target))
     loss = loss if rows.weight is None else loss * rows.weight
-    return xp.sum(loss) if summed else loss
+    return (xp.sum(loss) if summed else loss), state
 
 
-Accumulate = Callable[[int, int, Array], None]
+Accumulate = Callable[[Any, Any, int, Array], Any]
 
 
 @dataclass(frozen=True)
@@ -187,9 +212,9 @@ class Target:
     def value(self, xp: Any, *, summed: bool) -> Array:
         return value(xp, self.rows, self.logits, self.classes, self.size, summed=summed)
 
-    def gradients(self, xp: Any, scale: Array | None, accumulate: Accumulate) -> Array:
+    def gradients(self, xp: Any, scale: Array | None, accumulate: Accumulate, state: Any) -> tuple[Array, Any]:
         return gradients(xp, self.rows, self.logits, self.classes, self.size, scale, summed=True,
-                         accumulate=accumulate)
+                         accumulate=accumulate, state=state)
 
 
 @dataclass(frozen=True)
@@ -201,25 +226,28 @@ class Elementwise:
     classes: int
     size: int
 
+    def _starts(self) -> range:
+        return range(0, self.classes, self.size)
+
     def value(self, xp: Any, *, summed: bool) -> Array:
         total: Any = None
-        for start in _blocks(self.classes, self.size):
+        for start in self._starts():
             loss, _ = self.plan(start, min(start + self.size, self.classes), summed).compute(grad=False, release=True)
             loss = loss if summed else xp.sum(loss, axis=1)
             total = loss if total is None else add_in_place(xp, total, loss)
         return total
 
-    def gradients(self, xp: Any, scale: Array | None, accumulate: Accumulate) -> Array:
+    def gradients(self, xp: Any, scale: Array | None, accumulate: Accumulate, state: Any) -> tuple[Array, Any]:
         total: Any = None
-        for start in _blocks(self.classes, self.size):
+        for start in self._starts():
             stop = min(start + self.size, self.classes)
             loss, grad = self.plan(start, stop, True).compute(grad=True, release=True)
             if scale is not None:
                 grad = scale_in_place(xp, grad, xp.expand_dims(scale, axis=1))
-            accumulate(start, stop, grad)
+            state = accumulate(state, start, stop - start, grad)
             del grad
             total = loss if total is None else total + loss
-        return total
+        return total, state
 
 
 def class_slice(x: Any, start: int, stop: int, classes: int) -> Any:

@@ -9,7 +9,7 @@ entropy does the same). With ``"none"`` each row has a cotangent of its own: the
 the backward runs the chunks again, the cotangents weighting the rows.
 
 The chunks run in :func:`fold_rows`: a Python loop, or the namespace's own ``fold_rows`` where it has one (JAX's
-``lax.scan``, so that a compile does not grow with the number of rows).
+``fori_loop``, so that a compile does not grow with the number of rows).
 """
 
 from __future__ import annotations
@@ -52,13 +52,15 @@ def default_tiles(rows: int, hidden: int, classes: int, xp: Any = None, *, block
     Else up to ``MAX_BLOCK_ROWS`` rows at a time meet blocks of classes (a multiple of 128, at least 128) holding as
     many logits as the row chunk would (2048 x 512 x 128000, 2 cores: 16-row chunks 9.0 s, blocks of 2048 x 896
     classes 3.7 s, both 7 MiB); half as many for an ``elementwise`` loss (the sigmoid), whose block holds its
-    targets in the compute dtype beside its logits, and which takes blocks at every shape (one pass)."""
+    targets in the compute dtype beside its logits, and which takes blocks at every shape (one pass); and a
+    ``block_divisor``-th where the namespace names one (JAX's: XLA holds more than a block's logits)."""
     factor = max(1, math.ceil(classes / max(hidden, 1)))
     aspect = 1 << max(0, math.ceil(rows / factor) - 1).bit_length()
     if not blocks or (not elementwise and (aspect >= MIN_CHUNK or rows <= aspect)):
         return default_chunk_size(rows, hidden, classes, xp), 0
     chunk = min(rows, MAX_BLOCK_ROWS)
-    block = max(128, aspect * classes // (2 if elementwise else 1) // chunk // 128 * 128)
+    divisor = (2 if elementwise else 1) * getattr(xp, "block_divisor", 1)
+    block = max(128, aspect * classes // divisor // chunk // 128 * 128)
     return chunk, (0 if block >= classes else block)
 
 
@@ -112,10 +114,37 @@ def matmul_add(xp: Any, total: Array, a: Array, b: Array) -> Array:
     return add_in_place(xp, total, _cast(xp, xp.matmul(a, b), total))
 
 
+def rows_at(xp: Any, x: Array, start: Any, width: int) -> Array:
+    """``x[start:start + width]``: the namespace's own ``rows_at`` where it has one (JAX's ``dynamic_slice``, for
+    a ``start`` traced in a loop), else a slice."""
+    hook = getattr(xp, "rows_at", None)
+    if hook is not None:
+        return hook(x, start, width)
+    return x[start:start + width, ...]
+
+
+def update_rows(xp: Any, x: Array, start: Any, width: int, update: Callable[[Array], Array]) -> Array:
+    """``x`` with its rows ``[start, start + width)`` replaced by ``update`` of them: nothing more where ``update``
+    wrote into the rows' view (NumPy, PyTorch: the same array back), else the namespace's own ``write_rows`` (JAX's
+    ``dynamic_update_slice``, in place in a compiled loop) or a slice set (``x[a:b] = ...``)."""
+    part = rows_at(xp, x, start, width)
+    new = update(part)
+    if new is part:
+        return x
+    write = getattr(xp, "write_rows", None)
+    if write is not None:
+        return write(x, new, start)
+    x[start:start + width, ...] = new
+    return x
+
+
 def weight_blocks(rows: int) -> tuple[int, int]:
-    """How a compiled ``matmul_add_tn`` cuts ``d weight``'s rows (JAX's and TensorFlow's under XLA): up to 8 blocks
-    of at least 1024 rows, as ``(blocks, rows per block)``; fewer than 2 blocks means one product."""
-    blocks = max(1, min(8, rows // 1024))
+    """How a compiled ``matmul_add_tn`` cuts ``d weight``'s rows (JAX's and TensorFlow's under XLA): blocks of
+    about 1024 rows, as ``(blocks, rows per block)``; fewer than 2 blocks means one product. A block's product (and
+    its columns of the chunk's gradient) is XLA's temporary beside the chunk's logits: 4096 x 512 -> 32000 in chunks
+    of 128 rows, JAX's count: 26 MiB in 8 blocks of 4000 rows, 21 in 16, 18.6 in 31 (the chunk's logits 15.6), the
+    step's time within run-to-run noise of 8 blocks'."""
+    blocks = max(1, rows // 1024)
     return blocks, rows // blocks
 
 
@@ -210,18 +239,22 @@ class LinearKernel:
         row_aux, shared = self._split(aux)
         dtype = _compute_dtype(xp, hidden)
 
-        def body(total: Any, chunk: tuple[Array, ...]) -> tuple[Any, tuple[Array | None, ...]]:
-            blocks = self._blocks(xp, chunk[0], weight, bias, chunk[1:], shared)
-            if blocks is not None:
-                loss = blocks.value(xp, summed=self.reduce)
-            else:
-                loss, _ = self._chunk(xp, chunk[0], weight, bias, chunk[1:], shared, None, grad=False)
-            return (total + loss, (None,)) if self.reduce else (total, (loss,))
-
         total = _scalar_zero(xp, weight, dtype)
         if self.rows == 0:
             return total if self.reduce else xp.zeros_like(hidden[:, 0], dtype=dtype)
-        total, (per_row,) = fold_rows(xp, body, total, (hidden, *row_aux), self.rows, self.chunk)
+        targets, chunk_targets = self._target_rows(xp, hidden, weight, row_aux, shared)
+        n = 1 + len(row_aux)
+
+        def body(total: Any, chunk: tuple[Array, ...]) -> tuple[Any, tuple[Array | None, ...]]:
+            blocks = self._blocks(xp, chunk[0], weight, bias, chunk[1:n], shared,
+                                  chunk_targets(chunk[0], chunk[1:n], chunk[n:]))
+            if blocks is not None:
+                loss = blocks.value(xp, summed=self.reduce)
+            else:
+                loss, _ = self._chunk(xp, chunk[0], weight, bias, chunk[1:n], shared, None, grad=False)
+            return (total + loss, (None,)) if self.reduce else (total, (loss,))
+
+        total, (per_row,) = fold_rows(xp, body, total, (hidden, *row_aux, *targets), self.rows, self.chunk)
         if not self.reduce:
             return per_row
         return total / aux[-1] if self.normalized else total
@@ -248,14 +281,17 @@ class LinearKernel:
             dhidden = xp.zeros_like(hidden) if want_hidden else None
             return zero, (dhidden, _cast(xp, dweight, weight), _cast(xp, dbias, bias))
 
+        targets, chunk_targets = self._target_rows(xp, hidden, weight, row_aux, shared)
+        n, m = 1 + len(row_aux), 1 + len(row_aux) + len(targets)
+
         def body(carry: Any, chunk: tuple[Array, ...]) -> tuple[Any, tuple[Array | None, ...]]:
             total, dw, db = carry
             h = chunk[0]
-            row_scale = None if scale is None else chunk[-1]
-            row_aux = chunk[1:len(chunk) - (scale is not None)]
-            blocks = self._blocks(xp, h, weight, bias, row_aux, shared)
+            row_scale = None if scale is None else chunk[m]
+            row_aux = chunk[1:n]
+            blocks = self._blocks(xp, h, weight, bias, row_aux, shared, chunk_targets(h, row_aux, chunk[n:m]))
             if blocks is not None:
-                loss, dh = self._block_gradients(xp, blocks, h, weight, dw, db, row_scale, want_hidden)
+                loss, dh, dw, db = self._block_gradients(xp, blocks, h, weight, dw, db, row_scale, want_hidden)
                 return (total + loss, dw, db), (dh,)
             loss, dlogits = self._chunk(xp, h, weight, bias, row_aux, shared, row_scale, grad=True)
             assert dlogits is not None
@@ -267,7 +303,7 @@ class LinearKernel:
                 db = db + xp.sum(dlogits, axis=0)
             return (total + loss, dw, db), (dh,)
 
-        rows = (hidden, *row_aux) if scale is None else (hidden, *row_aux, scale)
+        rows = (hidden, *row_aux, *targets) if scale is None else (hidden, *row_aux, *targets, scale)
         (total, dweight, dbias), (dhidden,) = fold_rows(xp, body, (zero, dweight, dbias), rows, self.rows,
                                                          self.chunk)
         if self.normalized:  # once, in place where the library can: no copy of d weight
@@ -279,19 +315,47 @@ class LinearKernel:
     def classes(self, weight: Array) -> int:
         return int(weight.shape[0])
 
+    def _target_rows(self, xp: Any, hidden: Array, weight: Array, rows: tuple[Array, ...], shared: tuple[Array, ...]
+                     ) -> tuple[tuple[Array, ...], Callable[..., _class_blocks.Rows | None]]:
+        """For the softmax loss's blocks of classes, what they read of a chunk's rows (``focal._class_blocks.Rows``):
+        extra per-row arrays to cut into chunks with ``hidden``, and ``chunk_rows(h, rows, extra)`` giving a chunk's
+        ``Rows`` (None where the blocks do not serve: no blocks, the sigmoid's, a kernel not the target kernel).
+        Planned once for every row where the chunks are a Python loop (a plan per chunk cost 1 ms of Python, 7% of a
+        step at 2048 x 512 -> 8000 in 16 chunks); per chunk in a compiled loop, which traces one chunk's plan once
+        (and where a stand-in of every row's logits would be made eagerly: JAX's ``broadcast_to``)."""
+        if not self.class_block or self.per_class:
+            return (), lambda h, rows, extra: None
+        if hasattr(xp, "fold_rows"):
+            return (), lambda h, rows, extra: self._rows_read(xp, int(h.shape[0]), weight, rows, shared)
+        whole = self._rows_read(xp, int(hidden.shape[0]), weight, rows, shared)
+        if whole is None:
+            return (), lambda h, rows, extra: None
+        arrays, chunk = _class_blocks.per_row(whole)
+        return arrays, lambda h, rows, extra: chunk(extra)
+
+    def _rows_read(self, xp: Any, count: int, weight: Array, rows: tuple[Array, ...], shared: tuple[Array, ...]
+                   ) -> _class_blocks.Rows | None:
+        """The ``Rows`` of the plan of a stand-in of ``count`` rows' logits that holds no memory where the library
+        broadcasts as a view (a broadcast zero: the plan reads its shape, dtype and device, never its values)."""
+        zero = xp.reshape(_scalar_zero(xp, weight, _compute_dtype(xp, weight)), (1, 1))
+        stand_in = xp.broadcast_to(zero, (count, self.classes(weight)))
+        return _class_blocks.rows_of(self._planned(xp, stand_in, rows, shared, True))
+
     def _blocks(self, xp: Any, hidden: Array, weight: Array, bias: Array | None, rows: tuple[Array, ...],
-                shared: tuple[Array, ...]) -> _class_blocks.Target | _class_blocks.Elementwise | None:
-        """With ``class_block``, the chunk's loss as the class blocks compute it (``focal._class_blocks``); None where
-        the chunk keeps its whole rows (no blocks, or a kernel they do not serve)."""
+                shared: tuple[Array, ...], targets: _class_blocks.Rows | None
+                ) -> _class_blocks.Target | _class_blocks.Elementwise | None:
+        """With ``class_block``, the chunk's loss as the class blocks compute it (``focal._class_blocks``), the
+        softmax's from the chunk's ``targets`` (:meth:`_target_rows`); None where the chunk keeps its whole rows (no
+        blocks, or a kernel they do not serve)."""
         classes = self.classes(weight)
         if not self.class_block or (self.per_class and self.class_block >= classes):
             return None
         dtype = _compute_dtype(xp, hidden)
 
-        def logits(start: int, stop: int) -> Array:
-            z = matmul_nt(xp, hidden, weight[start:stop, ...])
+        def logits(start: Any, width: int) -> Array:
+            z = matmul_nt(xp, hidden, rows_at(xp, weight, start, width))
             if bias is not None:
-                z = add_in_place(xp, z, bias[start:stop])
+                z = add_in_place(xp, z, rows_at(xp, bias, start, width))
             return z if z.dtype == dtype else xp.astype(z, dtype)
 
         if self.per_class:
@@ -299,47 +363,36 @@ class LinearKernel:
                 def cut(x: Any) -> Any:
                     return _class_blocks.class_slice(x, start, stop, classes)
 
-                return self._planned(xp, logits(start, stop), tuple(map(cut, rows)), tuple(map(cut, shared)), summed,
-                                     cut)
+                return self._planned(xp, logits(start, stop - start), tuple(map(cut, rows)), tuple(map(cut, shared)),
+                                     summed, cut)
 
             return _class_blocks.Elementwise(plan, classes, self.class_block)
-        # the plan of a stand-in of the logits' shape that holds no memory (a broadcast zero): the plan reads its
-        # shape, dtype and device, never its values
-        zero = xp.reshape(_scalar_zero(xp, weight, dtype), (1, 1))
-        stand_in = xp.broadcast_to(zero, (int(hidden.shape[0]), classes))
-        rows_read = _class_blocks.rows_of(self._planned(xp, stand_in, rows, shared, True))
-        if rows_read is None:
-            return None
-        return _class_blocks.Target(rows_read, logits, classes, self.class_block)
+        return None if targets is None else _class_blocks.Target(targets, logits, classes, self.class_block)
 
     def _block_gradients(self, xp: Any, blocks: Any, h: Array, weight: Array,
                          dw: Array | None, db: Array | None, scale: Array | None, want_hidden: bool
-                         ) -> tuple[Array, Array | None]:
-        """A chunk's summed loss and ``d hidden`` over blocks of classes; its rows of ``d weight`` and ``d bias``
-        added in place (``x[a:b] = ...``), as each block's gradient comes."""
+                         ) -> tuple[Array, Array | None, Array | None, Array | None]:
+        """A chunk's summed loss, ``d hidden``, ``d weight`` and ``d bias`` over blocks of classes: each block's rows
+        of ``d weight`` and ``d bias`` added as its gradient comes (:func:`update_rows`)."""
         dtype = _compute_dtype(xp, h)
-        dh = xp.zeros_like(h, dtype=dtype) if want_hidden else None
+        one = blocks.size >= blocks.classes  # d hidden is one product: no zeros to add it to
+        dh = xp.zeros_like(h, dtype=dtype) if want_hidden and not one else None
 
-        def accumulate(start: int, stop: int, grad: Array) -> None:
-            nonlocal dh
+        def accumulate(state: Any, start: Any, width: int, grad: Array) -> Any:
+            dh, dw, db = state
             dz = grad if grad.dtype == h.dtype else xp.astype(grad, h.dtype)
-            if dh is not None:
-                dh = matmul_add(xp, dh, dz, weight[start:stop, ...])
-            # written into the rows' view where the library adds in place (the same array back: no copy of it onto
-            # itself), else set
+            if want_hidden and one:
+                dh = xp.matmul(dz, weight)
+            elif dh is not None:
+                dh = matmul_add(xp, dh, dz, rows_at(xp, weight, start, width))
             if dw is not None:
-                rows = dw[start:stop, ...]
-                added = matmul_add_tn(xp, rows, dz, h)
-                if added is not rows:
-                    dw[start:stop, ...] = added
+                dw = update_rows(xp, dw, start, width, lambda rows: matmul_add_tn(xp, rows, dz, h))
             if db is not None:
-                part = db[start:stop]
-                added = add_in_place(xp, part, xp.sum(grad, axis=0))
-                if added is not part:
-                    db[start:stop] = added
+                db = update_rows(xp, db, start, width, lambda part: add_in_place(xp, part, xp.sum(grad, axis=0)))
+            return dh, dw, db
 
-        loss = blocks.gradients(xp, scale, accumulate)
-        return loss, _cast(xp, dh, h)
+        loss, (dh, dw, db) = blocks.gradients(xp, scale, accumulate, (dh, dw, db))
+        return loss, _cast(xp, dh, h), dw, db
 
     def vjp(self, xp: Any, inputs: tuple[Any, ...], residuals: tuple[Array | None, ...], cotangent: Array,
             wanted: tuple[bool, bool, bool], *, consume: bool = False) -> tuple[Array | None, ...]:

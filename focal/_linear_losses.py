@@ -129,9 +129,10 @@ class LinearPlan:
             return "class_chunk_size takes integer class indices without where"
         elif "label_smoothing" in shared or not (isinstance(smoothing, (int, float)) and smoothing == 0):
             return "class_chunk_size takes no label_smoothing"
-        if hasattr(self.xp, "fold_rows"):
-            return ("class_chunk_size: blocks of classes run where arrays are written in place (NumPy, PyTorch); "
-                    "JAX and TensorFlow take chunk_size (rows) alone")
+        if hasattr(self.xp, "fold_rows") and (self.per_class or not hasattr(self.xp, "fold_classes")):
+            return ("class_chunk_size: blocks of classes serve the softmax loss on NumPy, PyTorch and JAX and the "
+                    "sigmoid loss on NumPy and PyTorch; TensorFlow, and JAX's sigmoid loss, take chunk_size (rows) "
+                    "alone")
         return ""
 
     def _primal(self, name: str, x: Any, hidden: Array) -> Array:

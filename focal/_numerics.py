@@ -117,6 +117,27 @@ def softmax(xp: Any, z: Array, axis: int, m: Array, *, overwrite: bool = False) 
     return p
 
 
+def softmax_and_max(xp: Any, z: Array, axis: int, m: Array, *, overwrite: bool = False) -> tuple[Array, Array]:
+    """``(softmax(z), its maximum)`` along ``axis`` (the maximum with a length-1 axis), as :func:`softmax` gives
+    ``p``. Without the framework's own softmax the maximum is ``max(exp(z − m))`` times the reciprocal of the sum:
+    the same number as ``max(p)`` (a product with a positive number rounds monotonically), read before ``p``
+    exists, so that a compiler fuses ``p`` into its readers: one array of ``z``'s size where XLA otherwise held
+    ``exp(z − m)`` and ``p`` together (4096 x 512 -> 32000 in chunks of 128 rows: 40 -> 24 MiB of temporaries)."""
+    if getattr(xp, "softmax", None) is not None:
+        p = softmax(xp, z, axis, m, overwrite=overwrite)
+        return p, xp.max(p, axis=axis, keepdims=True)
+    if overwrite and not getattr(xp, "records", False):
+        z -= m
+        e = xp.exp(z)
+        del z
+    else:
+        e = xp.exp(z - m)
+    inverse = 1.0 / xp.sum(e, axis=axis, keepdims=True)
+    top = xp.max(e, axis=axis, keepdims=True) * inverse
+    e *= inverse
+    return e, top
+
+
 def log_softmax(xp: Any, z: Array, axis: int) -> Array:
     """``log softmax(z)`` along ``axis``, accurate even where one class takes almost all the mass
     (see :func:`softmax_parts`)."""

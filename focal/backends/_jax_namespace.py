@@ -95,21 +95,60 @@ def maximum(x1: Any, x2: Any, /) -> Any:
 
 
 def fold_rows(body: Any, carry: Any, rows: tuple[Any, ...], total: int, size: int) -> Any:
-    """``focal._linear.fold_rows`` as ``lax.scan`` over the whole chunks and one more call for a ragged last one,
-    so that a compile does not grow with the number of rows. Concrete arrays (eager JAX) run a Python loop
-    instead: the chunks' checks can then read their values and raise, where a scan would trace them."""
-    from .._linear import join_rows, loop_rows
+    """``focal._linear.fold_rows`` as a ``fori_loop`` over the whole chunks and one more call for a ragged last one,
+    so that a compile does not grow with the number of rows. Each chunk's per-row outputs are written into arrays
+    of every row carried through the loop (``lax.scan``'s stacked outputs would be reshaped and joined with the last
+    chunk's after it: a copy of ``d hidden``, 8 MiB of XLA's temporaries at 4096 x 512). Concrete arrays (eager
+    JAX) run a Python loop instead: the chunks' checks can then read their values and raise, where a loop would
+    trace them."""
+    from .._linear import loop_rows
 
     full = total // size
     if not builtins.any(isinstance(r, jax.core.Tracer) for r in rows) or full <= 1:
         return loop_rows(jnp, body, carry, rows, total, size)
-    stacked = tuple(jnp.reshape(r[:full * size], (full, size, *r.shape[1:])) for r in rows)
-    carry, ys = jax.lax.scan(body, carry, stacked)
-    outputs = [tuple(None if y is None else jnp.reshape(y, (full * size, *y.shape[2:])) for y in ys)]
+    _, shapes = jax.eval_shape(body, carry, tuple(r[:size] for r in rows))
+    outputs = tuple(None if s is None else jnp.zeros((total, *s.shape[1:]), s.dtype) for s in shapes)
+
+    def write(outputs: tuple[Any, ...], out: tuple[Any, ...], start: Any) -> tuple[Any, ...]:
+        return tuple(None if o is None else jax.lax.dynamic_update_slice_in_dim(o, y, start, axis=0)
+                     for o, y in zip(outputs, out))
+
+    def step(index: Any, state: Any) -> Any:
+        carry, outputs = state
+        start = index * size
+        carry, out = body(carry, tuple(jax.lax.dynamic_slice_in_dim(r, start, size, axis=0) for r in rows))
+        return carry, write(outputs, out, start)
+
+    carry, outputs = jax.lax.fori_loop(0, full, step, (carry, outputs))
     if total > full * size:
         carry, out = body(carry, tuple(r[full * size:] for r in rows))
-        outputs.append(out)
-    return carry, join_rows(jnp, outputs)
+        outputs = write(outputs, out, full * size)
+    return carry, outputs
+
+
+def fold_classes(body: Any, carry: Any, classes: int, size: int) -> Any:
+    """``focal._class_blocks.fold_classes``: a ``fori_loop`` over the whole blocks (``start`` traced; eagerly too,
+    where a Python loop's ``write_rows`` would copy ``d weight`` a block at a time), after one call for the ragged
+    last one: after the loop, XLA fuses that block's update of ``d weight`` with what reads ``d weight`` next (the
+    cotangent's product) into a new array (2048 x 512 -> 128000: 263 MiB of temporaries against 9)."""
+    full = classes // size
+    if classes > full * size:
+        carry = body(carry, full * size, classes - full * size)
+    if full > 1:
+        carry = jax.lax.fori_loop(0, full, lambda i, c: body(c, i * size, size), carry)
+    elif full == 1:
+        carry = body(carry, 0, size)
+    return carry
+
+
+def rows_at(x: Any, start: Any, width: int) -> Any:
+    """``x[start:start + width]`` for a ``start`` traced in a loop."""
+    return jax.lax.dynamic_slice_in_dim(x, start, width, axis=0)
+
+
+def write_rows(x: Any, rows: Any, start: Any) -> Any:
+    """``x`` with ``rows`` from row ``start`` on (in place where nothing else reads ``x``: a compiled loop's carry)."""
+    return jax.lax.dynamic_update_slice_in_dim(x, rows, start, axis=0)
 
 
 def __getattr__(name: str) -> Any:
@@ -130,18 +169,24 @@ def matmul_add_tn(total: Any, a: Any, b: Any) -> Any:
         return total + jnp.matmul(a.T, b).astype(total.dtype)
 
     def add_block(i: Any, t: Any) -> Any:
-        start = i * step
-        product = jnp.matmul(jax.lax.dynamic_slice_in_dim(a, start, step, axis=1).T, b)
-        block = jax.lax.dynamic_slice_in_dim(t, start, step, axis=0) + product.astype(t.dtype)
+        # the last block ends at the last row (a ragged one overlaps the one before it, and adds only its rows not
+        # added already): every block in the loop, none sliced at a fixed place after it, which XLA would fuse
+        # into the producer of ``a`` and compute again from that producer's operand (one more chunk of logits)
+        start = jnp.minimum(i * step, rows - step)
+        product = jnp.matmul(jax.lax.dynamic_slice_in_dim(a, start, step, axis=1).T, b).astype(t.dtype)
+        fresh = jnp.arange(step)[:, None] >= i * step - start
+        block = jax.lax.dynamic_slice_in_dim(t, start, step, axis=0) + jnp.where(fresh, product, 0)
         return jax.lax.dynamic_update_slice_in_dim(t, block, start, axis=0)
 
-    total = jax.lax.fori_loop(0, blocks, add_block, total)
-    if blocks * step < rows:  # the rows left over: fewer than the blocks
-        total = total.at[blocks * step:].add(jnp.matmul(a[:, blocks * step:].T, b).astype(total.dtype))
-    return total
+    return jax.lax.fori_loop(0, -(-rows // step), add_block, total)
 
 
-# focal._linear's default chunk floor: XLA keeps about two chunk-sized arrays alive beside d weight and d hidden
-# (4096 x 512 -> 32000, XLA's count: 88 MiB in chunks of 64 rows, 110 in 128, 142 in 256; 128 is the largest
-# under 1/8 of the unfused loss's 1071; smaller chunks make smaller, slower products)
+# focal._linear's default chunk floor: XLA keeps a chunk's logits and a block of d weight's product (4096 x 512 ->
+# 32000, XLA's count: 18 MiB in chunks of 128 rows; smaller chunks make smaller, slower products)
 min_chunk_rows = 128
+
+# focal._linear.default_tiles' blocks of classes at half the logits of PyTorch's: beside a block's logits XLA holds
+# d hidden's product (a chunk's rows x H: it does not fuse the add into the product) and a block of weight and of
+# d weight's product (2048 x 512 -> 128000, XLA's count: 12.8 MiB in blocks of 896 classes, 8.4 in 448; the step
+# 5% slower)
+block_divisor = 2
