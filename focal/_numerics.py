@@ -98,33 +98,20 @@ def exp_in_place(xp: Any, a: Array) -> Array:
     return xp.exp(a) if native is None or getattr(xp, "records", False) else native(a)
 
 
-def softmax(xp: Any, z: Array, axis: int, m: Array, *, overwrite: bool = False) -> Array:
-    """``softmax(z)`` along ``axis``, given the rows' finite maximum ``m``: the framework's own fused
-    ``softmax`` where the namespace offers one (ours for PyTorch: one pass, one array), else
-    ``exp(z − m)`` scaled by the reciprocal of its sum, in place. ``overwrite``: ``z`` is the caller's own and
-    read by nothing after (a fused linear loss's chunk of logits): written over where the library can (PyTorch's
-    softmax into its input, NumPy's shift in place), one array of ``z``'s size fewer."""
+def softmax_and_max(xp: Any, z: Array, axis: int, m: Array, *, overwrite: bool = False) -> tuple[Array, Array]:
+    """``(softmax(z), its maximum)`` along ``axis`` (the maximum with a length-1 axis), given the rows' finite
+    maximum ``m``: the framework's own fused ``softmax`` where the namespace offers one (ours for PyTorch: one pass,
+    one array), else ``exp(z − m)`` scaled by the reciprocal of its sum, in place. ``overwrite``: ``z`` is the
+    caller's own and read by nothing after (a fused linear loss's chunk of logits): written over where the library
+    can (PyTorch's softmax into its input, NumPy's shift in place), one array of ``z``'s size fewer.
+
+    Without the framework's softmax the maximum is ``max(exp(z − m))`` times the reciprocal: the same number as
+    ``max(p)`` (a product with a positive number rounds monotonically), read before ``p`` exists, so that a compiler
+    fuses ``p`` into its readers: one array of ``z``'s size where XLA otherwise held ``exp(z − m)`` and ``p``
+    together (4096 x 512 -> 32000 in chunks of 128 rows: 40 -> 24 MiB of temporaries)."""
     native = getattr(xp, "softmax", None)
     if native is not None:
-        return native(z, axis=axis, overwrite=overwrite)
-    if overwrite and not getattr(xp, "records", False):
-        z -= m
-        p = xp.exp(z)
-        del z
-    else:
-        p = xp.exp(z - m)
-    p *= 1.0 / xp.sum(p, axis=axis, keepdims=True)
-    return p
-
-
-def softmax_and_max(xp: Any, z: Array, axis: int, m: Array, *, overwrite: bool = False) -> tuple[Array, Array]:
-    """``(softmax(z), its maximum)`` along ``axis`` (the maximum with a length-1 axis), as :func:`softmax` gives
-    ``p``. Without the framework's own softmax the maximum is ``max(exp(z − m))`` times the reciprocal of the sum:
-    the same number as ``max(p)`` (a product with a positive number rounds monotonically), read before ``p``
-    exists, so that a compiler fuses ``p`` into its readers: one array of ``z``'s size where XLA otherwise held
-    ``exp(z − m)`` and ``p`` together (4096 x 512 -> 32000 in chunks of 128 rows: 40 -> 24 MiB of temporaries)."""
-    if getattr(xp, "softmax", None) is not None:
-        p = softmax(xp, z, axis, m, overwrite=overwrite)
+        p = native(z, axis=axis, overwrite=overwrite)
         return p, xp.max(p, axis=axis, keepdims=True)
     if overwrite and not getattr(xp, "records", False):
         z -= m

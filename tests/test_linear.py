@@ -460,3 +460,24 @@ def test_many_classes_under_xla_equal_the_unfused_loss(name):
             value, grads = run()
             _check(lib, "float32", value, grads, expected_value * factor, [g * factor for g in expected],
                    f"{name} {mode} x{factor}")
+
+
+def test_jax_holds_about_one_chunk_of_logits():
+    """XLA's own count of a ``jax.jit`` step's temporaries (outputs not counted; a deterministic proxy of the peak):
+    about one chunk's logits in row chunks, one block's in blocks of classes, never two (4096 x 512 x 32000 held
+    2.5 chunks before the softmax's maximum was read from ``exp(z − m)`` and ``d hidden`` written into a carried
+    array)."""
+    jax = import_or_skip("jax")
+    rng = np.random.default_rng(0)
+    rows, hidden, classes = 1024, 64, 6000
+    h = jax.numpy.asarray(rng.normal(size=(rows, hidden)), jax.numpy.float32)
+    w = jax.numpy.asarray(rng.normal(size=(classes, hidden)) / 8.0, jax.numpy.float32)
+    labels = jax.numpy.asarray(np.where(rng.random(rows) < 0.1, -100, rng.integers(0, classes, size=rows)))
+    for tiles, logits in (({"chunk_size": 128}, 128 * classes), ({"chunk_size": rows, "class_chunk_size": 512},
+                                                                  rows * 512)):
+        def loss(h, w, tiles=tiles):
+            return focal.linear_softmax_focal_loss(h, w, labels, gamma=2.0, ignore_index=-100, **tiles)
+
+        compiled = jax.jit(jax.value_and_grad(loss, argnums=(0, 1))).lower(h, w).compile()
+        held = compiled.memory_analysis().temp_size_in_bytes / (4 * logits)
+        assert 0.9 <= held <= 1.5, f"{tiles}: {held:.2f} chunks of logits"

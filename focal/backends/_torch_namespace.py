@@ -52,7 +52,7 @@ def clip(x: torch.Tensor, /, min: Any = None, max: Any = None) -> torch.Tensor: 
 
 
 # Not in the standard: fused primitives the core takes where a namespace has them (focal._binary.sigmoid_parts,
-# focal._numerics.softmax)
+# focal._numerics.softmax_and_max)
 sigmoid = torch.sigmoid
 
 
