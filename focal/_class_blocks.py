@@ -17,8 +17,10 @@ The logits are formed twice (four products where row chunks take three), each bl
 more than a block of logits ever exists. A loss with an element per class (the sigmoid loss: :class:`Elementwise`)
 needs no statistics: each block's logits go through the unfused loss's own plan, with the block's classes of every
 per-class array, in one pass. ``1 − p_t`` is summed over the other classes, never ``1`` minus a rounded
-``p_t``, as the whole-row kernel keeps it. It writes ``d weight``'s rows in place (``x[a:b] = ...``): NumPy, PyTorch
-and array-api-strict; JAX and TensorFlow keep the row chunks (``focal._linear.default_tiles``).
+``p_t``, as the whole-row kernel keeps it. The blocks run in :func:`fold_classes` (a Python loop, or JAX's
+``fori_loop``) and ``d weight``'s rows are updated through ``focal._linear.update_rows`` (in place: the rows' view
+on NumPy, PyTorch and array-api-strict, ``dynamic_update_slice`` in JAX's loop). TensorFlow, and JAX's sigmoid
+loss, keep the row chunks (``focal._linear_losses.LinearPlan._no_blocks`` says why).
 """
 
 from __future__ import annotations
