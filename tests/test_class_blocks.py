@@ -153,19 +153,22 @@ def test_gamma_zero_is_torch_cross_entropy():
         assert_close(a.numpy(), e.numpy(), REFERENCE_RTOL["float64"], "cross entropy gradient")
 
 
-def test_bfloat16_accumulates_in_float32():
-    """bfloat16 hidden states and weight in blocks: within bfloat16's rounding of the float64 result."""
+@pytest.mark.parametrize("case", [CASES[0], SIGMOID_CASES[0]], ids=lambda c: c.id)
+@pytest.mark.parametrize("chunk", [8, 37])
+def test_bfloat16_accumulates_in_float32(case, chunk):
+    """bfloat16 hidden states and weight in blocks: within bfloat16's rounding of the float64 result. In chunks of 8
+    rows ``d weight`` accumulates in float32; in one chunk of all 37 rows each block's rows are written once, in
+    bfloat16, the mean's scale applied before the cast."""
     lib = next((lib for lib in AUTODIFF_LIBS if lib.name == "torch"), None)
     if lib is None:
         pytest.skip("torch is not installed")
-    case = CASES[0]
     data = _blocked_data(case)
     data["hidden"][[5, 6]] /= 40.0  # the extreme rows' logits would round to bfloat16's spacing of 0.25 there
     expected_value, expected = _reference(case, data, None)
     arrays = _arrays(lib, case, data, "bfloat16")
-    value, grads = _autodiff(lib, lambda h, w, b: focal.linear_softmax_focal_loss(
-        h, w, arrays["targets"], b, ignore_index=-100, chunk_size=8, class_chunk_size=BLOCK),
-        [arrays["hidden"], arrays["weight"], arrays["bias"]])
+    kwargs = {"chunk_size": chunk, "class_chunk_size": BLOCK, **_kwargs(case, arrays)}
+    value, grads = _autodiff(lib, lambda h, w, b: _loss(case)(h, w, arrays["targets"], b, **kwargs),
+                             [arrays["hidden"], arrays["weight"], arrays["bias"]])
     assert all(str(g.dtype).endswith("bfloat16") for g in grads)
     _check(lib, "float32", value, grads, expected_value, expected, "bfloat16", rtol=REFERENCE_RTOL["bfloat16"] * 2)
 
