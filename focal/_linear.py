@@ -386,6 +386,13 @@ class LinearKernel:
         of ``d weight`` and ``d bias`` added as its gradient comes (:func:`update_rows`); with ``written`` (a scale)
         ``d weight``'s rows written once, scaled, in ``d weight``'s dtype (the only chunk of rows)."""
         dtype = _compute_dtype(xp, h)
+        hidden_f = None if written is None else xp.astype(h, dtype)  # once, not a block at a time
+
+        def write(dz: Array) -> Array:
+            """A block's rows of ``d weight`` in the compute dtype (set into the rows, in their dtype, by the
+            library's assignment), scaled unless by the number 1."""
+            product = xp.matmul(xp.matrix_transpose(xp.astype(dz, dtype)), hidden_f)
+            return product if isinstance(written, float) and written == 1.0 else _scaled(xp, product, written)
         one = blocks.size >= blocks.classes  # d hidden is one product: no zeros to add it to
         dh = xp.zeros_like(h, dtype=dtype) if want_hidden and not one else None
 
@@ -397,8 +404,7 @@ class LinearKernel:
             elif dh is not None:
                 dh = matmul_add(xp, dh, dz, rows_at(xp, weight, start, width))
             if dw is not None and written is not None:
-                dw = update_rows(xp, dw, start, width, lambda rows: _cast(xp, matmul_add_tn(
-                    xp, xp.zeros_like(rows, dtype=dtype), dz, h) * written, rows))
+                dw = update_rows(xp, dw, start, width, lambda rows: write(dz))
             elif dw is not None:
                 dw = update_rows(xp, dw, start, width, lambda rows: matmul_add_tn(xp, rows, dz, h))
             if db is not None:
