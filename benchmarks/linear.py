@@ -58,6 +58,17 @@ def _inputs(args: argparse.Namespace, seed: int = 0) -> dict[str, Any]:
             "bias": (rng.normal(size=classes) * 0.1).astype(np.float32) if args.bias else None, "labels": labels}
 
 
+def _multihot(data: dict[str, Any]) -> Any:
+    """The sigmoid loss's targets: bool, each row's label positive (none where it is ignored)."""
+    import numpy as np
+
+    labels = data["labels"]
+    targets = np.zeros((len(labels), data["weight"].shape[0]), dtype=bool)
+    kept = labels >= 0
+    targets[np.arange(len(labels))[kept], labels[kept]] = True
+    return targets
+
+
 def _options(args: argparse.Namespace) -> dict[str, Any]:
     """The fused and unfused losses' options: γ, the ignored label, the rows per chunk."""
     return {"gamma": args.gamma, "ignore_index": -100}
@@ -91,11 +102,8 @@ def _torch(data: dict[str, Any], args: argparse.Namespace) -> dict[str, Callable
 
     chunked = step(lambda: F.linear_cross_entropy(h, w, labels, linear_bias=b, ignore_index=-100,
                                                   options=torch.nn.LinearCrossEntropyOptions()))
-    if args.loss == "sigmoid":  # multi-hot bool targets: each row's label positive (none where it is ignored)
-        rows = torch.arange(len(labels), device=device)
-        targets = torch.zeros(len(labels), w.shape[0], dtype=torch.bool, device=device)
-        kept = labels >= 0
-        targets[rows[kept], labels[kept]] = True
+    if args.loss == "sigmoid":
+        targets = torch.tensor(_multihot(data), device=device)
         return {
             "fused": step(lambda: focal.linear_sigmoid_focal_loss(h, w, targets, b, gamma=args.gamma,
                                                                   chunk_size=args.chunk)),
@@ -137,6 +145,14 @@ def _jax(data: dict[str, Any], args: argparse.Namespace) -> dict[str, Callable[[
         "unfused": lambda h, w: focal.softmax_focal_loss(logits(h, w), labels, **options),
         "floor": floor,
     }
+    if args.loss == "sigmoid":
+        targets = jax.device_put(_multihot(data), where)
+        losses = {
+            "fused": lambda h, w: focal.linear_sigmoid_focal_loss(h, w, targets, b, gamma=args.gamma,
+                                                                  chunk_size=args.chunk),
+            "unfused": lambda h, w: focal.sigmoid_focal_loss(logits(h, w), targets, gamma=args.gamma),
+            "floor": lambda h, w: jnp.mean(optax.sigmoid_binary_cross_entropy(logits(h, w), targets)),
+        }
 
     def step(loss: Callable[..., Any]) -> Callable[[], Any]:
         compiled = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
@@ -268,8 +284,9 @@ def main() -> None:
     parser.add_argument("--gamma", type=float, default=2.0, help="the focal losses' gamma (default 2)")
     parser.add_argument("--bias", action="store_true", help="a bias of the linear layer too")
     parser.add_argument("--loss", default="softmax", choices=["softmax", "sigmoid"],
-                        help="sigmoid: linear_sigmoid_focal_loss on multi-hot targets (PyTorch only; its floor "
-                             "F.binary_cross_entropy_with_logits, its bar still F.linear_cross_entropy)")
+                        help="sigmoid: linear_sigmoid_focal_loss on multi-hot targets (PyTorch and JAX; the "
+                             "floor the framework's binary cross entropy, PyTorch's bar still "
+                             "F.linear_cross_entropy)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-times", action="store_true", help="memory only (the plot's sweep)")
     parser.add_argument("--plot", help="a PNG of peak memory against the classes")
@@ -278,8 +295,8 @@ def main() -> None:
     parser.add_argument("--impl", choices=sorted({i for f in FRAMEWORKS for i in _impls(f)}), help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.classes = args.classes or [32000]
-    if args.loss == "sigmoid" and set(args.framework or ["jax"]) - {"torch"}:
-        parser.error("--loss sigmoid runs PyTorch only: give --framework torch")
+    if args.loss == "sigmoid" and set(args.framework or ["tensorflow"]) - {"torch", "jax"}:
+        parser.error("--loss sigmoid runs PyTorch and JAX: give --framework torch or --framework jax")
     if args.child:
         args.framework = args.framework[0]
         print(json.dumps(_child_times(args) if args.child == "times" else _child_memory(args)))

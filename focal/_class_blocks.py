@@ -19,8 +19,9 @@ needs no statistics: each block's logits go through the unfused loss's own plan,
 per-class array, in one pass. ``1 − p_t`` is summed over the other classes, never ``1`` minus a rounded
 ``p_t``, as the whole-row kernel keeps it. The blocks run in :func:`fold_classes` (a Python loop, or JAX's
 ``fori_loop``) and ``d weight``'s rows are updated through ``focal._linear.update_rows`` (in place: the rows' view
-on NumPy, PyTorch and array-api-strict, ``dynamic_update_slice`` in JAX's loop). TensorFlow, and JAX's sigmoid
-loss, keep the row chunks (``focal._linear_losses.LinearPlan._no_blocks`` says why).
+on NumPy, PyTorch and array-api-strict, ``dynamic_update_slice`` in JAX's loop; a per-class array's block by
+``columns_at``, a per-class list made an array there). TensorFlow keeps the row chunks
+(``focal._linear_losses.LinearPlan._no_blocks`` says why).
 """
 
 from __future__ import annotations
@@ -221,41 +222,45 @@ class Target:
 
 @dataclass(frozen=True)
 class Elementwise:
-    """A loss with an element per class over blocks: ``plan(start, stop, summed)`` is the unfused loss's plan of a
-    block's logits (its own, released to the kernel) and of the block's classes of every per-class array."""
+    """A loss with an element per class over blocks: ``plan(start, width, summed)`` is the unfused loss's plan of a
+    block's logits (its own, released to the kernel) and of the block's classes of every per-class array;
+    ``zero`` is a zero loss per row (the compute dtype), where the sums start (a compiled loop's carry)."""
 
-    plan: Callable[[int, int, bool], Any]
+    plan: Callable[[Any, int, bool], Any]
     classes: int
     size: int
-
-    def _starts(self) -> range:
-        return range(0, self.classes, self.size)
+    zero: Array
 
     def value(self, xp: Any, *, summed: bool) -> Array:
-        total: Any = None
-        for start in self._starts():
-            loss, _ = self.plan(start, min(start + self.size, self.classes), summed).compute(grad=False, release=True)
-            loss = loss if summed else xp.sum(loss, axis=1)
-            total = loss if total is None else add_in_place(xp, total, loss)
-        return total
+        def body(total: Array, start: Any, width: int) -> Array:
+            loss, _ = self.plan(start, width, summed).compute(grad=False, release=True)
+            return total + (loss if summed else xp.sum(loss, axis=1))
+
+        return fold_classes(xp, body, xp.sum(self.zero) if summed else self.zero, self.classes, self.size)
 
     def gradients(self, xp: Any, scale: Array | None, accumulate: Accumulate, state: Any) -> tuple[Array, Any]:
-        total: Any = None
-        for start in self._starts():
-            stop = min(start + self.size, self.classes)
-            loss, grad = self.plan(start, stop, True).compute(grad=True, release=True)
+        def body(carry: tuple[Array, Any], start: Any, width: int) -> tuple[Array, Any]:
+            total, state = carry
+            loss, grad = self.plan(start, width, True).compute(grad=True, release=True)
             if scale is not None:
                 grad = scale_in_place(xp, grad, xp.expand_dims(scale, axis=1))
-            state = accumulate(state, start, stop - start, grad)
-            del grad
-            total = loss if total is None else total + loss
-        return total, state
+            return total + loss, accumulate(state, start, width, grad)
+
+        return fold_classes(xp, body, (xp.sum(self.zero), state), self.classes, self.size)
 
 
-def class_slice(x: Any, start: int, stop: int, classes: int) -> Any:
-    """An array's (or a tuple's) classes ``[start, stop)`` where its last axis is the classes', else the array
-    itself (a row's value, or one shared by every class)."""
+def class_slice(xp: Any, x: Any, start: Any, width: int, classes: int, dtype: Any) -> Any:
+    """An array's (or a tuple's) classes ``[start, start + width)`` where its last axis is the classes', else the
+    array itself (a row's value, or one shared by every class): the namespace's own ``columns_at`` where it has one
+    (JAX's ``dynamic_slice``, for a ``start`` traced in a loop), else a slice."""
     if isinstance(x, tuple):  # an option given as a list (one number per class), hashed as a tuple
-        return x[start:stop] if len(x) == classes else x
+        if len(x) != classes:
+            return x
+        if isinstance(start, int):
+            return x[start:start + width]
+        x = xp.asarray(x, dtype=dtype)  # a traced start slices an array (its values checked before the loop)
     shape: tuple[Any, ...] = tuple(getattr(x, "shape", ()))
-    return x[..., start:stop] if len(shape) >= 1 and shape[-1] == classes else x
+    if len(shape) < 1 or shape[-1] != classes:
+        return x
+    hook = getattr(xp, "columns_at", None)
+    return hook(x, start, width) if hook is not None else x[..., start:start + width]

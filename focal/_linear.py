@@ -369,15 +369,35 @@ class LinearKernel:
             return z if z.dtype == dtype else xp.astype(z, dtype)
 
         if self.per_class:
-            def plan(start: int, stop: int, summed: bool) -> Any:
+            def plan(start: Any, width: int, summed: bool, block: Callable[[Any, int], Array] = logits) -> Any:
                 def cut(x: Any) -> Any:
-                    return _class_blocks.class_slice(x, start, stop, classes)
+                    return _class_blocks.class_slice(xp, x, start, width, classes, dtype)
 
-                return self._planned(xp, logits(start, stop - start), tuple(map(cut, rows)), tuple(map(cut, shared)),
+                return self._planned(xp, block(start, width), tuple(map(cut, rows)), tuple(map(cut, shared)),
                                      summed, cut)
 
-            return _class_blocks.Elementwise(plan, classes, self.class_block)
+            if hasattr(xp, "fold_classes"):
+                self._check_blocks(xp, plan, int(hidden.shape[0]), weight, rows, shared)
+            return _class_blocks.Elementwise(plan, classes, self.class_block, xp.zeros_like(hidden[:, 0], dtype=dtype))
         return None if targets is None else _class_blocks.Target(targets, logits, classes, self.class_block)
+
+    def _check_blocks(self, xp: Any, plan: Callable[..., Any], count: int, weight: Array, rows: tuple[Array, ...],
+                      shared: tuple[Array, ...]) -> None:
+        """Where the elementwise blocks run in the namespace's compiled loop (JAX's), whose plans see a traced
+        block: the checks those plans cannot make. The options given as Python values (a list per class) are
+        checked once on every class (the plan of one row's stand-in), and where the chunk's values are read (eager
+        JAX) each block is planned once on a stand-in of its logits, outside the loop, so that a bad target raises
+        as it does in row chunks (the loop's plans would make its elements NaN)."""
+        classes = self.classes(weight)
+
+        def stand_in(count: int, width: int) -> Array:  # the plan reads its shape, dtype and device
+            return xp.broadcast_to(xp.reshape(_scalar_zero(xp, weight, _compute_dtype(xp, weight)), (1, 1)),
+                                   (count, width))
+
+        whole = self._planned(xp, stand_in(1, classes), tuple(r[:1, ...] for r in rows), shared, True)
+        if whole.call.readable(rows[0]):
+            for start in range(0, classes, self.class_block):
+                plan(start, min(self.class_block, classes - start), True, lambda start, width: stand_in(count, width))
 
     def _block_gradients(self, xp: Any, blocks: Any, h: Array, weight: Array,
                          dw: Array | None, db: Array | None, scale: Array | None, want_hidden: bool,

@@ -21,6 +21,7 @@ import focal
 from focal._linear import MIN_CHUNK, default_chunk_size, default_tiles
 
 BLOCK = 5
+NO_BLOCKS = "class_chunk_size: blocks of classes serve NumPy, PyTorch and JAX; TensorFlow"
 
 CASES = [
     Case("blocks-mean-ignore", kwargs={"ignore_index": -100}, ignored_rows=(*range(8, 16), 30)),
@@ -68,20 +69,20 @@ def _loss(case: Case):
 
 
 def _blocks_serve(lib, case: Case) -> bool:
-    return lib.name != "tensorflow" and not (lib.name == "jax" and case.sigmoid)
+    return lib.name != "tensorflow"
 
 
 @pytest.mark.parametrize("case", CASES + SIGMOID_CASES, ids=lambda c: c.id)
 def test_value_and_grad_equal_the_unfused_loss(lib, dtype, case):
-    """``focal.value_and_grad`` of the blocked loss: NumPy, array-api-strict, PyTorch, and JAX's softmax loss
-    (eagerly: its blocks a compiled loop all the same); on TensorFlow, and for JAX's sigmoid loss, which keep row
-    chunks, ``class_chunk_size`` is a ValueError naming it."""
+    """``focal.value_and_grad`` of the blocked loss: NumPy, array-api-strict, PyTorch, and JAX (eagerly: its
+    blocks a compiled loop all the same); on TensorFlow, which keeps row chunks, ``class_chunk_size`` is a
+    ValueError naming it."""
     data = _blocked_data(case)
     arrays = _arrays(lib, case, data, dtype)
     args = (arrays["hidden"], arrays["weight"], arrays["targets"], arrays["bias"] if case.bias else None)
     kwargs = {"chunk_size": case.chunk, "class_chunk_size": BLOCK, **_kwargs(case, arrays)}
     if not _blocks_serve(lib, case):
-        with pytest.raises(ValueError, match="class_chunk_size: blocks of classes serve the softmax loss on"):
+        with pytest.raises(ValueError, match=NO_BLOCKS):
             _loss(case)(*args, **kwargs)
         return
     expected_value, expected = _reference(case, data, None)
@@ -101,7 +102,7 @@ def test_framework_gradients_equal_the_unfused_loss(autodiff_lib, precision, cas
     blocked = dataclasses.replace(case, kwargs={**case.kwargs, "class_chunk_size": BLOCK})
     fn, primals, expected_value, expected = _differentiated(blocked, lib, precision)
     if not _blocks_serve(lib, case):
-        with pytest.raises(ValueError, match="class_chunk_size: blocks of classes serve the softmax loss on"):
+        with pytest.raises(ValueError, match=NO_BLOCKS):
             _autodiff(lib, fn, primals)
         return
     if lib.name == "jax":
@@ -214,6 +215,30 @@ def test_errors_name_class_chunk_size():
         focal.linear_softmax_focal_loss(h, w, labels, class_chunk_size=2, label_smoothing=0.1)
     with pytest.raises(ValueError, match="class_chunk_size takes integer class indices without where"):
         focal.linear_softmax_focal_loss(h, w, labels, class_chunk_size=2, where=np.ones(5, dtype=bool))
+
+
+def test_jax_sigmoid_blocks_check_what_their_loop_cannot_read():
+    """JAX's sigmoid blocks run in a ``fori_loop`` whose plans see a traced block: eagerly a target outside [0, 1]
+    in a block the loop runs still raises naming targets (each block planned once on a stand-in first); a bad value
+    in a per-class list raises under ``jit`` too (checked once on every class); under ``jit`` a bad target makes its
+    row's loss NaN, and only its row's."""
+    jax = import_or_skip("jax")
+    jnp = jax.numpy
+    rng = np.random.default_rng(3)
+    h = jnp.asarray(rng.normal(size=(6, 4)), jnp.float32)
+    w = jnp.asarray(rng.normal(size=(V, 4)), jnp.float32)
+    y = np.zeros((6, V), np.float32)
+    y[2, 7] = 1.5  # in the second block of 5: inside the loop (JAX runs the ragged last block first, outside it)
+    with pytest.raises(ValueError, match=r"targets must be .*1\.5"):
+        focal.linear_sigmoid_focal_loss(h, w, jnp.asarray(y), class_chunk_size=BLOCK)
+    gamma = [1.0] * V
+    gamma[7] = -1.0
+    with pytest.raises(ValueError, match="gamma"):
+        jax.jit(lambda h, w: focal.linear_sigmoid_focal_loss(h, w, jnp.zeros((6, V)), gamma=gamma,
+                                                             class_chunk_size=BLOCK))(h, w)
+    out = np.asarray(jax.jit(lambda h, w, y: focal.linear_sigmoid_focal_loss(
+        h, w, y, class_chunk_size=BLOCK, reduction="none"))(h, w, jnp.asarray(y)))
+    assert np.isnan(out[2]) and np.isfinite(np.delete(out, 2)).all(), out
 
 
 def test_torch_holds_one_block():

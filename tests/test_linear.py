@@ -7,6 +7,7 @@ loss is run eagerly, through the framework's autodiff and compiled, with ragged 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -481,3 +482,25 @@ def test_jax_holds_about_one_chunk_of_logits():
         compiled = jax.jit(jax.value_and_grad(loss, argnums=(0, 1))).lower(h, w).compile()
         held = compiled.memory_analysis().temp_size_in_bytes / (4 * logits)
         assert 0.9 <= held <= 1.5, f"{tiles}: {held:.2f} chunks of logits"
+
+
+def test_jax_sigmoid_holds_about_one_chunk_of_logits():
+    """The sigmoid loss's default tiles under ``jax.jit`` (blocks of classes, a ``fori_loop``): XLA's temporaries
+    within 1.5x the logits of PyTorch's chunk for the shape (``N / ceil(C / H)`` rows of every class, rounded up to
+    a power of two). XLA's CPU fusions keep about six arrays of a block's size (its logits, ``exp(−|z|)``, its
+    ``log1p``, ``σ``, the float32 targets, the gradient), so its blocks hold a quarter of that chunk's logits
+    (here 1.19 chunks, 7 MiB; in row chunks, 7a38999's default, 6.2 chunks)."""
+    jax = import_or_skip("jax")
+    rng = np.random.default_rng(0)
+    rows, hidden, classes = 1024, 1024, 6000
+    h = jax.numpy.asarray(rng.normal(size=(rows, hidden)), jax.numpy.float32)
+    w = jax.numpy.asarray(rng.normal(size=(classes, hidden)) / 32.0, jax.numpy.float32)
+    multihot = jax.numpy.asarray(rng.random((rows, classes)) < 0.01)
+    chunk = 1 << (math.ceil(rows / math.ceil(classes / hidden)) - 1).bit_length()
+
+    def loss(h, w):
+        return focal.linear_sigmoid_focal_loss(h, w, multihot, gamma=2.0)
+
+    compiled = jax.jit(jax.value_and_grad(loss, argnums=(0, 1))).lower(h, w).compile()
+    held = compiled.memory_analysis().temp_size_in_bytes / (4 * chunk * classes)
+    assert 0.5 <= held <= 1.5, f"{held:.2f} chunks of logits"

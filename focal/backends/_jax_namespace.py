@@ -146,6 +146,11 @@ def rows_at(x: Any, start: Any, width: int) -> Any:
     return jax.lax.dynamic_slice_in_dim(x, start, width, axis=0)
 
 
+def columns_at(x: Any, start: Any, width: int) -> Any:
+    """``x[..., start:start + width]`` for a ``start`` traced in a loop."""
+    return jax.lax.dynamic_slice_in_dim(x, start, width, axis=x.ndim - 1)
+
+
 def write_rows(x: Any, rows: Any, start: Any) -> Any:
     """``x`` with ``rows`` from row ``start`` on (in place where nothing else reads ``x``: a compiled loop's carry)."""
     return jax.lax.dynamic_update_slice_in_dim(x, rows, start, axis=0)
