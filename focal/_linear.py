@@ -287,7 +287,7 @@ class LinearKernel:
         # rows of d weight once: in weight's dtype then, the mean's scale applied first in the compute dtype, with no
         # float32 accumulator of d weight's size beside it (bfloat16, 2048 x 512 x 128000: 250 MiB)
         written = None
-        if (want_weight and dtype != weight.dtype and self.rows <= self.chunk and not hasattr(xp, "fold_rows")
+        if (want_weight and dtype != weight.dtype and self.rows <= self.chunk
                 and (len(targets) > 0 or (self.per_class and 0 < self.class_block < self.classes(weight)))):
             written = 1.0 / aux[-1] if self.normalized else 1.0
         dweight = (xp.zeros_like(weight, dtype=dtype if written is None else weight.dtype) if want_weight else None)
@@ -331,11 +331,12 @@ class LinearKernel:
         extra per-row arrays to cut into chunks with ``hidden``, and ``chunk_rows(h, rows, extra)`` giving a chunk's
         ``Rows`` (None where the blocks do not serve: no blocks, the sigmoid's, a kernel not the target kernel).
         Planned once for every row where the chunks are a Python loop (a plan per chunk cost 1 ms of Python, 7% of a
-        step at 2048 x 512 -> 8000 in 16 chunks); per chunk in a compiled loop, which traces one chunk's plan once
-        (and where a stand-in of every row's logits would be made eagerly: JAX's ``broadcast_to``)."""
+        step at 2048 x 512 -> 8000 in 16 chunks) or there is one chunk; per chunk in a compiled loop of several,
+        which traces one chunk's plan once (and where a stand-in of every row's logits would be made eagerly: JAX's
+        ``broadcast_to``; eager JAX makes one of a chunk's rows all the same)."""
         if not self.class_block or self.per_class:
             return (), lambda h, rows, extra: None
-        if hasattr(xp, "fold_rows"):
+        if hasattr(xp, "fold_rows") and self.rows > self.chunk:
             return (), lambda h, rows, extra: self._rows_read(xp, int(h.shape[0]), weight, rows, shared)
         whole = self._rows_read(xp, int(hidden.shape[0]), weight, rows, shared)
         if whole is None:

@@ -156,13 +156,14 @@ def test_gamma_zero_is_torch_cross_entropy():
 
 @pytest.mark.parametrize("case", [CASES[0], SIGMOID_CASES[0]], ids=lambda c: c.id)
 @pytest.mark.parametrize("chunk", [8, 37])
-def test_bfloat16_accumulates_in_float32(case, chunk):
-    """bfloat16 hidden states and weight in blocks: within bfloat16's rounding of the float64 result. In chunks of 8
-    rows ``d weight`` accumulates in float32; in one chunk of all 37 rows each block's rows are written once, in
-    bfloat16, the mean's scale applied before the cast."""
-    lib = next((lib for lib in AUTODIFF_LIBS if lib.name == "torch"), None)
+@pytest.mark.parametrize("name", ["torch", "jax"])
+def test_bfloat16_accumulates_in_float32(case, chunk, name):
+    """bfloat16 hidden states and weight in blocks, PyTorch and JAX (its blocks a ``fori_loop``): within bfloat16's
+    rounding of the float64 result. In chunks of 8 rows ``d weight`` accumulates in float32; in one chunk of all 37
+    rows each block's rows are written once, in bfloat16, the mean's scale applied before the cast."""
+    lib = next((lib for lib in AUTODIFF_LIBS if lib.name == name), None)
     if lib is None:
-        pytest.skip("torch is not installed")
+        pytest.skip(f"{name} is not installed")
     data = _blocked_data(case)
     data["hidden"][[5, 6]] /= 40.0  # the extreme rows' logits would round to bfloat16's spacing of 0.25 there
     expected_value, expected = _reference(case, data, None)

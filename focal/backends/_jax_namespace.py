@@ -152,8 +152,9 @@ def columns_at(x: Any, start: Any, width: int) -> Any:
 
 
 def write_rows(x: Any, rows: Any, start: Any) -> Any:
-    """``x`` with ``rows`` from row ``start`` on (in place where nothing else reads ``x``: a compiled loop's carry)."""
-    return jax.lax.dynamic_update_slice_in_dim(x, rows, start, axis=0)
+    """``x`` with ``rows`` from row ``start`` on, in ``x``'s dtype (in place where nothing else reads ``x``: a
+    compiled loop's carry)."""
+    return jax.lax.dynamic_update_slice_in_dim(x, rows.astype(x.dtype), start, axis=0)
 
 
 def __getattr__(name: str) -> Any:
