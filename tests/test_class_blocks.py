@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import math
 
 import numpy as np
 import pytest
@@ -216,6 +217,38 @@ def test_errors_name_class_chunk_size():
         focal.linear_softmax_focal_loss(h, w, labels, class_chunk_size=2, label_smoothing=0.1)
     with pytest.raises(ValueError, match="class_chunk_size takes integer class indices without where"):
         focal.linear_softmax_focal_loss(h, w, labels, class_chunk_size=2, where=np.ones(5, dtype=bool))
+
+
+def test_eager_jax_plans_its_rows_a_block_at_a_time(monkeypatch):
+    """Eager JAX makes every ``broadcast_to`` (the softmax blocks' stand-in of a chunk's logits, planned for its
+    rows' labels and checks): no stand-in larger than a block of logits (one of the chunk's rows x every class was
+    the whole chunk's logits); the loss and its gradients those of the unfused loss."""
+    jax = import_or_skip("jax")
+    jnp = jax.numpy
+    made = []
+    broadcast = jnp.broadcast_to
+
+    def spy(x, shape):
+        made.append(math.prod(shape))
+        return broadcast(x, shape)
+
+    rng = np.random.default_rng(5)
+    rows, hidden, classes = 512, 16, 20000
+    from focal.backends import _jax_namespace
+
+    chunk, block = default_tiles(rows, hidden, classes, _jax_namespace, blocks=True)
+    assert chunk == rows and 0 < block < classes
+    h = jnp.asarray(rng.normal(size=(rows, hidden)), jnp.float32)
+    w = jnp.asarray(rng.normal(size=(classes, hidden)) / 4.0, jnp.float32)
+    labels = jnp.asarray(np.where(rng.random(rows) < 0.1, 7, rng.integers(0, classes, size=rows)))
+    monkeypatch.setattr(jnp, "broadcast_to", spy)
+    value, (dh, dw, _) = focal.value_and_grad(focal.linear_softmax_focal_loss)(h, w, labels, ignore_index=7)
+    monkeypatch.undo()
+    assert made and max(made) <= rows * block, f"a stand-in of {max(made)} elements; a block has {rows * block}"
+    expected, dz = focal.value_and_grad(focal.softmax_focal_loss)(h @ w.T, labels, ignore_index=7)
+    assert_close(np.asarray(value), np.asarray(expected), CROSS_RTOL["float32"], "value")
+    assert_close(np.asarray(dh), np.asarray(dz @ w), CROSS_RTOL["float32"], "d hidden")
+    assert_close(np.asarray(dw), np.asarray(dz.T @ h), CROSS_RTOL["float32"], "d weight")
 
 
 def test_jax_sigmoid_blocks_check_what_their_loop_cannot_read():

@@ -151,6 +151,12 @@ def columns_at(x: Any, start: Any, width: int) -> Any:
     return jax.lax.dynamic_slice_in_dim(x, start, width, axis=x.ndim - 1)
 
 
+def broadcast_copies(x: Any) -> bool:
+    """Whether ``broadcast_to`` beside ``x`` makes a new array: eagerly (a traced one is never made where nothing
+    reads its values)."""
+    return not isinstance(x, jax.core.Tracer)
+
+
 def write_rows(x: Any, rows: Any, start: Any) -> Any:
     """``x`` with ``rows`` from row ``start`` on, in ``x``'s dtype (in place where nothing else reads ``x``: a
     compiled loop's carry)."""
