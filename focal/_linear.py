@@ -424,13 +424,18 @@ class LinearKernel:
         of ``d weight`` and ``d bias`` added as its gradient comes (:func:`update_rows`); with ``written`` (a scale)
         ``d weight``'s rows written once, scaled, in ``d weight``'s dtype (the only chunk of rows)."""
         dtype = _compute_dtype(xp, h)
-        hidden_f = None if written is None else xp.astype(h, dtype)  # once, not a block at a time
+        # the namespace's own carrier of d weight's rows where it names one (JAX's: a bfloat16 array's rows updated
+        # in a loop are a copy of all of it under XLA on the CPU, its bits' in place)
+        as_bits = getattr(xp, "as_bits", None) if written is not None and dw is not None else None
+        kind = None if dw is None else dw.dtype
 
         def write(dz: Array) -> Array:
-            """A block's rows of ``d weight`` in the compute dtype (set into the rows, in their dtype, by the
-            library's assignment), scaled unless by the number 1."""
-            product = xp.matmul(xp.matrix_transpose(xp.astype(dz, dtype)), hidden_f)
-            return product if isinstance(written, float) and written == 1.0 else _scaled(xp, product, written)
+            """A block's rows of ``d weight``: the product in the inputs' dtype, as the accumulating path's, scaled
+            in the compute dtype unless by the number 1, set into the rows in their dtype (by the library's
+            assignment, or as the carrier's bits)."""
+            product = xp.astype(xp.matmul(xp.matrix_transpose(dz), h), dtype)
+            product = product if isinstance(written, float) and written == 1.0 else _scaled(xp, product, written)
+            return product if as_bits is None else as_bits(xp.astype(product, kind))
         one = blocks.size >= blocks.classes  # d hidden is one product: no zeros to add it to
         dh = xp.zeros_like(h, dtype=dtype) if want_hidden and not one else None
 
@@ -449,8 +454,9 @@ class LinearKernel:
                 db = update_rows(xp, db, start, width, lambda part: add_in_place(xp, part, xp.sum(grad, axis=0)))
             return dh, dw, db
 
-        loss, (dh, dw, db) = blocks.gradients(xp, scale, accumulate, (dh, dw, db))
-        return loss, _cast(xp, dh, h), dw, db
+        loss, (dh, dw, db) = blocks.gradients(xp, scale, accumulate, (dh, None if dw is None else (
+            dw if as_bits is None else as_bits(dw)), db))
+        return loss, _cast(xp, dh, h), dw if as_bits is None else xp.from_bits(dw, kind), db
 
     def vjp(self, xp: Any, inputs: tuple[Any, ...], residuals: tuple[Array | None, ...], cotangent: Array,
             wanted: tuple[bool, bool, bool], *, consume: bool = False) -> tuple[Array | None, ...]:
