@@ -17,11 +17,11 @@ The logits are formed twice (four products where row chunks take three), each bl
 more than a block of logits ever exists. A loss with an element per class (the sigmoid loss: :class:`Elementwise`)
 needs no statistics: each block's logits go through the unfused loss's own plan, with the block's classes of every
 per-class array, in one pass. ``1 − p_t`` is summed over the other classes, never ``1`` minus a rounded
-``p_t``, as the whole-row kernel keeps it. The blocks run in :func:`fold_classes` (a Python loop, or JAX's
-``fori_loop``) and ``d weight``'s rows are updated through ``focal._linear.update_rows`` (in place: the rows' view
-on NumPy, PyTorch and array-api-strict, ``dynamic_update_slice`` in JAX's loop; a per-class array's block by
-``columns_at``, a per-class list made an array there). TensorFlow keeps the row chunks
-(``focal._linear_losses.LinearPlan._no_blocks`` says why).
+``p_t``, as the whole-row kernel keeps it. The blocks run in :func:`fold_classes` (a Python loop, or the
+namespace's own: JAX's ``fori_loop``, TensorFlow's ``tf.while_loop``) and ``d weight``'s rows are updated through
+``focal._linear.update_rows`` (in place: the rows' view on NumPy, PyTorch and array-api-strict, the namespace's
+``write_rows`` in a compiled loop: JAX's ``dynamic_update_slice``, TensorFlow's scatter under XLA); a per-class
+array's block is cut by ``columns_at`` there, a per-class list made an array.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ class _Target(NamedTuple):
 
 
 def _target(xp: Any, safe: Array, start: Any, width: int) -> _Target:
-    local = safe - start
+    local = safe - (start if isinstance(start, int) else xp.astype(start, safe.dtype))  # a loop's index: its dtype
     inside = (local >= 0) & (local < width)
     return _Target(inside, xp.expand_dims(xp.where(inside, local, 0), axis=1))
 

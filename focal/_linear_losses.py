@@ -116,9 +116,7 @@ class LinearPlan:
 
     def _blocks_serve(self, row_arrays: dict[str, Array], shared: dict[str, Array], options: dict[str, Any]) -> bool:
         """Whether the class blocks serve this call: the sigmoid loss, or the softmax loss of integer labels (its
-        target kernel) without ``where`` or label smoothing, in a namespace whose blocks are a Python loop or its own
-        compiled loop over classes (JAX's ``fori_loop``; not TensorFlow's, whose ``while_loop`` would copy
-        ``d weight`` a block at a time)."""
+        target kernel) without ``where`` or label smoothing."""
         return self._no_blocks(row_arrays, shared, options) == ""
 
     def _no_blocks(self, row_arrays: dict[str, Array], shared: dict[str, Array], options: dict[str, Any]) -> str:
@@ -130,9 +128,6 @@ class LinearPlan:
             return "class_chunk_size takes integer class indices without where"
         elif "label_smoothing" in shared or not (isinstance(smoothing, (int, float)) and smoothing == 0):
             return "class_chunk_size takes no label_smoothing"
-        if hasattr(self.xp, "fold_rows") and not hasattr(self.xp, "fold_classes"):
-            return ("class_chunk_size: blocks of classes serve NumPy, PyTorch and JAX; TensorFlow takes chunk_size "
-                    "(rows) alone")
         return ""
 
     def _primal(self, name: str, x: Any, hidden: Array) -> Array:
@@ -316,8 +311,8 @@ def linear_softmax_focal_loss(
             hidden states), at least 128 rows, at most N. Given alone, chunks span every class.
         class_chunk_size: classes per block. Default None: blocks where ``N / ceil(C / H)`` is below 128 rows (up
             to 8192 rows at a time, and as many logits as that chunk would hold), else every class at once.
-            Integer labels without ``where`` or label smoothing, on NumPy, PyTorch and JAX (TensorFlow keeps row
-            chunks); elsewhere giving it is a ``ValueError``.
+            Integer labels without ``where`` or label smoothing, on every framework; elsewhere giving it is a
+            ``ValueError``.
 
     Returns:
         The loss, of hidden's library and dtype (per row with ``reduction="none"``). Gradients reach ``hidden``,
@@ -401,9 +396,8 @@ def linear_sigmoid_focal_loss(
         pos_weight: scales the positive term, a number or one per class ``(C,)``. Default None.
         chunk_size: rows per chunk; default as :func:`focal.linear_softmax_focal_loss`.
         class_chunk_size: classes per block: each block of a chunk's logits is the unfused loss of those classes
-            (an element per class: one pass, nothing to carry from block to block). Default None: blocks on NumPy,
-            PyTorch and JAX, as :func:`focal._linear.default_tiles` chooses them; TensorFlow keeps row chunks
-            (giving it there is a ``ValueError``).
+            (an element per class: one pass, nothing to carry from block to block). Default None: as
+            :func:`focal._linear.default_tiles` chooses them.
 
     Returns:
         The loss, of hidden's library and dtype. Gradients reach ``hidden``, ``weight`` and ``bias``.

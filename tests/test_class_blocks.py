@@ -22,7 +22,6 @@ import focal
 from focal._linear import MIN_CHUNK, default_chunk_size, default_tiles
 
 BLOCK = 5
-NO_BLOCKS = "class_chunk_size: blocks of classes serve NumPy, PyTorch and JAX; TensorFlow"
 
 CASES = [
     Case("blocks-mean-ignore", kwargs={"ignore_index": -100}, ignored_rows=(*range(8, 16), 30)),
@@ -69,23 +68,14 @@ def _loss(case: Case):
     return focal.linear_sigmoid_focal_loss if case.sigmoid else focal.linear_softmax_focal_loss
 
 
-def _blocks_serve(lib, case: Case) -> bool:
-    return lib.name != "tensorflow"
-
-
 @pytest.mark.parametrize("case", CASES + SIGMOID_CASES, ids=lambda c: c.id)
 def test_value_and_grad_equal_the_unfused_loss(lib, dtype, case):
-    """``focal.value_and_grad`` of the blocked loss: NumPy, array-api-strict, PyTorch, and JAX (eagerly: its
-    blocks a compiled loop all the same); on TensorFlow, which keeps row chunks, ``class_chunk_size`` is a
-    ValueError naming it."""
+    """``focal.value_and_grad`` of the blocked loss on every backend: NumPy, array-api-strict, PyTorch, JAX and
+    TensorFlow eagerly (JAX's blocks a compiled loop all the same, TensorFlow's compiled by XLA)."""
     data = _blocked_data(case)
     arrays = _arrays(lib, case, data, dtype)
     args = (arrays["hidden"], arrays["weight"], arrays["targets"], arrays["bias"] if case.bias else None)
     kwargs = {"chunk_size": case.chunk, "class_chunk_size": BLOCK, **_kwargs(case, arrays)}
-    if not _blocks_serve(lib, case):
-        with pytest.raises(ValueError, match=NO_BLOCKS):
-            _loss(case)(*args, **kwargs)
-        return
     expected_value, expected = _reference(case, data, None)
     value, grads = focal.value_and_grad(_loss(case))(*args, **kwargs)
     _check(lib, dtype, value, grads, expected_value, expected, case.id)
@@ -95,19 +85,17 @@ def test_value_and_grad_equal_the_unfused_loss(lib, dtype, case):
 @pytest.mark.parametrize("case", CASES + SIGMOID_CASES, ids=lambda c: c.id)
 @pytest.mark.parametrize("precision", ["float32", "float64"])
 def test_framework_gradients_equal_the_unfused_loss(autodiff_lib, precision, case):
-    """Through ``torch.autograd`` and ``jax.jit(jax.value_and_grad)`` (the blocks a ``fori_loop`` inside the row
-    chunks' loop, both with a ragged last one), test_linear's data: a reduced loss's gradients, and with ``"none"``
-    those of ``Σ g · loss`` (the backward runs both passes again, the cotangent weighting the rows). TensorFlow's
-    ``tf.GradientTape``: the ValueError."""
+    """Through ``torch.autograd``, ``jax.jit(jax.value_and_grad)`` and ``tf.GradientTape`` under ``tf.function``
+    (the blocks a ``fori_loop`` / ``tf.while_loop`` inside the row chunks' loop, both with a ragged last one),
+    test_linear's data: a reduced loss's gradients, and with ``"none"`` those of ``Σ g · loss`` (the backward runs
+    both passes again, the cotangent weighting the rows)."""
     lib = autodiff_lib
     blocked = dataclasses.replace(case, kwargs={**case.kwargs, "class_chunk_size": BLOCK})
     fn, primals, expected_value, expected = _differentiated(blocked, lib, precision)
-    if not _blocks_serve(lib, case):
-        with pytest.raises(ValueError, match=NO_BLOCKS):
-            _autodiff(lib, fn, primals)
-        return
     if lib.name == "jax":
         value, grads = lib.jax.jit(lib.jax.value_and_grad(fn, argnums=(0, 1, 2)))(*primals)
+    elif lib.name == "tensorflow":
+        value, grads = lib.xp.function(lambda *arrays: _autodiff(lib, fn, arrays))(*primals)
     else:
         value, grads = _autodiff(lib, fn, primals)
     _check(lib, precision, value, grads if case.bias else grads[:2], expected_value, expected, case.id)
