@@ -401,8 +401,8 @@ class LinearKernel:
 
     def _check_blocks(self, xp: Any, plan: Callable[..., Any], count: int, weight: Array, rows: tuple[Array, ...],
                       shared: tuple[Array, ...]) -> None:
-        """Where the elementwise blocks run in the namespace's compiled loop (JAX's), whose plans see a traced
-        block: the checks those plans cannot make. The options given as Python values (a list per class) are
+        """Where the elementwise blocks run in the namespace's compiled loop (JAX's, TensorFlow's), whose plans see
+        a traced block: the checks those plans cannot make. The options given as Python values (a list per class) are
         checked once on every class (the plan of one row's stand-in), and where the chunk's values are read (eager
         JAX) each block is planned once on a stand-in of its logits, outside the loop, so that a bad target raises
         as it does in row chunks (the loop's plans would make its elements NaN)."""
