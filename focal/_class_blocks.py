@@ -258,7 +258,9 @@ def class_slice(xp: Any, x: Any, start: Any, width: int, classes: int, dtype: An
             return x
         if isinstance(start, int):
             return x[start:start + width]
-        x = xp.asarray(x, dtype=dtype)  # a traced start slices an array (its values checked before the loop)
+        # a traced start slices an array (its values checked before the loop); only inside a compiled loop (JAX's,
+        # TensorFlow's), where the array is a constant of the compiled program, on its device (a tracer has none)
+        x = xp.asarray(x, dtype=dtype)
     shape: tuple[Any, ...] = tuple(getattr(x, "shape", ()))
     if len(shape) < 1 or shape[-1] != classes:
         return x
