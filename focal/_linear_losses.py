@@ -286,7 +286,8 @@ def linear_softmax_focal_loss(
     Args:
         hidden: the layer's input, ``(..., H)``: its leading axes are the rows (``(B, T, H)`` hidden states of a
             language model: shift them and the labels first, as the model's own loss does). float16/bfloat16 are
-            multiplied in their dtype and the loss and ``d weight`` accumulated in float32.
+            multiplied in their dtype and the loss and ``d weight`` accumulated in float32 (one chunk of rows over
+            blocks of classes writes each block's rows of ``d weight`` once, in its dtype).
         weight: the layer's weight, ``(C, H)`` (``nn.Linear``'s), of hidden's library and dtype.
         targets: integer class indices of hidden's leading shape (values in [0, C) or ``ignore_index``), or class
             probabilities of shape ``(..., C)``.
