@@ -249,7 +249,7 @@ class Elementwise:
         return fold_classes(xp, body, (xp.sum(self.zero), state), self.classes, self.size)
 
 
-def class_slice(xp: Any, x: Any, start: Any, width: int, classes: int, dtype: Any) -> Any:
+def class_slice(xp: Any, x: Any, start: Any, width: int, classes: int, dtype: Any, device: Any) -> Any:
     """An array's (or a tuple's) classes ``[start, start + width)`` where its last axis is the classes', else the
     array itself (a row's value, or one shared by every class): the namespace's own ``columns_at`` where it has one
     (JAX's ``dynamic_slice``, for a ``start`` traced in a loop), else a slice."""
@@ -258,9 +258,9 @@ def class_slice(xp: Any, x: Any, start: Any, width: int, classes: int, dtype: An
             return x
         if isinstance(start, int):
             return x[start:start + width]
-        # a traced start slices an array (its values checked before the loop); only inside a compiled loop (JAX's,
-        # TensorFlow's), where the array is a constant of the compiled program, on its device (a tracer has none)
-        x = xp.asarray(x, dtype=dtype)
+        # a traced start slices an array (its values checked before the loop): only in a compiled loop (JAX's,
+        # TensorFlow's), on the block's logits' device (None for a tracer: the compile places it)
+        x = xp.asarray(x, dtype=dtype, device=device)
     shape: tuple[Any, ...] = tuple(getattr(x, "shape", ()))
     if len(shape) < 1 or shape[-1] != classes:
         return x

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import _class_blocks
-from ._numerics import add_in_place, scale_in_place
+from ._numerics import add_in_place, device_of, scale_in_place
 from .backends._base import Array
 
 Body = Callable[[Any, tuple[Array, ...]], tuple[Any, tuple[Array | None, ...]]]
@@ -388,11 +388,13 @@ class LinearKernel:
 
         if self.per_class:
             def plan(start: Any, width: int, summed: bool, block: Callable[[Any, int], Array] = logits) -> Any:
-                def cut(x: Any) -> Any:
-                    return _class_blocks.class_slice(xp, x, start, width, classes, dtype)
+                z = block(start, width)
+                device = device_of(z)
 
-                return self._planned(xp, block(start, width), tuple(map(cut, rows)), tuple(map(cut, shared)),
-                                     summed, cut)
+                def cut(x: Any) -> Any:
+                    return _class_blocks.class_slice(xp, x, start, width, classes, dtype, device)
+
+                return self._planned(xp, z, tuple(map(cut, rows)), tuple(map(cut, shared)), summed, cut)
 
             if hasattr(xp, "fold_classes"):
                 self._check_blocks(xp, plan, int(hidden.shape[0]), weight, rows, shared)
