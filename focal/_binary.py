@@ -22,7 +22,16 @@ from . import _checks
 from ._gamma import check_gamma, flsd53, resolve_binary_gamma
 from ._hyper import TARGETS, Partials, is_zero
 from ._kernel import Elementwise, FromProbabilities
-from ._numerics import integer_power, log_sigmoid_pair, neg_log_over_one_minus, power, small_integer, tiny
+from ._numerics import (
+    held,
+    integer_power,
+    log_sigmoid_pair,
+    neg_log_over_one_minus,
+    power,
+    small_integer,
+    stops_gradients,
+    tiny,
+)
 from ._plan import Call, LossPlan
 from .backends._base import Array
 
@@ -55,6 +64,24 @@ def _parts(xp: Any, x: Array) -> tuple[Array, Array, Array, Array]:
     return log_p, log_q, xp.exp(log_p), xp.exp(log_q)
 
 
+Parts = tuple[Array, Array, Array, Array]
+
+
+def _held_parts(xp: Any, x: Array, parts: Parts) -> Parts:
+    """:func:`_parts` of the logits held constant (``detach_modulator``: what a modulating factor is computed from):
+    computed again from ``stop_gradient(x)`` where autodiff records the kernel, else ``parts`` themselves (the same
+    values)."""
+    return _parts(xp, held(xp, x)) if stops_gradients(xp) else parts
+
+
+def _held_one_minus_pt(xp: Any, x: Array, y: Array, one_minus_pt: Array) -> Array:
+    """``1 − p_t`` of the logits held constant (as :func:`_held_parts`): its dependence on ``y`` stays."""
+    if not stops_gradients(xp):
+        return one_minus_pt
+    _, p, q = sigmoid_parts(xp, held(xp, x))
+    return (1.0 - y) * p + y * q
+
+
 def _bce_value(y: Array, log_p: Array, log_q: Array) -> Array:
     return -(y * log_p + (1.0 - y) * log_q)
 
@@ -71,7 +98,8 @@ def _log_one_minus_pt(xp: Any, y: Array, log_p: Array, log_q: Array, p: Array, q
     return xp.where(y == 1.0, log_q, xp.where(y == 0.0, log_p, soft))
 
 
-def _bce_parts(xp: Any, x: Array, y: Array, w: Any, *, grad: bool = True) -> tuple[Array, Any, Array, Any, Any]:
+def _bce_parts(xp: Any, x: Array, y: Array, w: Any, *, grad: bool = True, slope: bool = True
+               ) -> tuple[Array, Any, Array, Any, Any]:
     """``BCE(x, y)`` (``w`` scaling its positive term), its derivative ``p − y``, ``1 − p_t = y(1 − p) + (1 − y)p``,
     ``d(1 − p_t)/dx = (1 − 2y) p (1 − p)`` and, with ``w``, the positive term ``−y log p``.
 
@@ -81,7 +109,7 @@ def _bce_parts(xp: Any, x: Array, y: Array, w: Any, *, grad: bool = True) -> tup
     input their operands depend on, so that under ``torch.func.vmap`` the updated array is batched whenever an
     operand is (the caller may update ``dbce`` in place by that rule too). JAX and TensorFlow arrays have no
     in-place operators: there ``a += b`` is ``a = a + b``. Without ``grad`` (the loss alone) ``dbce`` and the
-    slope are None.
+    slope are None; without ``slope`` (a modulator held constant) the slope is.
     """
     softplus, p, q = sigmoid_parts(xp, x)
     not_y = 1.0 - y
@@ -90,10 +118,10 @@ def _bce_parts(xp: Any, x: Array, y: Array, w: Any, *, grad: bool = True) -> tup
     bce += softplus
     positive = None if w is None else y * (xp.maximum(-x, 0.0) + softplus)  # −y log p
     del softplus
-    slope: Any = None
-    if grad:
-        slope = (not_y - y) * p
-        slope *= q
+    d_one_minus_pt: Any = None
+    if grad and slope:
+        d_one_minus_pt = (not_y - y) * p
+        d_one_minus_pt *= q
     negative_p = not_y * p
     del p
     positive_q = y * q
@@ -107,7 +135,7 @@ def _bce_parts(xp: Any, x: Array, y: Array, w: Any, *, grad: bool = True) -> tup
             dbce = dbce - (w - 1.0) * positive_q
     one_minus_pt = negative_p  # no longer needed by itself; a sum of two terms >= 0: no cancellation
     one_minus_pt += positive_q
-    return bce, dbce, one_minus_pt, slope, positive
+    return bce, dbce, one_minus_pt, d_one_minus_pt, positive
 
 
 @dataclass(frozen=True)
@@ -116,6 +144,10 @@ class FocalSpec:
     gamma: Any  # a number, an array (one or one per class) or FLSD53
     epsilon: Any = 0.0  # Poly-1: + ε (1 − p_t)^(γ+1)
     pos_weight: Any = None  # scales the positive term, as BCEWithLogitsLoss's pos_weight
+    # the modulating factor computed from the logits held constant (RT-DETR's, timm's): its derivatives w.r.t. the
+    # logits, of every order, are 0; w.r.t. γ and the targets they stay. Never with ε ≠ 0 (Poly-1 takes no such
+    # option: its added term is a function of p_t alone)
+    detach: bool = False
 
 
 def focal_pt_kernel(xp: Any, x: Array, y: Array, spec: FocalSpec, *, grad: bool = True) -> Result:
@@ -128,10 +160,14 @@ def focal_pt_kernel(xp: Any, x: Array, y: Array, spec: FocalSpec, *, grad: bool 
     precision) floored at the smallest normal, so γ < 1 at saturated logits is finite. ``∂/∂γ`` is
     the loss times ``log(1 − p_t)``; ``∂/∂α = (2y − 1)`` times the unweighted loss; ``∂/∂ε = (1 − p_t)^(γ+1)``.
     ``pos_weight`` w scales BCE's positive term: ``BCE = −(w y log p + (1 − y) log(1 − p))``.
-    Without ``grad``, the loss alone (the gradient None, no partials).
+    With ``detach`` the modulator is computed from the logits held constant: the gradient w.r.t. them is
+    ``α_t (1 − p_t)^γ dBCE/dx``. Without ``grad``, the loss alone (the gradient None, no partials).
     """
     w = spec.pos_weight
-    bce, dbce, one_minus_pt, slope, positive = _bce_parts(xp, x, y, w, grad=grad)
+    detach = spec.detach
+    bce, dbce, one_minus_pt, slope, positive = _bce_parts(xp, x, y, w, grad=grad, slope=not detach)
+    if detach and grad:
+        one_minus_pt = _held_one_minus_pt(xp, x, y, one_minus_pt)
     gamma, epsilon = spec.gamma, spec.epsilon
     poly = not is_zero(epsilon)
     power = small_integer(gamma)
@@ -140,7 +176,7 @@ def focal_pt_kernel(xp: Any, x: Array, y: Array, spec: FocalSpec, *, grad: bool 
     focused, dfocused = bce, dbce
     if power:  # d[(1 − p_t)^γ BCE]/dx = (1 − p_t)^(γ−1) ((1 − p_t) dBCE + γ BCE d(1 − p_t)/dx)
         below = integer_power(one_minus_pt, power - 1)  # (1 − p_t)^(γ−1)
-        if grad:
+        if grad and not detach:
             bce_slope = bce * slope
             bce_slope *= float(power)
             dfocused *= one_minus_pt  # dbce, in place: see _bce_parts
@@ -149,6 +185,8 @@ def focal_pt_kernel(xp: Any, x: Array, y: Array, spec: FocalSpec, *, grad: bool 
             if power > 1:
                 dfocused *= below
         modulator = below * one_minus_pt if power > 1 else one_minus_pt
+        if grad and detach:
+            dfocused *= modulator  # dbce, in place: see _bce_parts
         focused = modulator * bce
         del below
     elif power is None:
@@ -158,7 +196,9 @@ def focal_pt_kernel(xp: Any, x: Array, y: Array, spec: FocalSpec, *, grad: bool 
         log_1m_pt = xp.log(floored)
         gamma = resolve_binary_gamma(xp, gamma, log_1m_pt)
         modulator = xp.exp(gamma * log_1m_pt)
-        if grad:
+        if grad and detach:
+            dfocused = modulator * dbce
+        elif grad:
             # d(1 − p_t)^γ/dx = γ (1 − p_t)^γ · d(1 − p_t)/dx / (1 − p_t): no second exp, and no 0/0 once 1 − p_t
             # underflows (the slope, a product with 1 − p_t's factor, underflows with it)
             dmodulator = xp.divide(modulator * slope, floored)  # xp.divide: JAX's Hessian, _jax_namespace
@@ -204,11 +244,11 @@ def _focal_pt_dy(xp: Any, x: Array, y: Array, spec: FocalSpec) -> Array:
     keeps none of its arrays for it). With ``B = BCE``, ``∂B/∂y = log(1 − p) − w log p``, ``M = (1 − p_t)^γ`` and
     ``∂(1 − p_t)/∂y = (1 − p) − p``: ``α_t (∂M/∂y B + M ∂B/∂y) + (2α − 1) M B + ε (γ + 1) M ∂(1 − p_t)/∂y``
     (FLSD-53's choice of γ has no gradient, as w.r.t. the logits)."""
-    log_p, log_q = log_sigmoid_pair(xp, x)
-    p, q = xp.exp(log_p), xp.exp(log_q)
+    parts = _parts(xp, x)
+    log_p, log_q, p, q = _held_parts(xp, x, parts) if spec.detach else parts  # the modulator's
     w: Any = 1.0 if spec.pos_weight is None else spec.pos_weight
-    bce = -(w * y * log_p + (1.0 - y) * log_q)
-    dbce = log_q - w * log_p
+    bce = -(w * y * parts[0] + (1.0 - y) * parts[1])
+    dbce = parts[1] - w * parts[0]
     one_minus_pt = y * q + (1.0 - y) * p
     slope = q - p
     gamma: Any = spec.gamma
@@ -236,9 +276,15 @@ def _weighted(y: Any, x: Array) -> Array:
 
 
 def _positive_term(xp: Any, y: Any, gamma: Any, log_p: Array, log_q: Array, p: Array | None = None,
-                   q: Array | None = None, *, grad: bool = True) -> tuple[Array, Any]:
+                   q: Array | None = None, *, grad: bool = True, factor: Parts | None = None) -> tuple[Array, Any]:
     """``−y (1 − p)^γ log p`` and its derivative ``−y (1 − p)^γ ((1 − p) − γ p log p)`` (None without ``grad``;
-    with it, ``p`` and ``q = 1 − p`` as the caller has them: ``(1 − p)^γ`` by multiplication for a whole-number γ)."""
+    with it, ``p`` and ``q = 1 − p`` as the caller has them: ``(1 − p)^γ`` by multiplication for a whole-number γ).
+    With ``factor`` (:func:`_held_parts`) ``(1 − p)^γ`` is computed from it, a constant: the derivative is
+    ``−y (1 − p)^γ (1 − p)``."""
+    if factor is not None:
+        modulated = _weighted(y, power(xp, factor[3], lambda: factor[1], gamma))
+        loss = -(modulated * log_p)
+        return loss, (-(modulated * q) if grad else None)
     modulated = _weighted(y, xp.exp(gamma * log_q) if q is None else power(xp, q, lambda: log_q, gamma))
     loss = -(modulated * log_p)
     if not grad:
@@ -247,9 +293,14 @@ def _positive_term(xp: Any, y: Any, gamma: Any, log_p: Array, log_q: Array, p: A
 
 
 def _negative_term(xp: Any, y: Any, gamma: Any, log_p: Array, log_q: Array, p: Array | None = None,
-                   q: Array | None = None, *, grad: bool = True) -> tuple[Array, Any]:
+                   q: Array | None = None, *, grad: bool = True, factor: Parts | None = None) -> tuple[Array, Any]:
     """``−(1 − y) p^γ log(1 − p)`` and its derivative ``(1 − y) p^γ (p − γ (1 − p) log(1 − p))`` (None without
-    ``grad``; with it, ``p`` and ``q = 1 − p``)."""
+    ``grad``; with it, ``p`` and ``q = 1 − p``). With ``factor``, ``p^γ`` a constant computed from it: the
+    derivative is ``(1 − y) p^γ p``."""
+    if factor is not None:
+        modulated = _weighted(1.0 - y, power(xp, factor[2], lambda: factor[0], gamma))
+        loss = -(modulated * log_q)
+        return loss, (modulated * p if grad else None)
     modulated = _weighted(1.0 - y, xp.exp(gamma * log_p) if p is None else power(xp, p, lambda: log_p, gamma))
     loss = -(modulated * log_q)
     if not grad:
@@ -259,16 +310,18 @@ def _negative_term(xp: Any, y: Any, gamma: Any, log_p: Array, log_q: Array, p: A
 
 def focal_split_kernel(xp: Any, x: Array, y: Array, spec: FocalSpec, *, grad: bool = True) -> Result:
     """``−α y (1 − p)^γ log p − (1 − α)(1 − y) p^γ log(1 − p)`` (seed 003's L_fl, seed 004, kornia); without
-    ``grad`` the loss alone."""
+    ``grad`` the loss alone. With ``detach`` both factors are computed from the logits held constant."""
     if grad or spec.gamma is flsd53:
         log_p, log_q, p, q = _parts(xp, x)
     else:  # p and 1 − p are the gradient's
         (log_p, log_q), p, q = log_sigmoid_pair(xp, x), None, None
+    factor = _held_parts(xp, x, (log_p, log_q, p, q)) if spec.detach and grad else None
     gamma = spec.gamma
     if gamma is flsd53:  # only FLSD-53 reads log(1 − p_t), to choose γ
         gamma = resolve_binary_gamma(xp, gamma, _log_one_minus_pt(xp, y, log_p, log_q, p, q))
-    pos, dpos = _positive_term(xp, y, gamma, log_p, log_q, p, q, grad=grad)
-    neg, dneg = _negative_term(xp, y, gamma, log_p, log_q, p, q, grad=grad)
+    pos, dpos = _positive_term(xp, y, gamma, log_p, log_q, p, q, grad=grad, factor=factor)
+    neg, dneg = _negative_term(xp, y, gamma, log_p, log_q, p, q, grad=grad, factor=factor)
+    f_log_p, f_log_q = (log_p, log_q) if factor is None else factor[:2]
     a_pos, a_neg = (1.0, 1.0) if spec.alpha is None else (spec.alpha, 1.0 - spec.alpha)
     if not grad:
         return a_pos * (pos if spec.pos_weight is None else spec.pos_weight * pos) + a_neg * neg, None, {}
@@ -276,11 +329,13 @@ def focal_split_kernel(xp: Any, x: Array, y: Array, spec: FocalSpec, *, grad: bo
     if spec.pos_weight is not None:
         pos, dpos = spec.pos_weight * pos, spec.pos_weight * dpos
     w = 1.0 if spec.pos_weight is None else spec.pos_weight
-    partials = {"alpha": lambda: pos - neg, "gamma": lambda: a_pos * pos * log_q + a_neg * neg * log_p,
+    partials = {"alpha": lambda: pos - neg, "gamma": lambda: a_pos * pos * f_log_q + a_neg * neg * f_log_p,
                 "pos_weight": lambda: a_pos * unweighted_pos,
                 # linear in y: the loss at y = 1 less that at y = 0
-                TARGETS: lambda: (a_pos * w * _positive_term(xp, 1.0, gamma, log_p, log_q, grad=False)[0]
-                                  - a_neg * _negative_term(xp, 0.0, gamma, log_p, log_q, grad=False)[0])}
+                TARGETS: lambda: (a_pos * w * _positive_term(xp, 1.0, gamma, log_p, log_q, grad=False,
+                                                             factor=factor)[0]
+                                  - a_neg * _negative_term(xp, 0.0, gamma, log_p, log_q, grad=False,
+                                                           factor=factor)[0])}
     return a_pos * pos + a_neg * neg, a_pos * dpos + a_neg * dneg, partials
 
 
@@ -364,6 +419,7 @@ class AsymmetricSpec:
     gamma_pos: Any
     gamma_neg: Any
     clip: Any
+    detach: bool = False  # both focusing weights computed from the logits held constant (FocalSpec.detach)
 
 
 def asymmetric_kernel(xp: Any, x: Array, y: Array, spec: AsymmetricSpec, *, grad: bool = True) -> Result:
@@ -372,11 +428,14 @@ def asymmetric_kernel(xp: Any, x: Array, y: Array, spec: AsymmetricSpec, *, grad
     The gradient flows through both focusing weights. ``p_m^(γ−1) log(1 − p_m)`` is evaluated as
     ``−p_m^γ · (−log(1 − p_m))/p_m``, finite as ``p_m → 0``. ``∂/∂γ⁺`` is the positive term times
     ``log(1 − p)``, ``∂/∂γ⁻`` the negative one times ``log p_m``, and ``∂/∂m = −∂/∂p_m`` where ``p_m > 0``.
+    With ``detach`` both focusing weights are computed from the logits held constant (timm's
+    ``disable_torch_grad_focal_loss``): the gradient is ``−y (1 − p)^γ⁺ (1 − p) + (1 − y) p_m^γ⁻ p (1 − p)/(1 − p_m)``.
     Without ``grad``, the loss alone.
     """
     log_p, log_q, p, q = _parts(xp, x)
     gamma_neg = spec.gamma_neg
-    pos, dpos = _positive_term(xp, y, spec.gamma_pos, log_p, log_q, p, q, grad=grad)
+    factor = _held_parts(xp, x, (log_p, log_q, p, q)) if spec.detach and grad else None
+    pos, dpos = _positive_term(xp, y, spec.gamma_pos, log_p, log_q, p, q, grad=grad, factor=factor)
     m = spec.clip
     if is_zero(m):
         shifted, log_1m_shifted = p, log_q
@@ -385,29 +444,41 @@ def asymmetric_kernel(xp: Any, x: Array, y: Array, spec: AsymmetricSpec, *, grad
         shifted = xp.maximum(p - m, 0.0)
         log_1m_shifted = xp.log(xp.minimum(q + m, 1.0))
         q_share = xp.where(q + m > 0.0, q / xp.maximum(q + m, tiny(xp, x)), 1.0)  # an array m may be 0
+    base = shifted  # the weight's p_m: with detach, of the logits held constant (the same values)
+    if factor is not None and factor[2] is not p:
+        base = factor[2] if is_zero(m) else xp.maximum(factor[2] - m, 0.0)
     active = shifted > 0.0
 
     def log_safe() -> Array:  # log p_m where p_m > 0
-        return xp.log(xp.where(active, shifted, 1.0))
+        return xp.log(xp.where(active, base, 1.0))
 
     whole = small_integer(gamma_neg)
     # p_m^γ⁻, 0 where p_m = 0: a product for a whole γ⁻ >= 1 (timm's 4), which is 0 there by itself
-    weight = integer_power(shifted, whole) if whole else xp.where(active, xp.exp(gamma_neg * log_safe()), 0.0)
+    weight = integer_power(base, whole) if whole else xp.where(active, xp.exp(gamma_neg * log_safe()), 0.0)
     not_y_weight = (1.0 - y) * weight
     neg = -(not_y_weight * log_1m_shifted)
     if not grad:
         return pos + neg, None, {}
-    ratio = neg_log_over_one_minus(xp, xp.where(active, log_1m_shifted, -1.0))
-    # d neg / d p_m = (1 − y) p_m^γ (γ (−log(1 − p_m))/p_m + 1/(1 − p_m)), and dp_m/dx = p q: 0 where p_m = 0,
-    # as the weight is there (every factor finite)
-    per_shift = not_y_weight * (gamma_neg * ratio)
-    dneg = p * (per_shift * q + _weighted(q_share, not_y_weight))
+
+    def through_weight() -> Array:  # (1 − y) p_m^γ γ (−log(1 − p_m))/p_m, finite as p_m → 0
+        ratio = neg_log_over_one_minus(xp, xp.where(active, log_1m_shifted, -1.0))
+        if base is not shifted:  # the log the loss's, the p_m dividing it the weight's (the same values)
+            ratio = ratio * xp.where(active, shifted / xp.where(active, base, 1.0), 1.0)
+        return not_y_weight * (gamma_neg * ratio)
+
+    # d neg / d p_m = (1 − y) p_m^γ (γ (−log(1 − p_m))/p_m + 1/(1 − p_m)), the first term the weight's (none with
+    # detach), and dp_m/dx = p q: 0 where p_m = 0, as the weight is there (every factor finite)
+    per_shift = through_weight() if factor is None else None
+    dneg = p * _weighted(q_share, not_y_weight) if per_shift is None else \
+        p * (per_shift * q + _weighted(q_share, not_y_weight))
     partials = {
-        "gamma_pos": lambda: pos * log_q,
+        "gamma_pos": lambda: pos * (log_q if factor is None else factor[1]),
         "gamma_neg": lambda: neg * log_safe(),
-        "clip": lambda: xp.where(active, -(per_shift + not_y_weight / xp.exp(log_1m_shifted)), 0.0),
+        "clip": lambda: xp.where(active, -((through_weight() if per_shift is None else per_shift)
+                                           + not_y_weight / xp.exp(log_1m_shifted)), 0.0),
         # linear in y: −(1 − p)^γ⁺ log p + p_m^γ⁻ log(1 − p_m)
-        TARGETS: lambda: _positive_term(xp, 1.0, spec.gamma_pos, log_p, log_q, grad=False)[0] + weight * log_1m_shifted,
+        TARGETS: lambda: (_positive_term(xp, 1.0, spec.gamma_pos, log_p, log_q, grad=False, factor=factor)[0]
+                          + weight * log_1m_shifted),
     }
     return pos + neg, dpos + dneg, partials
 
@@ -447,6 +518,7 @@ def quality_focal_kernel(xp: Any, x: Array, y: Array, spec: QualitySpec, *, grad
 class VarifocalSpec:
     alpha: Any
     gamma: Any
+    detach: bool = False  # the negatives' weight α p^γ computed from the logits held constant (FocalSpec.detach)
 
 
 def varifocal_kernel(xp: Any, x: Array, y: Array, spec: VarifocalSpec, *, grad: bool = True) -> Result:
@@ -454,7 +526,9 @@ def varifocal_kernel(xp: Any, x: Array, y: Array, spec: VarifocalSpec, *, grad: 
     ``−p^γ log(1 − p)`` and ``∂/∂γ`` the term times ``log p``).
 
     ``∂/∂q = BCE(x, q) − q x``; at ``q = 0``, where the loss jumps between its two branches, it is that
-    of the ``q > 0`` branch (its limit as ``q → 0+``, ``BCE(x, 0)``). Without ``grad``, the loss alone."""
+    of the ``q > 0`` branch (its limit as ``q → 0+``, ``BCE(x, 0)``). With ``detach`` the negatives' weight is
+    computed from the logits held constant (RT-DETR's, D-FINE's): their gradient is ``α p^γ p``. Without ``grad``, the
+    loss alone."""
     negative = y == 0.0  # (not y > 0, which would send a NaN target to the finite negative term)
     if not grad:  # p and 1 − p are the gradient's
         log_p, log_q = log_sigmoid_pair(xp, x)
@@ -462,9 +536,11 @@ def varifocal_kernel(xp: Any, x: Array, y: Array, spec: VarifocalSpec, *, grad: 
         return xp.where(negative, spec.alpha * neg, y * _bce_value(y, log_p, log_q)), None, {}
     log_p, log_q, p, q = _parts(xp, x)
     bce, dbce = _bce(y, log_p, log_q, p, q)
-    neg, dneg = _negative_term(xp, 0.0, spec.gamma, log_p, log_q, p, q)
+    factor = _held_parts(xp, x, (log_p, log_q, p, q)) if spec.detach else None
+    neg, dneg = _negative_term(xp, 0.0, spec.gamma, log_p, log_q, p, q, factor=factor)
+    f_log_p = log_p if factor is None else factor[0]
     partials = {"alpha": lambda: xp.where(negative, neg, 0.0),
-                "gamma": lambda: xp.where(negative, spec.alpha * neg * log_p, 0.0),
+                "gamma": lambda: xp.where(negative, spec.alpha * neg * f_log_p, 0.0),
                 TARGETS: lambda: bce - y * x}
     return xp.where(negative, spec.alpha * neg, y * bce), xp.where(negative, spec.alpha * dneg, y * dbce), partials
 

@@ -47,6 +47,13 @@ def check_number(name: str, value: Any, *, low: float, high: float, high_open: b
     return value
 
 
+def check_flag(name: str, value: Any) -> bool:
+    """A static switch: a Python bool (NumPy's too), never an array (it selects the computation)."""
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {value!r} of type {type(value).__name__}")
+
+
 def check_gamma(gamma: Any) -> float:
     return check_number("gamma", gamma, low=0.0, high=math.inf, high_open=True)
 

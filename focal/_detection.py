@@ -58,7 +58,7 @@ def _plan_qfl(logits: Array, targets: Array, *, beta: Any, reduction: str, weigh
 def varifocal_loss(
     logits: Array, targets: Array, *, alpha: float = 0.75, gamma: float = 2.0, reduction: str = "mean",
     weight: Array | float | None = None, normalizer: Array | float | None = None, from_logits: bool = True,
-    ignore_index: float | None = None,
+    ignore_index: float | None = None, detach_modulator: bool = False,
 ) -> Array:
     r"""Varifocal loss (VarifocalNet, Zhang et al. 2021).
 
@@ -74,20 +74,29 @@ def varifocal_loss(
         targets: IoU-aware targets ``q`` in [0, 1] of the logits' shape (0 for negatives).
         alpha: the negatives' weight, ≥ 0. Default 0.75.
         gamma: γ ≥ 0. Default 2.
+        detach_modulator: compute the modulating factor from the logits held constant
+            (``stop_gradient``/``detach``), as RT-DETR's and D-FINE's ``loss_labels_vfl`` do (mmdet's and
+            ultralytics' do not): the loss's value is unchanged; its derivatives w.r.t. the logits, of every order,
+            treat the negatives' weight ``α p^γ`` as a constant (``d/dx = α p^γ p`` at ``q = 0``); those w.r.t. α, γ
+            and float targets still go through it. Default False (the loss's true gradient).
 
     References:
         Zhang et al. VarifocalNet: An IoU-aware Dense Object Detector. CVPR 2021.
     """
     return _plan_vfl(logits, targets, alpha=alpha, gamma=gamma, reduction=reduction, weight=weight,
-                     normalizer=normalizer, from_logits=from_logits, ignore_index=ignore_index).loss()
+                     normalizer=normalizer, from_logits=from_logits, ignore_index=ignore_index,
+                     detach_modulator=detach_modulator).loss()
 
 
 @plans(varifocal_loss)
 def _plan_vfl(logits: Array, targets: Array, *, alpha: Any, gamma: Any, reduction: str, weight: Any,
-              normalizer: Any, from_logits: bool, ignore_index: Any) -> LossPlan:
+              normalizer: Any, from_logits: bool, ignore_index: Any, detach_modulator: bool) -> LossPlan:
+    detach = _checks.check_flag("detach_modulator", detach_modulator)
+
     def spec(call: Any) -> VarifocalSpec:
         return VarifocalSpec(call.hyper("alpha", alpha, low=0.0, high=1.0, differentiable=True),
-                             call.hyper("gamma", gamma, low=0.0, high=math.inf, high_open=True, differentiable=True))
+                             call.hyper("gamma", gamma, low=0.0, high=math.inf, high_open=True, differentiable=True),
+                             detach=detach)
 
     return plan_binary(varifocal_kernel, spec, logits, targets, reduction=reduction, weight=weight,
                        normalizer=normalizer, from_logits=from_logits, ignore_index=ignore_index)

@@ -264,6 +264,7 @@ def linear_softmax_focal_loss(
     where: Array | None = None,
     chunk_size: int | None = None,
     class_chunk_size: int | None = None,
+    detach_modulator: bool = False,
 ) -> Array:
     r"""The softmax focal loss of a linear layer's output, ``softmax_focal_loss(hidden @ weight.T + bias, targets)``,
     without ever holding more than a chunk of its rows.
@@ -314,6 +315,7 @@ def linear_softmax_focal_loss(
             to 8192 rows at a time, and as many logits as that chunk would hold), else every class at once.
             Integer labels without ``where`` or label smoothing, on every framework; elsewhere giving it is a
             ``ValueError``.
+        detach_modulator: the modulating factor held constant, as :func:`focal.softmax_focal_loss`. Default False.
 
     Returns:
         The loss, of hidden's library and dtype (per row with ``reduction="none"``). Gradients reach ``hidden``,
@@ -328,18 +330,19 @@ def linear_softmax_focal_loss(
     return _plan_linear_softmax(hidden, weight, targets, bias, alpha=alpha, gamma=gamma, ignore_index=ignore_index,
                                 reduction=reduction, sample_weight=sample_weight, normalizer=normalizer,
                                 label_smoothing=label_smoothing, reduced_threshold=reduced_threshold, where=where,
-                                chunk_size=chunk_size, class_chunk_size=class_chunk_size).loss()
+                                chunk_size=chunk_size, class_chunk_size=class_chunk_size,
+                                detach_modulator=detach_modulator).loss()
 
 
 @plans(linear_softmax_focal_loss)
 def _plan_linear_softmax(hidden: Array, weight: Array, targets: Array, bias: Any, *, alpha: Any, gamma: Any,
                          ignore_index: Any, reduction: str, sample_weight: Any, normalizer: Any,
                          label_smoothing: Any, reduced_threshold: Any, where: Any, chunk_size: Any,
-                         class_chunk_size: Any) -> LinearPlan:
+                         class_chunk_size: Any, detach_modulator: bool) -> LinearPlan:
     if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral)):
         raise TypeError(f"ignore_index must be an int or None, got {ignore_index!r}")
     options = {"axis": -1, "ignore_index": ignore_index, "normalizer": None, "from_logits": True,
-               "normalized": False, "where": None}
+               "normalized": False, "where": None, "detach_modulator": detach_modulator}
     arrays = {"alpha": alpha, "gamma": gamma, "label_smoothing": label_smoothing,
               "reduced_threshold": reduced_threshold}
     return LinearPlan(_plan_softmax_focal, False, hidden, weight, bias, targets, reduction=reduction,
@@ -365,6 +368,7 @@ def linear_sigmoid_focal_loss(
     pos_weight: float | Sequence[float] | Array | None = None,
     chunk_size: int | None = None,
     class_chunk_size: int | None = None,
+    detach_modulator: bool = False,
 ) -> Array:
     r"""The sigmoid (multi-label) focal loss of a linear layer's output,
     ``sigmoid_focal_loss(hidden @ weight.T + bias, targets)``, without ever holding more than a chunk of its rows.
@@ -395,6 +399,7 @@ def linear_sigmoid_focal_loss(
         form: ``"pt"`` (default) or ``"split"``, as :func:`focal.sigmoid_focal_loss`.
         ignore_index: a target value whose elements count neither in the loss nor in the mean. Default None.
         pos_weight: scales the positive term, a number or one per class ``(C,)``. Default None.
+        detach_modulator: the modulating factor held constant, as :func:`focal.sigmoid_focal_loss`. Default False.
         chunk_size: rows per chunk; default as :func:`focal.linear_softmax_focal_loss`.
         class_chunk_size: classes per block: each block of a chunk's logits is the unfused loss of those classes
             (an element per class: one pass, nothing to carry from block to block). Default None: as
@@ -409,20 +414,23 @@ def linear_sigmoid_focal_loss(
     return _plan_linear_sigmoid(hidden, weight, targets, bias, alpha=alpha, gamma=gamma, reduction=reduction,
                                 sample_weight=sample_weight, normalizer=normalizer, label_smoothing=label_smoothing,
                                 form=form, ignore_index=ignore_index, pos_weight=pos_weight,
-                                chunk_size=chunk_size, class_chunk_size=class_chunk_size).loss()
+                                chunk_size=chunk_size, class_chunk_size=class_chunk_size,
+                                detach_modulator=detach_modulator).loss()
 
 
 @plans(linear_sigmoid_focal_loss)
 def _plan_linear_sigmoid(hidden: Array, weight: Array, targets: Array, bias: Any, *, alpha: Any, gamma: Any,
                          reduction: str, sample_weight: Any, normalizer: Any, label_smoothing: Any, form: str,
-                         ignore_index: Any, pos_weight: Any, chunk_size: Any, class_chunk_size: Any) -> LinearPlan:
+                         ignore_index: Any, pos_weight: Any, chunk_size: Any, class_chunk_size: Any,
+                         detach_modulator: bool) -> LinearPlan:
     if form not in ("pt", "split"):
         raise ValueError(f"form must be 'pt' or 'split', got {form!r}")
     if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Real)):
         raise TypeError(f"ignore_index must be a number or None, got {ignore_index!r}")
     if pos_weight is not None and hasattr(pos_weight, "shape") and len(pos_weight.shape) > 1:
         raise ValueError(f"pos_weight has shape {tuple(pos_weight.shape)}: a number or one per class (C,)")
-    options = {"normalizer": None, "from_logits": True, "form": form, "ignore_index": ignore_index}
+    options = {"normalizer": None, "from_logits": True, "form": form, "ignore_index": ignore_index,
+               "detach_modulator": detach_modulator}
     arrays = {"alpha": alpha, "gamma": gamma, "label_smoothing": label_smoothing, "pos_weight": pos_weight}
     return LinearPlan(_plan_sigmoid_focal, True, hidden, weight, bias, targets, reduction=reduction,
                       sample_weight=sample_weight, normalizer=normalizer, chunk_size=chunk_size,

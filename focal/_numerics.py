@@ -29,6 +29,19 @@ def device_of(x: Array) -> Any:
         return None
 
 
+def stops_gradients(xp: Any) -> bool:
+    """Whether autodiff records the kernel's operations in this namespace (JAX's, TensorFlow's, PyTorch's double
+    backward), so that an array held constant (:func:`held`) needs its own computation."""
+    return hasattr(xp, "stop_gradient")
+
+
+def held(xp: Any, x: Array) -> Array:
+    """``x`` as a constant to autodiff, of every order: the namespace's ``stop_gradient`` where autodiff records the
+    kernel (:func:`stops_gradients`), else ``x`` itself (NumPy, and PyTorch's first-order forward, which records
+    nothing)."""
+    return xp.stop_gradient(x) if stops_gradients(xp) else x
+
+
 def log_sigmoid_pair(xp: Any, x: Array) -> tuple[Array, Array]:
     """``(log σ(x), log σ(−x))``, sharing one ``log1p(exp(−|x|))``.
 

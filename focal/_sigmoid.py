@@ -14,6 +14,7 @@ from ._binary import (
     focal_split_kernel,
     plan_binary,
 )
+from ._checks import check_flag
 from ._docs import document
 from ._plan import LossPlan, plans
 from .backends._base import Array
@@ -34,6 +35,7 @@ def sigmoid_focal_loss(
     form: str = "pt",
     ignore_index: float | None = None,
     pos_weight: float | Sequence[float] | Array | None = None,
+    detach_modulator: bool = False,
 ) -> Array:
     r"""Sigmoid focal loss for binary and multi-label classification (Lin et al., 2017).
 
@@ -73,6 +75,12 @@ def sigmoid_focal_loss(
             number or an array ``>= 0`` that broadcasts against the logits (``(C,)`` for one per class
             along the last axis; kornia's ``(C,)`` along dim 1 is ``pos_weight[:, None, None]`` for
             ``(N, C, H, W)``). "pt" form: ``BCE = −(w y log p + (1 − y) log(1 − p))``. Default None.
+        detach_modulator: compute the modulating factor from the logits held constant
+            (``stop_gradient``/``detach``), as timm's ``disable_torch_grad_focal_loss``
+            does for its focal weights: the loss's value is unchanged; its derivatives w.r.t. the logits,
+            of every order, treat ``(1 − p_t)^γ`` (form "split": ``(1 − p)^γ`` and ``p^γ``) as a constant (``d/dx =
+            α_t (1 − p_t)^γ (p − y)`` for hard labels); those w.r.t. γ, α and float targets still go through it.
+            Default False (the loss's true gradient).
 
     Returns:
         An array of the input's library, device and dtype: the reduced loss, or the per-element
@@ -95,19 +103,22 @@ def sigmoid_focal_loss(
     """
     return _plan_sigmoid_focal(logits, targets, alpha=alpha, gamma=gamma, reduction=reduction, weight=weight,
                                normalizer=normalizer, label_smoothing=label_smoothing, from_logits=from_logits,
-                               form=form, ignore_index=ignore_index, pos_weight=pos_weight).loss()
+                               form=form, ignore_index=ignore_index, pos_weight=pos_weight,
+                               detach_modulator=detach_modulator).loss()
 
 
 @plans(sigmoid_focal_loss)
 def _plan_sigmoid_focal(
     logits: Array, targets: Array, *, alpha: Any, gamma: Any, reduction: str, weight: Any, normalizer: Any,
-    label_smoothing: Any, from_logits: bool, form: str, ignore_index: Any, pos_weight: Any,
+    label_smoothing: Any, from_logits: bool, form: str, ignore_index: Any, pos_weight: Any, detach_modulator: bool,
 ) -> LossPlan:
     if form not in ("pt", "split"):
         raise ValueError(f"form must be 'pt' or 'split', got {form!r}")
+    detach = check_flag("detach_modulator", detach_modulator)
     kernel = focal_pt_kernel if form == "pt" else focal_split_kernel
     return plan_binary(kernel, lambda call: FocalSpec(alpha=check_alpha_scalar(call, alpha),
                                                       gamma=binary_gamma(call, gamma),
-                                                      pos_weight=binary_pos_weight(call, pos_weight)),
+                                                      pos_weight=binary_pos_weight(call, pos_weight),
+                                                      detach=detach),
                        logits, targets, reduction=reduction, weight=weight, normalizer=normalizer,
                        from_logits=from_logits, label_smoothing=label_smoothing, ignore_index=ignore_index)

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 from ._categorical import Lazy, TargetKernel, Terms, TermsOut, prepare_softmax, read
+from ._checks import check_flag
 from ._docs import document
 from ._gamma import flsd53
 from ._hyper import TARGETS, Partials, bind, is_array, is_zero, reduce_partials
 from ._kernel import Grads, Wanted, expand
-from ._numerics import neg_log_over, power, tiny
+from ._numerics import held, neg_log_over, power, stops_gradients, tiny
 from ._plan import LossPlan, plans
 from .backends._base import Array
 
@@ -24,6 +26,9 @@ class FocalTerms:
     epsilon: Any = 0.0  # Poly-1
     reduced_threshold: Any = None  # M = 1 below th, ((1 − p)/th)^γ above
     truncate_margin: Any = None  # hard-truncated: M = [p ≤ m], no gradient through it
+    # M computed from the logits held constant: no derivative of it w.r.t. them, of any order (w.r.t. γ and the
+    # threshold it keeps its own); never with ε ≠ 0 (Poly-1 takes no such option)
+    detach: bool = False
 
 
 def _resolve_gamma(xp: Any, t: Terms) -> Any:
@@ -34,10 +39,13 @@ def _resolve_gamma(xp: Any, t: Terms) -> Any:
 
 def modulator(xp: Any, t: Terms, params: FocalTerms) -> tuple[Any, Any, Partials]:
     """``M``, ``dM/d log(1 − p)`` and the partials of M: ``(1 − p)^γ`` and ``γ M`` (``∂M/∂γ = M log(1 − p)``),
-    or their reduced/truncated forms."""
+    or their reduced/truncated forms; with ``detach``, M of the probabilities held constant and ``dM`` 0."""
     gamma = _resolve_gamma(xp, t)
     if params.truncate_margin is not None:
         return xp.astype(t.p <= params.truncate_margin, t.p.dtype), 0.0, {}
+    if params.detach:
+        m, _, partials = modulator(xp, _held_terms(xp, t), dataclasses.replace(params, detach=False))
+        return m, 0.0, partials
     if params.reduced_threshold is not None:
         th = params.reduced_threshold
         below = t.p < th
@@ -50,6 +58,15 @@ def modulator(xp: Any, t: Terms, params: FocalTerms) -> tuple[Any, Any, Partials
         return 1.0, 0.0, {}
     m = power(xp, t.one_minus_p, t.log1m_p, gamma)
     return m, gamma * m, {"gamma": lambda: m * t.v}
+
+
+def _held_terms(xp: Any, t: Terms) -> Terms:
+    """``t`` with the probabilities a modulator reads held constant (``focal._numerics.held``)."""
+    if not stops_gradients(xp):
+        return t
+    log1m_p = t.log1m_p
+    return t._replace(p=held(xp, t.p), one_minus_p=held(xp, t.one_minus_p),
+                      log1m_p=Lazy(lambda: held(xp, log1m_p())))
 
 
 def focal_terms(xp: Any, t: Terms, params: FocalTerms, *, grad: bool = True) -> TermsOut:
@@ -164,6 +181,7 @@ def softmax_focal_loss(
     reduced_threshold: float | None = None,
     normalized: bool = False,
     where: Array | None = None,
+    detach_modulator: bool = False,
 ) -> Array:
     r"""Softmax focal loss for multi-class classification (Lin et al., 2017).
 
@@ -197,6 +215,11 @@ def softmax_focal_loss(
             where ``p_t < th`` and ``((1 − p_t)/th)^γ`` above.
         normalized: divide each row's loss by ``Σ_rows (1 − p_t)^γ`` (smp's ``normalized``;
             integer labels only); the gradient includes the normaliser's.
+        detach_modulator: compute the modulating factor from the logits held constant
+            (``stop_gradient``/``detach``), as a PyTorch user writes with ``(1 − p_t.detach()) ** γ``: the loss's
+            value is unchanged; its derivatives w.r.t. the logits, of every order, treat ``(1 − p_c)^γ`` (and
+            ``normalized``'s sum of them) as a constant (``d/dz = α_t (1 − p_t)^γ (p − onehot(t))``); those w.r.t.
+            γ, α, the threshold and soft targets still go through it. Default False (the loss's true gradient).
 
     Returns:
         An array of the input's library, device and dtype. The gradient w.r.t. ``logits`` is the
@@ -220,21 +243,23 @@ def softmax_focal_loss(
     return _plan_softmax_focal(logits, targets, alpha=alpha, gamma=gamma, axis=axis, ignore_index=ignore_index,
                                reduction=reduction, weight=weight, normalizer=normalizer,
                                label_smoothing=label_smoothing, from_logits=from_logits,
-                               reduced_threshold=reduced_threshold, normalized=normalized, where=where).loss()
+                               reduced_threshold=reduced_threshold, normalized=normalized, where=where,
+                               detach_modulator=detach_modulator).loss()
 
 
 @plans(softmax_focal_loss)
 def _plan_softmax_focal(
     logits: Array, targets: Array, *, alpha: Any, gamma: Any, axis: Any, ignore_index: Any, reduction: str,
     weight: Any, normalizer: Any, label_smoothing: Any, from_logits: bool, reduced_threshold: Any, normalized: bool,
-    where: Any,
+    where: Any, detach_modulator: bool,
 ) -> LossPlan:
+    detach = check_flag("detach_modulator", detach_modulator)
     sc = prepare_softmax(logits, targets, axis=axis, alpha=alpha, gamma=gamma, ignore_index=ignore_index,
                          label_smoothing=label_smoothing, reduction=reduction, weight=weight, normalizer=normalizer,
                          labels_only=normalized, where=where)
     th = None if reduced_threshold is None else sc.call.hyper(
         "reduced_threshold", reduced_threshold, low=0.0, high=1.0, low_open=True, high_open=True, differentiable=True)
-    plan = sc.plan(focal_terms, FocalTerms(reduced_threshold=th), from_logits=from_logits)
+    plan = sc.plan(focal_terms, FocalTerms(reduced_threshold=th, detach=detach), from_logits=from_logits)
     if normalized:
         if sc.labels is None:
             raise ValueError("normalized=True takes integer class indices without label smoothing")

@@ -34,6 +34,15 @@ def _probs(x: np.ndarray, from_logits: bool) -> np.ndarray:
     return x
 
 
+def _held(x: np.ndarray, detach_modulator: Any) -> np.ndarray:
+    """What a modulating factor is computed from: ``x`` itself; with ``detach_modulator=True`` its real part, which the
+    complex step sees no derivative through (the factor held constant); an array: that point, where the factor is
+    frozen (its derivatives of every order w.r.t. ``x`` then 0, for the Hessian of a held factor)."""
+    if detach_modulator is True:
+        return x.real
+    return x if detach_modulator is False else np.asarray(detach_modulator)
+
+
 def _gamma(gamma: Any, p_t: np.ndarray) -> Any:
     if isinstance(gamma, str) and gamma == "flsd53":
         return np.where(p_t.real < 0.2, 5.0, 3.0)
@@ -42,18 +51,21 @@ def _gamma(gamma: Any, p_t: np.ndarray) -> Any:
 
 def sigmoid_focal(x: np.ndarray, y: np.ndarray, *, alpha: float | None = 0.25, gamma: Any = 2.0,
                   label_smoothing: float = 0.0, from_logits: bool = True, form: str = "pt",
-                  epsilon: float = 0.0, pos_weight: Any = None, ignore_index: float | None = None) -> np.ndarray:
+                  epsilon: float = 0.0, pos_weight: Any = None, ignore_index: float | None = None,
+                  detach_modulator: Any = False) -> np.ndarray:
     kept = np.ones(y.shape) if ignore_index is None else (y != ignore_index).astype(np.float64)
     y = np.where(kept == 1, y, 0.0) * (1 - label_smoothing) + label_smoothing / 2
     w = 1.0 if pos_weight is None else np.asarray(pos_weight, dtype=np.float64)
     p = _probs(x, from_logits)
     p_t = y * p + (1 - y) * (1 - p)
     g = _gamma(gamma, p_t)
+    f = _probs(_held(x, detach_modulator), from_logits)  # the factor's p
     if form == "split":
         a_pos, a_neg = (1.0, 1.0) if alpha is None else (alpha, 1 - alpha)
-        return kept * (-a_pos * w * y * (1 - p) ** g * np.log(p) - a_neg * (1 - y) * p ** g * np.log(1 - p))
+        return kept * (-a_pos * w * y * (1 - f) ** g * np.log(p) - a_neg * (1 - y) * f ** g * np.log(1 - p))
     bce = -(w * y * np.log(p) + (1 - y) * np.log(1 - p))
-    return kept * (_alpha_t(alpha, y) * (1 - p_t) ** g * bce + epsilon * (1 - p_t) ** (g + 1))
+    f_t = y * f + (1 - y) * (1 - f)
+    return kept * (_alpha_t(alpha, y) * (1 - f_t) ** g * bce + epsilon * (1 - p_t) ** (g + 1))
 
 
 def focal_star(x: np.ndarray, y: np.ndarray, *, gamma: float = 2.0, beta: float = 1.0,
@@ -72,11 +84,13 @@ def soft_truncated_sigmoid(x: np.ndarray, y: np.ndarray, *, k: float = 1.0) -> n
 
 
 def asymmetric(x: np.ndarray, y: np.ndarray, *, gamma_pos: float = 0.0, gamma_neg: float = 4.0,
-               clip: float = 0.05) -> np.ndarray:
+               clip: float = 0.05, detach_modulator: Any = False) -> np.ndarray:
     p = _sigmoid(x)
+    f = _sigmoid(_held(x, detach_modulator))
     p_m = np.where(p.real > clip, p - clip, 0.0)
-    neg = np.where(p.real > clip, p_m ** gamma_neg * np.log(1 - p_m), 0.0)
-    return -y * (1 - p) ** gamma_pos * np.log(p) - (1 - y) * neg
+    f_m = np.where(p.real > clip, f - clip, 0.0)
+    neg = np.where(p.real > clip, f_m ** gamma_neg * np.log(1 - p_m), 0.0)
+    return -y * (1 - f) ** gamma_pos * np.log(p) - (1 - y) * neg
 
 
 def quality_focal(x: np.ndarray, y: np.ndarray, *, beta: float = 2.0) -> np.ndarray:
@@ -84,9 +98,11 @@ def quality_focal(x: np.ndarray, y: np.ndarray, *, beta: float = 2.0) -> np.ndar
     return ((y - p) ** 2) ** (beta / 2) * -(y * np.log(p) + (1 - y) * np.log(1 - p))
 
 
-def varifocal(x: np.ndarray, y: np.ndarray, *, alpha: float = 0.75, gamma: float = 2.0) -> np.ndarray:
+def varifocal(x: np.ndarray, y: np.ndarray, *, alpha: float = 0.75, gamma: float = 2.0,
+              detach_modulator: Any = False) -> np.ndarray:
     p = _sigmoid(x)
-    return np.where(y > 0, -y * (y * np.log(p) + (1 - y) * np.log(1 - p)), -alpha * p ** gamma * np.log(1 - p))
+    f = _sigmoid(_held(x, detach_modulator))
+    return np.where(y > 0, -y * (y * np.log(p) + (1 - y) * np.log(1 - p)), -alpha * f ** gamma * np.log(1 - p))
 
 
 def _rows(z: np.ndarray, t: np.ndarray, axis: int, ignore_index: Any, label_smoothing: float,
@@ -112,15 +128,17 @@ def _rows(z: np.ndarray, t: np.ndarray, axis: int, ignore_index: Any, label_smoo
 def softmax_focal(z: np.ndarray, t: np.ndarray, *, alpha: Any = None, gamma: Any = 2.0, axis: int = -1,
                   ignore_index: int | None = None, label_smoothing: float = 0.0, from_logits: bool = True,
                   reduced_threshold: float | None = None, normalized: bool = False,
-                  epsilon: float = 0.0) -> np.ndarray:
+                  epsilon: float = 0.0, detach_modulator: Any = False) -> np.ndarray:
     """Per-row ``−Σ_c y_c α_c M_c log p_c (+ ε Σ_c y_c (1 − p_c)^(γ+1))``."""
     _, p, y, keep = _rows(z, t, axis, ignore_index, label_smoothing, from_logits)
+    f = p if detach_modulator is False else _rows(_held(z, detach_modulator), t, axis, ignore_index, label_smoothing,
+                                                  from_logits)[1]  # the modulator's p
     classes = p.shape[-1]
     a = np.ones(classes) if alpha is None else np.broadcast_to(np.asarray(alpha, dtype=np.float64), (classes,))
     g = _gamma(gamma, p)
-    m = (1 - p) ** g
+    m = (1 - f) ** g
     if reduced_threshold is not None:
-        m = np.where(p.real < reduced_threshold, 1.0, ((1 - p) / reduced_threshold) ** g)
+        m = np.where(p.real < reduced_threshold, 1.0, ((1 - f) / reduced_threshold) ** g)
     loss = -np.sum(y * a * m * np.log(p), axis=-1) + epsilon * np.sum(y * (1 - p) ** (g + 1), axis=-1)
     if normalized:
         loss = loss / np.sum(np.sum(y * m, axis=-1) * keep)

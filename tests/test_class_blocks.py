@@ -28,6 +28,7 @@ CASES = [
     Case("blocks-sum-alpha-vector", kwargs={"reduction": "sum", "alpha": [0.5 + 0.02 * c for c in range(V)],
                                             "gamma": 1.5}),
     Case("blocks-none", kwargs={"reduction": "none", "gamma": 0.5}, bias=False),
+    Case("blocks-detach", kwargs={"detach_modulator": True, "gamma": 2.0}),
     Case("blocks-ignore-a-class", kwargs={"ignore_index": 4, "gamma": 2.0}),
     Case("blocks-sample-weight-normalizer", kwargs={"sample_weight": "rows", "normalizer": 7.5}),
     Case("blocks-threshold", chunk=None, kwargs={"gamma": 3.0, "reduced_threshold": 0.5}),
@@ -37,6 +38,7 @@ CASES = [
 
 SIGMOID_CASES = [
     Case("blocks-sig-mean", sigmoid=True, targets="multihot"),
+    Case("blocks-sig-detach", sigmoid=True, targets="multihot", kwargs={"detach_modulator": True, "form": "split"}),
     Case("blocks-sig-none-split", sigmoid=True, targets="multihot", kwargs={"reduction": "none", "form": "split"}),
     Case("blocks-sig-ignore-pos-weight", sigmoid=True, targets="multihot",
          kwargs={"ignore_index": -1.0, "pos_weight": [1.0 + 0.1 * c for c in range(V)], "alpha": None}),

@@ -12,7 +12,7 @@ NUMPY = Lib()
 # compiling is slow (torch.compile most of all): a few cases per loss cover each compiled path
 COMPILED_IDS = {"sig-default", "sig-gamma0.5-soft", "sig-weight-rows-none", "sm-default", "sm-alpha-vector",
                 "sm-ignore", "sm-soft-gamma0.5", "sm-axis1", "sm-normalized", "neg-softmax", "asl", "dfl",
-                "tversky"}
+                "tversky", "sig-detach", "asl-detach", "vfl-detach", "sm-detach-soft"}
 COMPILED_CASES = [case for case in CASES if case.id in COMPILED_IDS]
 
 

@@ -40,7 +40,9 @@ def test_framework_autodiff_matches_reference(autodiff_lib, dtype, case):
     assert_close(lib.numpy(grad), expected, REFERENCE_RTOL[dtype], case.id)
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+# a factor held constant (detach_modulator) makes a gradient that is not the loss's derivative: those cases meet the
+# complex step through their reference, the factor computed from the real part (test_value_and_grad_matches_reference)
+@pytest.mark.parametrize("case", [c for c in CASES if not c.params.get("detach_modulator")], ids=lambda c: c.id)
 def test_gradient_matches_central_differences(case):
     """The analytic gradient against central differences of the loss itself (NumPy, float64)."""
     from libs import Lib

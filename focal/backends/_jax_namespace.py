@@ -141,6 +141,9 @@ def fold_classes(body: Any, carry: Any, classes: int, size: int) -> Any:
     return carry
 
 
+stop_gradient = jax.lax.stop_gradient  # focal._numerics.held: a quantity held constant (detach_modulator)
+
+
 def rows_at(x: Any, start: Any, width: int) -> Any:
     """``x[start:start + width]`` for a ``start`` traced in a loop."""
     return jax.lax.dynamic_slice_in_dim(x, start, width, axis=0)

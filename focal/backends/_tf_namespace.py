@@ -197,6 +197,7 @@ def all(x: Array, /, *, axis: Any = None, keepdims: builtins.bool = False) -> Ar
 
 
 exp = tf.exp
+stop_gradient = tf.stop_gradient  # focal._numerics.held: a quantity held constant (detach_modulator)
 expm1 = tf.math.expm1
 log = tf.math.log
 log1p = tf.math.log1p

@@ -31,6 +31,11 @@ def __getattr__(name: str) -> Any:
     return getattr(_plain, name)
 
 
+def stop_gradient(x: torch.Tensor) -> torch.Tensor:
+    """focal._numerics.held: a quantity held constant (``detach_modulator``); the plain namespace records nothing."""
+    return x.detach()
+
+
 def abs(x: torch.Tensor, /) -> torch.Tensor:  # noqa: A001 - the standard's name
     return torch.where(x >= 0, x, -x)
 
