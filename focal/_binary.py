@@ -67,19 +67,11 @@ def _parts(xp: Any, x: Array) -> tuple[Array, Array, Array, Array]:
 Parts = tuple[Array, Array, Array, Array]
 
 
-def _held_parts(xp: Any, x: Array, parts: Parts) -> Parts:
-    """:func:`_parts` of the logits held constant (``detach_modulator``: what a modulating factor is computed from):
-    computed again from ``stop_gradient(x)`` where autodiff records the kernel, else ``parts`` themselves (the same
-    values)."""
-    return _parts(xp, held(xp, x)) if stops_gradients(xp) else parts
-
-
-def _held_one_minus_pt(xp: Any, x: Array, y: Array, one_minus_pt: Array) -> Array:
-    """``1 − p_t`` of the logits held constant (as :func:`_held_parts`): its dependence on ``y`` stays."""
-    if not stops_gradients(xp):
-        return one_minus_pt
-    _, p, q = sigmoid_parts(xp, held(xp, x))
-    return (1.0 - y) * p + y * q
+def _held_parts(xp: Any, parts: Parts) -> Parts:
+    """:func:`_parts` held constant (``detach_modulator``: what a modulating factor is computed from), each a
+    function of the logits alone: ``stop_gradient`` of each where autodiff records the kernel (nothing computed
+    again), else ``parts`` themselves."""
+    return tuple(held(xp, a) for a in parts) if stops_gradients(xp) else parts
 
 
 def _bce_value(y: Array, log_p: Array, log_q: Array) -> Array:
@@ -98,7 +90,7 @@ def _log_one_minus_pt(xp: Any, y: Array, log_p: Array, log_q: Array, p: Array, q
     return xp.where(y == 1.0, log_q, xp.where(y == 0.0, log_p, soft))
 
 
-def _bce_parts(xp: Any, x: Array, y: Array, w: Any, *, grad: bool = True, slope: bool = True
+def _bce_parts(xp: Any, x: Array, y: Array, w: Any, *, grad: bool = True, slope: bool = True, hold: bool = False
                ) -> tuple[Array, Any, Array, Any, Any]:
     """``BCE(x, y)`` (``w`` scaling its positive term), its derivative ``p − y``, ``1 − p_t = y(1 − p) + (1 − y)p``,
     ``d(1 − p_t)/dx = (1 − 2y) p (1 − p)`` and, with ``w``, the positive term ``−y log p``.
@@ -109,7 +101,8 @@ def _bce_parts(xp: Any, x: Array, y: Array, w: Any, *, grad: bool = True, slope:
     input their operands depend on, so that under ``torch.func.vmap`` the updated array is batched whenever an
     operand is (the caller may update ``dbce`` in place by that rule too). JAX and TensorFlow arrays have no
     in-place operators: there ``a += b`` is ``a = a + b``. Without ``grad`` (the loss alone) ``dbce`` and the
-    slope are None; without ``slope`` (a modulator held constant) the slope is.
+    slope are None; without ``slope`` (a modulator held constant) the slope is. With ``hold``, ``1 − p_t`` is made
+    of ``p`` and ``1 − p`` held constant (``focal._numerics.held``; its dependence on ``y`` stays).
     """
     softplus, p, q = sigmoid_parts(xp, x)
     not_y = 1.0 - y
@@ -123,9 +116,11 @@ def _bce_parts(xp: Any, x: Array, y: Array, w: Any, *, grad: bool = True, slope:
         d_one_minus_pt = (not_y - y) * p
         d_one_minus_pt *= q
     negative_p = not_y * p
-    del p
     positive_q = y * q
-    del q, not_y
+    held_one_minus_pt = None
+    if hold and stops_gradients(xp):
+        held_one_minus_pt = not_y * held(xp, p) + y * held(xp, q)
+    del p, q, not_y
     dbce: Any = None
     if grad:
         dbce = negative_p - positive_q  # p − y, without cancellation as p → 0 or 1
@@ -133,6 +128,8 @@ def _bce_parts(xp: Any, x: Array, y: Array, w: Any, *, grad: bool = True, slope:
         bce = bce + (w - 1.0) * positive
         if grad:
             dbce = dbce - (w - 1.0) * positive_q
+    if held_one_minus_pt is not None:
+        return bce, dbce, held_one_minus_pt, d_one_minus_pt, positive
     one_minus_pt = negative_p  # no longer needed by itself; a sum of two terms >= 0: no cancellation
     one_minus_pt += positive_q
     return bce, dbce, one_minus_pt, d_one_minus_pt, positive
@@ -165,9 +162,8 @@ def focal_pt_kernel(xp: Any, x: Array, y: Array, spec: FocalSpec, *, grad: bool 
     """
     w = spec.pos_weight
     detach = spec.detach
-    bce, dbce, one_minus_pt, slope, positive = _bce_parts(xp, x, y, w, grad=grad, slope=not detach)
-    if detach and grad:
-        one_minus_pt = _held_one_minus_pt(xp, x, y, one_minus_pt)
+    bce, dbce, one_minus_pt, slope, positive = _bce_parts(xp, x, y, w, grad=grad, slope=not detach,
+                                                          hold=detach and grad)
     gamma, epsilon = spec.gamma, spec.epsilon
     poly = not is_zero(epsilon)
     power = small_integer(gamma)
@@ -245,7 +241,7 @@ def _focal_pt_dy(xp: Any, x: Array, y: Array, spec: FocalSpec) -> Array:
     ``∂(1 − p_t)/∂y = (1 − p) − p``: ``α_t (∂M/∂y B + M ∂B/∂y) + (2α − 1) M B + ε (γ + 1) M ∂(1 − p_t)/∂y``
     (FLSD-53's choice of γ has no gradient, as w.r.t. the logits)."""
     parts = _parts(xp, x)
-    log_p, log_q, p, q = _held_parts(xp, x, parts) if spec.detach else parts  # the modulator's
+    log_p, log_q, p, q = _held_parts(xp, parts) if spec.detach else parts  # the modulator's
     w: Any = 1.0 if spec.pos_weight is None else spec.pos_weight
     bce = -(w * y * parts[0] + (1.0 - y) * parts[1])
     dbce = parts[1] - w * parts[0]
@@ -315,7 +311,7 @@ def focal_split_kernel(xp: Any, x: Array, y: Array, spec: FocalSpec, *, grad: bo
         log_p, log_q, p, q = _parts(xp, x)
     else:  # p and 1 − p are the gradient's
         (log_p, log_q), p, q = log_sigmoid_pair(xp, x), None, None
-    factor = _held_parts(xp, x, (log_p, log_q, p, q)) if spec.detach and grad else None
+    factor = _held_parts(xp, (log_p, log_q, p, q)) if spec.detach and grad else None
     gamma = spec.gamma
     if gamma is flsd53:  # only FLSD-53 reads log(1 − p_t), to choose γ
         gamma = resolve_binary_gamma(xp, gamma, _log_one_minus_pt(xp, y, log_p, log_q, p, q))
@@ -434,7 +430,7 @@ def asymmetric_kernel(xp: Any, x: Array, y: Array, spec: AsymmetricSpec, *, grad
     """
     log_p, log_q, p, q = _parts(xp, x)
     gamma_neg = spec.gamma_neg
-    factor = _held_parts(xp, x, (log_p, log_q, p, q)) if spec.detach and grad else None
+    factor = _held_parts(xp, (log_p, log_q, p, q)) if spec.detach and grad else None
     pos, dpos = _positive_term(xp, y, spec.gamma_pos, log_p, log_q, p, q, grad=grad, factor=factor)
     m = spec.clip
     if is_zero(m):
@@ -536,7 +532,7 @@ def varifocal_kernel(xp: Any, x: Array, y: Array, spec: VarifocalSpec, *, grad: 
         return xp.where(negative, spec.alpha * neg, y * _bce_value(y, log_p, log_q)), None, {}
     log_p, log_q, p, q = _parts(xp, x)
     bce, dbce = _bce(y, log_p, log_q, p, q)
-    factor = _held_parts(xp, x, (log_p, log_q, p, q)) if spec.detach else None
+    factor = _held_parts(xp, (log_p, log_q, p, q)) if spec.detach else None
     neg, dneg = _negative_term(xp, 0.0, spec.gamma, log_p, log_q, p, q, factor=factor)
     f_log_p = log_p if factor is None else factor[0]
     partials = {"alpha": lambda: xp.where(negative, neg, 0.0),
