@@ -9,6 +9,7 @@ loaded the first time one of its arrays is passed in, and the framework faces (`
 import importlib as _importlib
 from typing import Any as _Any
 
+from ._asymmetric_softmax import softmax_asymmetric_loss
 from ._detection import distribution_focal_loss, quality_focal_loss, varifocal_loss
 from ._gamma import flsd53
 from ._grad import value_and_grad
@@ -40,6 +41,7 @@ __all__ = [
     "set_value_checks",
     "sigmoid_focal_loss",
     "soft_truncated_loss",
+    "softmax_asymmetric_loss",
     "softmax_focal_loss",
     "value_and_grad",
     "varifocal_loss",

@@ -520,7 +520,8 @@ class ClassKernel:
             if slot is not None:
                 row = None if rows is None else at.partials[slot.name]()
                 taken.append(self._write(xp, out.partials[slot.name](), rows, row, overwrite=False))
-        absent = _absent(out.b) and _absent(out.e)
+        # (the target class's too: a loss whose other classes have no B, E may have them at the target)
+        absent = _absent(out.b) and _absent(out.e) and (rows is None or _absent(at.b) and _absent(at.e))
         f, a, b, e, d = out.f, out.a, (out.b if others is not None else None), out.e, out.d
         del out
         if rows is not None:

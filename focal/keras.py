@@ -163,6 +163,7 @@ FocalLossStar = _loss_class("FocalLossStar", _focal.focal_loss_star, True)
 Poly1FocalLoss = _loss_class("Poly1FocalLoss", _focal.poly1_focal_loss)
 Poly1CrossEntropy = _loss_class("Poly1CrossEntropy", _focal.poly1_cross_entropy)
 AsymmetricLoss = _loss_class("AsymmetricLoss", _focal.asymmetric_loss, True)
+SoftmaxAsymmetricLoss = _loss_class("SoftmaxAsymmetricLoss", _focal.softmax_asymmetric_loss)
 QualityFocalLoss = _loss_class("QualityFocalLoss", _focal.quality_focal_loss, True)
 VarifocalLoss = _loss_class("VarifocalLoss", _focal.varifocal_loss, True)
 DistributionFocalLoss = _loss_class("DistributionFocalLoss", _focal.distribution_focal_loss, integer_labels=False)
@@ -239,5 +240,5 @@ __all__ = [
     "LinearSigmoidFocalLoss", "LinearSoftmaxFocalLoss",
     "AsymmetricLoss", "DistributionFocalLoss", "FocalLoss", "FocalLossStar", "FocalLossWithNegatives",
     "FocalTverskyLoss", "HardTruncatedLoss", "Poly1CrossEntropy", "Poly1FocalLoss", "QualityFocalLoss",
-    "SigmoidFocalLoss", "SoftTruncatedLoss", "SoftmaxFocalLoss", "VarifocalLoss",
+    "SigmoidFocalLoss", "SoftTruncatedLoss", "SoftmaxAsymmetricLoss", "SoftmaxFocalLoss", "VarifocalLoss",
 ]

@@ -144,6 +144,7 @@ FocalLossStar = _criterion("FocalLossStar", _focal.focal_loss_star)
 Poly1FocalLoss = _criterion("Poly1FocalLoss", _focal.poly1_focal_loss)
 Poly1CrossEntropy = _criterion("Poly1CrossEntropy", _focal.poly1_cross_entropy)
 AsymmetricLoss = _criterion("AsymmetricLoss", _focal.asymmetric_loss)
+SoftmaxAsymmetricLoss = _criterion("SoftmaxAsymmetricLoss", _focal.softmax_asymmetric_loss)
 QualityFocalLoss = _criterion("QualityFocalLoss", _focal.quality_focal_loss)
 VarifocalLoss = _criterion("VarifocalLoss", _focal.varifocal_loss)
 DistributionFocalLoss = _criterion("DistributionFocalLoss", _focal.distribution_focal_loss)
@@ -193,5 +194,6 @@ __all__ = [
     "LinearSigmoidFocalLoss", "LinearSoftmaxFocalLoss",
     "AsymmetricLoss", "DistributionFocalLoss", "FocalCriterion", "FocalLossStar", "FocalLossWithNegatives",
     "FocalTverskyLoss", "HardTruncatedLoss", "Poly1CrossEntropy", "Poly1FocalLoss", "QualityFocalLoss",
-    "SigmoidFocalLoss", "SoftTruncatedLoss", "SoftmaxFocalLoss", "VarifocalLoss", "num_positives",
+    "SigmoidFocalLoss", "SoftTruncatedLoss",
+    "SoftmaxAsymmetricLoss", "SoftmaxFocalLoss", "VarifocalLoss", "num_positives",
 ]

@@ -50,11 +50,14 @@ FAMILIES: dict[str, list[tuple[Callable[..., Any], dict[str, Any]]]] = {
     "softmax": [(focal.softmax_focal_loss, {}), (focal.poly1_cross_entropy, {}), (focal.focal_loss_with_negatives, {}),
                 (focal.focal_tversky_loss, {}), (focal.hard_truncated_loss, {"activation": "softmax"}),
                 (focal.soft_truncated_loss, {"activation": "softmax"}),
-                (focal.poly1_focal_loss, {"activation": "softmax"})],
+                (focal.poly1_focal_loss, {"activation": "softmax"}), (focal.softmax_asymmetric_loss, {})],
     "dfl": [(focal.distribution_focal_loss, {})],
 }
+# the losses that take integer class indices alone (no dense targets)
+LABELS_ONLY = ("softmax_asymmetric_loss",)
 # the losses of one value per row (not focal_tversky_loss, one per class)
 ROW_LOSSES = ("softmax_focal_loss", "poly1_cross_entropy", "focal_loss_with_negatives", "hard_truncated_loss",
+              "softmax_asymmetric_loss",
               "soft_truncated_loss", "poly1_focal_loss", "distribution_focal_loss")
 CLEAN_TARGETS = {"sigmoid": BINARY, "softmax": LABELS, "dfl": DISTANCES}
 # where the per-element output of a family has the bad element of the data above
@@ -78,6 +81,7 @@ class Case:
     libraries: tuple[str, ...] = field(default=())  # only these (an empty tuple: all)
     vectors: bool | None = None  # only the entry points whose parameter takes (True) or refuses (False) a vector
     only: tuple[str, ...] = ()  # only the entry points of these names (an empty tuple: every one that fits)
+    dense: bool = False  # the bad argument is a dense target: not for the losses of integer labels alone
 
     def entries(self) -> list[tuple[Callable[..., Any], dict[str, Any]]]:
         """The entry points that take every argument the case sets."""
@@ -88,6 +92,8 @@ class Case:
                 if not all(k in ("logits", "targets") or k in params for k in self.args):
                     continue
                 if self.only and fn.__name__ not in self.only:
+                    continue
+                if self.dense and fn.__name__ in LABELS_ONLY:
                     continue
                 takes_vectors = all("Sequence" in str(params[k].annotation) for k in self.args if k in params)
                 if self.vectors is None or self.vectors == takes_vectors:
@@ -177,13 +183,17 @@ def _cases() -> list[Case]:
              {"targets": np.array([0, -1, 2, 1]), "ignore_index": -100}, ValueError,
              ("targets", "outside [0, 5)", "ignore_index"), traced="nan", example="label -1 with ignore_index=-100"),
         Case("float targets of the labels' shape", ("softmax",), {"targets": LABELS.astype(np.float64)}, ValueError,
-             ("targets", "(4,)", "(4, 5)", "integer class indices"), example="float labels of shape (4,)"),
+             ("targets", "(4,)", "(4, 5)", "integer class indices"), example="float labels of shape (4,)", dense=True),
+        Case("float targets to a loss of integer labels", ("softmax",), {"targets": LABELS.astype(np.float64)},
+             TypeError, ("targets", "integer class indices", "(4,)", "float"), example="float labels of shape (4,)",
+             only=LABELS_ONLY),
         Case("bool targets of the labels' shape", ("softmax",), {"targets": LABELS > 1}, ValueError,
-             ("targets", "(4,)", "(4, 5)", "integer class indices"), example="bool labels of shape (4,)"),
+             ("targets", "(4,)", "(4, 5)", "integer class indices"), example="bool labels of shape (4,)", dense=True),
         Case("integer targets of the logits' shape other than 0/1", ("softmax",), {"targets": ONEHOT_OUTSIDE},
-             ValueError, ("targets", "0 or 1", "one-hot", "2"), traced="nan", example="an int64 one-hot entry of 2"),
+             ValueError, ("targets", "0 or 1", "one-hot", "2"), traced="nan", example="an int64 one-hot entry of 2",
+             dense=True),
         Case("class probabilities outside [0, 1]", ("softmax",), {"targets": ROWS_OUTSIDE}, ValueError,
-             ("targets", "[0, 1]", "from -0.5 to 1.5"), traced="nan", example="a row (1.5, -0.5, 0, 0, 0)"),
+             ("targets", "[0, 1]", "from -0.5 to 1.5"), traced="nan", example="a row (1.5, -0.5, 0, 0, 0)", dense=True),
         Case("softmax probabilities outside [0, 1]", ("softmax",),
              {"logits": SOFTMAX_PROBS_OUTSIDE, "from_logits": False}, ValueError,
              ("logits", "[0, 1]", "-0.1"), traced="nan", example="from_logits=False with an input of -0.1"),

@@ -93,6 +93,19 @@ def asymmetric(x: np.ndarray, y: np.ndarray, *, gamma_pos: float = 0.0, gamma_ne
     return -y * (1 - f) ** gamma_pos * np.log(p) - (1 - y) * neg
 
 
+def softmax_asymmetric(z: np.ndarray, t: np.ndarray, *, gamma_pos: float = 0.0, gamma_neg: float = 4.0,
+                       label_smoothing: float = 0.1, axis: int = -1) -> np.ndarray:
+    """timm's AsymmetricLossSingleLabel as its source reads: per row ``−Σ_c ỹ_c w_c log p_c``, ``w`` the one-hot's
+    ``(1 − p)^γ⁺`` and the others' ``p^γ⁻``, ``ỹ`` the smoothed one-hot."""
+    z = np.moveaxis(z, axis, -1)
+    e = np.exp(z)
+    p = e / e.sum(axis=-1, keepdims=True)
+    onehot = np.eye(p.shape[-1])[t]
+    y = onehot * (1 - label_smoothing) + label_smoothing / p.shape[-1]
+    w = np.where(onehot == 1, (1 - p) ** gamma_pos, p ** gamma_neg)
+    return -np.sum(y * w * np.log(p), axis=-1)
+
+
 def quality_focal(x: np.ndarray, y: np.ndarray, *, beta: float = 2.0) -> np.ndarray:
     p = _sigmoid(x)
     return ((y - p) ** 2) ** (beta / 2) * -(y * np.log(p) + (1 - y) * np.log(1 - p))

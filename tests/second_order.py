@@ -42,6 +42,7 @@ def losses() -> list[tuple[str, object, dict, str]]:
             (f"asl-g{g}", focal.asymmetric_loss, {"gamma_pos": g, "gamma_neg": g}, "binary"),
             (f"qfl-b{g}", focal.quality_focal_loss, {"beta": g}, "binary"),
             (f"vfl-g{g}", focal.varifocal_loss, {"gamma": g}, "binary"),
+            (f"asl-softmax-g{g}", focal.softmax_asymmetric_loss, {"gamma_pos": g, "gamma_neg": g}, "labels"),
             (f"softmax-g{g}", focal.softmax_focal_loss, {"gamma": g}, "classes"),
             (f"poly1-softmax-g{g}", focal.poly1_focal_loss, {"gamma": g, "activation": "softmax", "alpha": None},
              "classes"),

@@ -287,7 +287,7 @@ def test_value_and_grad_and_class_balanced_alpha_on_the_device(device):
 def test_keras_on_the_torch_backend_on_the_device():
     import_or_skip("keras")
     out = run_script("keras_devices.py", KERAS_BACKEND="torch")
-    assert out["backend"] == "torch" and out["checked"] == 30, out  # 15 losses and layers x 2 devices
+    assert out["backend"] == "torch" and out["checked"] == 32, out  # 16 losses and layers x 2 devices
     assert out["failures"] == [], out["failures"]
 
 

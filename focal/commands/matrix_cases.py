@@ -86,6 +86,7 @@ CASES: tuple[Case, ...] = (
     _case("softmax detach_modulator", "softmax_focal_loss", "labels", "ce", axis=True, detach_modulator=True),
     _case("softmax from_logits=False", "softmax_focal_loss", "labels-probs", "nll", axis=True, from_logits=False),
     _case("poly1_cross_entropy", "poly1_cross_entropy", "labels", "ce", "poly1-ce", axis=True),
+    _case("softmax_asymmetric_loss", "softmax_asymmetric_loss", "labels", "ce-smooth", "asl-softmax", axis=True),
     _case("focal_loss_with_negatives", "focal_loss_with_negatives", "labels", "ce", axis=True),
     _case("hard_truncated_loss softmax", "hard_truncated_loss", "labels", "ce", axis=True, activation="softmax"),
     _case("soft_truncated_loss softmax", "soft_truncated_loss", "labels", "ce", axis=True, activation="softmax"),

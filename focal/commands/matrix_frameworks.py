@@ -136,6 +136,12 @@ class Torch(Framework):
         if name == "asl" and timm:
             asl = timm.AsymmetricLossMultiLabel(gamma_neg=4, gamma_pos=0, clip=0.05)
             return "timm AsymmetricLossMultiLabel", lambda x, d: asl(x, d["dense"])
+        if name == "asl-softmax" and timm:
+            single = timm.AsymmetricLossSingleLabel(gamma_pos=0, gamma_neg=4, eps=mc.SMOOTHING, reduction="none")
+
+            def rows(x: Any, d: dict[str, Any]) -> Any:  # timm's classes on the last axis of 2-d logits
+                return single(x.movedim(axis, -1).reshape(-1, x.shape[axis]), d["labels"].reshape(-1)).sum()
+            return "timm AsymmetricLossSingleLabel", rows
         return _naive(self, name, axis)
 
     def prepare(self, fn: Fn) -> Fn:

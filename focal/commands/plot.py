@@ -43,6 +43,7 @@ VARIANTS: dict[str, Curve] = {
     "poly1_focal_loss": Curve(focal.poly1_focal_loss, "gamma", params={"alpha": None}),
     "poly1_cross_entropy": Curve(focal.poly1_cross_entropy, "epsilon", "softmax"),
     "asymmetric_loss": Curve(focal.asymmetric_loss, "gamma_pos", params={"clip": 0.0}),
+    "softmax_asymmetric_loss": Curve(focal.softmax_asymmetric_loss, "gamma_pos", "softmax", {"label_smoothing": 0.0}),
     "quality_focal_loss": Curve(focal.quality_focal_loss, "beta"),
     "varifocal_loss": Curve(focal.varifocal_loss, "gamma", "negative", {"alpha": 1.0}),
     "distribution_focal_loss": Curve(focal.distribution_focal_loss, None, "bins"),
