@@ -145,6 +145,22 @@ def test_hugging_face_trainer_example():
     assert last < first, done.stdout
 
 
+def test_rtdetr_example():
+    """A tiny RT-DETR from a config with focal's VFL patched into transformers' criterion: the same loss and
+    parameter gradients as transformers' own (which the default, differentiating the weight, does not give), and
+    training lowers the loss."""
+    require_installed("torch", "transformers")
+    done = run_command(["examples/rtdetr_train.py", "--quick"], HF_HUB_OFFLINE="1")
+    found = re.search(r"transformers' VFL ([\d.]+), focal's ([\d.]+); gradient difference ([\d.e+-]+) of the largest; "
+                      r"without detach_modulator ([\d.e+-]+)", done.stdout)
+    assert found, done.stdout
+    theirs, ours, gap, differentiated = map(float, found.groups())
+    assert abs(ours - theirs) <= 1e-5 * theirs and gap < 1e-5, done.stdout
+    assert differentiated > 1e-3, done.stdout
+    first, last = map(float, re.search(r"first step ([\d.]+), last step ([\d.]+)", done.stdout).groups())
+    assert last < first, done.stdout
+
+
 def test_xgboost_example():
     require_installed("xgboost", "lightgbm", "sklearn")
     found = _example("xgboost_train.py")
