@@ -148,30 +148,44 @@ def test_tensorflow_nested_tapes(monkeypatch, case_id):
         assert_close(h, _frozen_hessian(case_id), 1e-6, "fused XLA path" if fused else "eager")
 
 
-def test_a_gamma_tensor_keeps_its_derivatives_through_the_factor():
-    """γ a tensor that requires grad: ∂L/∂γ and the mixed ∂²L/∂γ∂x go through the factor (it depends on γ); only the
-    logits' dependence is held. Against the reference: the complex step in x (the factor from the real part) of the
-    loss, central differences in γ."""
+MIXED = [
+    ("sigmoid gamma", focal.sigmoid_focal_loss, reference.sigmoid_focal, {"gamma": 1.5}, "gamma", SOFT),
+    ("asl clip", focal.asymmetric_loss, reference.asymmetric, {"gamma_pos": 1.0, "clip": 0.05}, "clip", HARD),
+    ("asl gamma_neg", focal.asymmetric_loss, reference.asymmetric, {"gamma_neg": 2.5}, "gamma_neg", SOFT),
+    ("vfl gamma", focal.varifocal_loss, reference.varifocal, {"gamma": 1.5}, "gamma", QUALITY),
+    ("softmax gamma", focal.softmax_focal_loss, reference.softmax_focal, {"gamma": 1.5}, "gamma", LABELS),
+]
+
+
+@pytest.mark.parametrize("fn,ref,params,name,t", [m[1:] for m in MIXED], ids=[m[0] for m in MIXED])
+def test_a_hyperparameter_tensor_keeps_its_derivatives_through_the_factor(fn, ref, params, name, t):
+    """A hyperparameter tensor that requires grad (γ, ASL's clip or γ⁻): ∂L/∂θ and the mixed ∂²L/∂θ∂x go through
+    the factor (it depends on θ); only the logits' dependence is held. Against the reference: the complex step in
+    x (the factor from the real part), central differences in θ."""
     torch = import_or_skip("torch")
-    t = SOFT
+    value = params[name]
 
-    def reference_grad(gamma):
-        return reference.gradient(_reference_mean(reference.sigmoid_focal, {"gamma": gamma}, t, True), X)
+    def reference_grad(v):
+        return reference.gradient(_reference_mean(ref, {**params, name: v}, t, True), X)
 
-    def reference_loss(gamma):
-        return float(np.mean(reference.sigmoid_focal(X, t, gamma=gamma)))
+    def reference_loss(v):
+        return float(np.mean(ref(X, t, **{**params, name: v})))
 
-    h = 1e-5
-    mixed = (reference_grad(1.5 + h) - reference_grad(1.5 - h)) / (2 * h)
-    d_gamma = (reference_loss(1.5 + h) - reference_loss(1.5 - h)) / (2 * h)
-    gamma = torch.tensor(1.5, dtype=torch.float64, requires_grad=True)
+    h = 1e-6
+    mixed = (reference_grad(value + h) - reference_grad(value - h)) / (2 * h)
+    d_theta = (reference_loss(value + h) - reference_loss(value - h)) / (2 * h)
+    theta = torch.tensor(value, dtype=torch.float64, requires_grad=True)
     x = torch.as_tensor(X).requires_grad_(True)
-    loss = focal.sigmoid_focal_loss(x, torch.as_tensor(t), gamma=gamma, **DETACH)
-    gx, gg = torch.autograd.grad(loss, (x, gamma), create_graph=True)
-    assert_close(gx.detach().numpy(), reference_grad(1.5), 1e-10, "d/dx")
-    assert_close(gg.detach().numpy(), d_gamma, 1e-7, "d/dgamma")
-    (mixed_torch,) = torch.autograd.grad(gx.sum(), gamma)
-    assert_close(mixed_torch.numpy(), mixed.sum(), 1e-6, "d2/dgamma dx")
+    loss = fn(x, torch.as_tensor(t), **{**params, name: theta}, **DETACH)
+    gx, g_theta = torch.autograd.grad(loss, (x, theta), create_graph=True)
+    assert_close(gx.detach().numpy(), reference_grad(value), 1e-10, "d/dx")
+    assert_close(g_theta.detach().numpy(), d_theta, 1e-6, "d/d" + name)
+    weights = torch.as_tensor(np.random.default_rng(5).normal(size=X.shape))
+    (mixed_torch,) = torch.autograd.grad((gx * weights).sum(), theta, retain_graph=True)
+    assert_close(mixed_torch.numpy(), np.sum(mixed * weights.numpy()), 1e-5, "d2/d" + name + " dx")
+    # the other order: the derivative of ∂L/∂θ (the kernel's partial) w.r.t. the logits
+    (other_order,) = torch.autograd.grad(g_theta, x)
+    assert_close(other_order.numpy(), mixed, 1e-5, "d2/dx d" + name)
 
 
 def test_equal_to_a_naive_pytorch_formula_with_detach():
