@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,31 +26,51 @@ class AsymmetricTerms:
 
 
 def asymmetric_softmax_terms(xp: Any, t: Terms, params: AsymmetricTerms, *, grad: bool = True) -> TermsOut:
-    """The target class's ``−(1 − ε + ε/C)(1 − p)^γ⁺ log p`` (the focal terms' with that weight: ``t.target`` is 1)
-    and every other class's ``−(ε/C) p^γ⁻ log p`` (``t.target`` 0: ``A = −(ε/C) p^γ⁻ (1 + γ⁻ log p)``, and no ``B``,
-    ``E``: the term has no ``log(1 − p)``). ``log p`` is finite for every finite logit (``z − LSE(z)``), so
-    ``p^γ⁻`` is ``exp(γ⁻ log p)`` without a floor. The partials: ``∂/∂γ⁺``, ``∂/∂γ⁻`` and ``∂/∂ε`` (each term over
-    its own weight times that weight's derivative, ``1/C − 1`` or ``1/C``). Without ``grad``, f alone."""
+    """The target class's ``−(1 − ε + ε/C)(1 − p)^γ⁺ log p`` (the focal terms' with that weight) and every other
+    class's ``−(ε/C) p^γ⁻ log p`` (``A = −(ε/C) p^γ⁻ (1 + γ⁻ log p)``, and no ``B``, ``E``: the term has no
+    ``log(1 − p)``). ``t.target`` is 1 or 0 (integer labels: the target's row, the other classes) or a 0/1 one-hot
+    array (labels made dense by ``ignore_index``), which weighs both terms. ``log p`` is finite for every finite logit
+    (``z − LSE(z)``), so ``p^γ⁻`` is ``exp(γ⁻ log p)`` without a floor. The partials: ``∂/∂γ⁺``, ``∂/∂γ⁻`` and
+    ``∂/∂ε`` (each term over its own weight times that weight's derivative, ``1/C − 1`` or ``1/C``). Without
+    ``grad``, f alone."""
     eps, classes = params.smoothing, float(params.classes)
-    if t.target == 1.0:
-        weight = 1.0 - eps + eps / classes
+    q = t.target
+    parts: list[TermsOut] = []
+    if not _is(q, 0.0):
+        weight = (1.0 - eps + eps / classes) * q
         out = focal_terms(xp, t._replace(weight=weight, gamma=params.gamma_pos), FocalTerms(), grad=grad)
-        if not grad:
-            return out
-        zeros = xp.zeros_like(t.u)
-        partials = {"gamma_pos": out.partials["gamma"], "gamma_neg": lambda: zeros,
-                    "label_smoothing": lambda: (1.0 / classes - 1.0) * out.partials["alpha"]()}
-        return out._replace(partials=partials)
-    share = eps / classes
-    pg = power(xp, t.p, lambda: t.u, params.gamma_neg)
-    f = -(share * pg) * t.u
+        if grad:
+            alpha_partial = out.partials["alpha"]  # −q M log p: the weight's derivative in ε over its 1/C − 1
+            out = out._replace(partials={"gamma_pos": out.partials["gamma"], "gamma_neg": lambda: xp.zeros_like(t.u),
+                                         "label_smoothing": lambda: (1.0 / classes - 1.0) * alpha_partial()})
+        parts.append(out)
+    if not _is(q, 1.0):
+        share = eps / classes * (1.0 - q)
+        pg = power(xp, t.p, lambda: t.u, params.gamma_neg)
+        f = -(share * pg) * t.u
+        if grad:
+            pg_u = pg * t.u  # (a product before γ⁻ multiplies: γ⁻ log p may overflow where p^γ⁻ is 0)
+            a = -share * (pg + params.gamma_neg * pg_u)
+            parts.append(TermsOut(f, a, 0.0, 0.0, partials={
+                "gamma_pos": lambda: xp.zeros_like(t.u), "gamma_neg": lambda: f * t.u,
+                "label_smoothing": lambda: -(1.0 - q) * pg_u / classes}))
+        else:
+            parts.append(TermsOut(f, 0.0, 0.0, 0.0))
+    if len(parts) == 1:
+        return parts[0]
+    pos, neg = parts
     if not grad:
-        return TermsOut(f, 0.0, 0.0, 0.0)
-    pg_u = pg * t.u  # (a product before γ⁻ multiplies: γ⁻ log p may overflow where p^γ⁻ is 0)
-    a = -share * (pg + params.gamma_neg * pg_u)
-    partials = {"gamma_pos": lambda: xp.zeros_like(t.u), "gamma_neg": lambda: f * t.u,
-                "label_smoothing": lambda: -(pg * t.u) / classes}
-    return TermsOut(f, a, 0.0, 0.0, partials=partials)
+        return TermsOut(pos.f + neg.f, 0.0, 0.0, 0.0)
+
+    def summed(name: str) -> Callable[[], Array]:
+        return lambda: pos.partials[name]() + neg.partials[name]()
+
+    return TermsOut(pos.f + neg.f, pos.a + neg.a, pos.b, pos.e, partials={name: summed(name) for name in pos.partials})
+
+
+def _is(x: Any, number: float) -> bool:
+    """A target given as that number (integer labels' terms), not an array."""
+    return isinstance(x, float) and x == number
 
 
 asymmetric_softmax_terms.loss_only = True  # type: ignore[attr-defined]  # takes grad=False
@@ -58,7 +79,7 @@ asymmetric_softmax_terms.loss_only = True  # type: ignore[attr-defined]  # takes
 @document
 def softmax_asymmetric_loss(
     logits: Array, targets: Array, *, gamma_pos: float = 0.0, gamma_neg: float = 4.0, label_smoothing: float = 0.1,
-    axis: int = -1, reduction: str = "mean", weight: Array | float | None = None,
+    axis: int = -1, ignore_index: int | None = None, reduction: str = "mean", weight: Array | float | None = None,
     normalizer: Array | float | None = None, from_logits: bool = True,
 ) -> Array:
     r"""Asymmetric loss (ASL) for single-label classification: its softmax form, with label smoothing.
@@ -80,7 +101,8 @@ def softmax_asymmetric_loss(
         gamma_neg: γ⁻ ≥ 0, the other classes'. Default 4.
         label_smoothing: ε in [0, 1). Default 0.1 (the authors' ``eps``).
         axis: the class axis. Default -1.
-        reduction: ``"none"`` (per row), ``"mean"`` (default, over rows) or ``"sum"``.
+        ignore_index: a label value whose rows give 0 and are left out of the mean's count (e.g. 255). Default None.
+        reduction: ``"none"`` (per row), ``"mean"`` (default, over the rows not ignored) or ``"sum"``.
         weight: weights broadcastable to the per-row loss shape.
         normalizer: divide the sum by ``max(normalizer, eps)`` instead.
         from_logits: ``False`` takes probabilities (clipped to ``[eps, 1 − eps]`` and renormalised).
@@ -98,17 +120,22 @@ def softmax_asymmetric_loss(
         Ridnik et al. Asymmetric Loss For Multi-Label Classification. ICCV 2021 (the authors' ``ASLSingleLabel``).
     """
     return _plan_softmax_asl(logits, targets, gamma_pos=gamma_pos, gamma_neg=gamma_neg,
-                             label_smoothing=label_smoothing, axis=axis, reduction=reduction, weight=weight,
-                             normalizer=normalizer, from_logits=from_logits).loss()
+                             label_smoothing=label_smoothing, axis=axis, ignore_index=ignore_index,
+                             reduction=reduction, weight=weight, normalizer=normalizer, from_logits=from_logits).loss()
 
 
 @plans(softmax_asymmetric_loss)
 def _plan_softmax_asl(logits: Array, targets: Array, *, gamma_pos: Any, gamma_neg: Any, label_smoothing: Any,
-                      axis: Any, reduction: str, weight: Any, normalizer: Any, from_logits: bool) -> LossPlan:
-    # the smoothing is the terms' own (each class's weight): the labels stay labels (ClassKernel's labels mode)
-    sc = prepare_softmax(logits, targets, axis=axis, alpha=None, reduction=reduction, weight=weight,
-                         normalizer=normalizer, labels_only=True, every_class=True)
+                      axis: Any, ignore_index: Any, reduction: str, weight: Any, normalizer: Any, from_logits: bool
+                      ) -> LossPlan:
+    # the smoothing is the terms' own (each class's weight): the labels stay labels (ClassKernel's labels mode), or
+    # with ignore_index a one-hot whose ignored rows are 0
+    sc = prepare_softmax(logits, targets, axis=axis, alpha=None, ignore_index=ignore_index, reduction=reduction,
+                         weight=weight, normalizer=normalizer, labels_only=True, every_class=True)
     call = sc.call
+    if sc.valid is not None:  # an ignored row's smoothing terms are not 0 by themselves: its weight is
+        kept = call.xp.astype(sc.valid, call.dtype)
+        call.weight = kept if call.weight is None else call.weight * kept
     params = AsymmetricTerms(
         gamma_pos=call.hyper("gamma_pos", gamma_pos, low=0.0, high=math.inf, high_open=True, differentiable=True),
         gamma_neg=call.hyper("gamma_neg", gamma_neg, low=0.0, high=math.inf, high_open=True, differentiable=True),

@@ -94,16 +94,18 @@ def asymmetric(x: np.ndarray, y: np.ndarray, *, gamma_pos: float = 0.0, gamma_ne
 
 
 def softmax_asymmetric(z: np.ndarray, t: np.ndarray, *, gamma_pos: float = 0.0, gamma_neg: float = 4.0,
-                       label_smoothing: float = 0.1, axis: int = -1) -> np.ndarray:
+                       label_smoothing: float = 0.1, axis: int = -1, ignore_index: int | None = None) -> np.ndarray:
     """timm's AsymmetricLossSingleLabel as its source reads: per row ``−Σ_c ỹ_c w_c log p_c``, ``w`` the one-hot's
-    ``(1 − p)^γ⁺`` and the others' ``p^γ⁻``, ``ỹ`` the smoothed one-hot."""
+    ``(1 − p)^γ⁺`` and the others' ``p^γ⁻``, ``ỹ`` the smoothed one-hot; an ignored row 0."""
+    kept = np.ones(t.shape) if ignore_index is None else (t != ignore_index).astype(np.float64)
+    t = np.where(kept == 1, t, 0)
     z = np.moveaxis(z, axis, -1)
     e = np.exp(z)
     p = e / e.sum(axis=-1, keepdims=True)
     onehot = np.eye(p.shape[-1])[t]
     y = onehot * (1 - label_smoothing) + label_smoothing / p.shape[-1]
     w = np.where(onehot == 1, (1 - p) ** gamma_pos, p ** gamma_neg)
-    return -np.sum(y * w * np.log(p), axis=-1)
+    return -np.sum(y * w * np.log(p), axis=-1) * kept
 
 
 def quality_focal(x: np.ndarray, y: np.ndarray, *, beta: float = 2.0) -> np.ndarray:
