@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ._categorical import Terms, TermsOut, prepare_softmax
+from ._categorical import Terms, TermsOut, prepare_softmax, target_is
 from ._docs import document
 from ._numerics import power
 from ._plan import LossPlan, plans
@@ -36,7 +36,7 @@ def asymmetric_softmax_terms(xp: Any, t: Terms, params: AsymmetricTerms, *, grad
     eps, classes = params.smoothing, float(params.classes)
     q = t.target
     parts: list[TermsOut] = []
-    if not _is(q, 0.0):
+    if not target_is(q, 0.0):
         weight = (1.0 - eps + eps / classes) * q
         out = focal_terms(xp, t._replace(weight=weight, gamma=params.gamma_pos), FocalTerms(), grad=grad)
         if grad:
@@ -44,7 +44,7 @@ def asymmetric_softmax_terms(xp: Any, t: Terms, params: AsymmetricTerms, *, grad
             out = out._replace(partials={"gamma_pos": out.partials["gamma"], "gamma_neg": lambda: xp.zeros_like(t.u),
                                          "label_smoothing": lambda: (1.0 / classes - 1.0) * alpha_partial()})
         parts.append(out)
-    if not _is(q, 1.0):
+    if not target_is(q, 1.0):
         share = eps / classes * (1.0 - q)
         pg = power(xp, t.p, lambda: t.u, params.gamma_neg)
         f = -(share * pg) * t.u
@@ -67,10 +67,6 @@ def asymmetric_softmax_terms(xp: Any, t: Terms, params: AsymmetricTerms, *, grad
 
     return TermsOut(pos.f + neg.f, pos.a + neg.a, pos.b, pos.e, partials={name: summed(name) for name in pos.partials})
 
-
-def _is(x: Any, number: float) -> bool:
-    """A target given as that number (integer labels' terms), not an array."""
-    return isinstance(x, float) and x == number
 
 
 asymmetric_softmax_terms.loss_only = True  # type: ignore[attr-defined]  # takes grad=False

@@ -50,6 +50,12 @@ class Lazy:
         return self._value
 
 
+def target_is(x: Any, number: float) -> bool:
+    """A term's target given as that number (integer labels' terms: 0 for every class, 1 at the label), not an
+    array."""
+    return isinstance(x, float) and x == number
+
+
 def read(x: Any) -> Any:
     """A term as an array or number: a :class:`Lazy` one computed now."""
     return x() if isinstance(x, Lazy) else x

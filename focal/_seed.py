@@ -22,7 +22,7 @@ from ._binary import (
     row_sum_kernel,
     soft_truncated_kernel,
 )
-from ._categorical import Lazy, Terms, TermsOut, prepare_softmax
+from ._categorical import Lazy, Terms, TermsOut, prepare_softmax, target_is
 from ._docs import document
 from ._hyper import TARGETS
 from ._kernel import Elementwise, FromProbabilities
@@ -46,9 +46,6 @@ class NegativesParams:
     gamma: Any
 
 
-def _is(x: Any, number: float) -> bool:
-    return isinstance(x, float) and x == number
-
 
 def negatives_terms(xp: Any, t: Terms, params: NegativesParams, *, grad: bool = True) -> TermsOut:
     """Per class: ``−α q (1 − p)^γ log p − (1 − α)(1 − q) p^γ log(1 − p)`` with ``p = softmax(z)``;
@@ -61,7 +58,7 @@ def negatives_terms(xp: Any, t: Terms, params: NegativesParams, *, grad: bool = 
     f: Any = None
     a: Any = None
     b: Any = None
-    if not _is(q, 0.0):  # the positive term: α q (1 − p)^γ
+    if not target_is(q, 0.0):  # the positive term: α q (1 − p)^γ
         m = power(xp, t.one_minus_p, t.log1m_p, g)
         wp_m = _weighted(q if params.alpha is None else a_pos * q, m)
         # a class of no positive weight adds exactly 0, even where log p = -inf (there M = 1: wp_m is 0 only with wp)
@@ -70,7 +67,7 @@ def negatives_terms(xp: Any, t: Terms, params: NegativesParams, *, grad: bool = 
         else:
             positive_u = xp.where(wp_m != 0.0, t.u, 0.0)
         f = -(wp_m * positive_u)
-    if not _is(q, 1.0):  # the negative term: (1 − α)(1 − q) p^γ
+    if not target_is(q, 1.0):  # the negative term: (1 − α)(1 − q) p^γ
         not_q = 1.0 - q
         pg = power(xp, t.p, u_safe, g)
         wn_pg = _weighted(not_q if params.alpha is None else a_neg * not_q, pg)
@@ -78,9 +75,9 @@ def negatives_terms(xp: Any, t: Terms, params: NegativesParams, *, grad: bool = 
         f = -neg_v if f is None else f - neg_v
     if not grad:
         return TermsOut(f, 0.0, 0.0, 0.0)
-    if not _is(q, 0.0):
+    if not target_is(q, 0.0):
         a, b = -wp_m, -((g * wp_m) * u_safe())
-    if not _is(q, 1.0):
+    if not target_is(q, 1.0):
         a = (-g) * neg_v if a is None else a - g * neg_v
         b = -wn_pg if b is None else b - wn_pg
     # E = B p/(1 − p), with p/(1 − p) <= 1 for every class but a dominant one (p > 1/2), whose E the kernel never
@@ -90,12 +87,15 @@ def negatives_terms(xp: Any, t: Terms, params: NegativesParams, *, grad: bool = 
     e = b * odds
 
     def alpha_partial() -> Array:
-        pos = 0.0 if _is(q, 0.0) else -_weighted(q, m) * (t.u if isinstance(q, float) else xp.where(q != 0.0, t.u, 0.0))
-        return pos if _is(q, 1.0) else pos + _weighted(not_q, pg) * t.v
+        if target_is(q, 0.0):
+            pos: Any = 0.0
+        else:
+            pos = -_weighted(q, m) * (t.u if isinstance(q, float) else xp.where(q != 0.0, t.u, 0.0))
+        return pos if target_is(q, 1.0) else pos + _weighted(not_q, pg) * t.v
 
     def gamma_partial() -> Array:
-        pos = 0.0 if _is(q, 0.0) else -(wp_m * positive_u * t.v)
-        return pos if _is(q, 1.0) else pos - neg_v * u_safe()
+        pos = 0.0 if target_is(q, 0.0) else -(wp_m * positive_u * t.v)
+        return pos if target_is(q, 1.0) else pos - neg_v * u_safe()
 
     partials = {"alpha": alpha_partial, "gamma": gamma_partial}
     if not isinstance(q, float):  # dense targets, which may want their own gradient (both terms computed)
